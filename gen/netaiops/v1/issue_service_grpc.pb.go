@@ -31,7 +31,8 @@ const (
 //
 // IssueService serves operators: list, read, watch and acknowledge issues.
 type IssueServiceClient interface {
-	// ListIssues returns issues, newest change first, filtered and paged.
+	// ListIssues returns issues, newest first (by first_seen, then id), filtered
+	// and paged.
 	ListIssues(ctx context.Context, in *ListIssuesRequest, opts ...grpc.CallOption) (*ListIssuesResponse, error)
 	// GetIssue returns one issue by id.
 	GetIssue(ctx context.Context, in *GetIssueRequest, opts ...grpc.CallOption) (*GetIssueResponse, error)
@@ -104,7 +105,8 @@ func (c *issueServiceClient) AcknowledgeIssue(ctx context.Context, in *Acknowled
 //
 // IssueService serves operators: list, read, watch and acknowledge issues.
 type IssueServiceServer interface {
-	// ListIssues returns issues, newest change first, filtered and paged.
+	// ListIssues returns issues, newest first (by first_seen, then id), filtered
+	// and paged.
 	ListIssues(context.Context, *ListIssuesRequest) (*ListIssuesResponse, error)
 	// GetIssue returns one issue by id.
 	GetIssue(context.Context, *GetIssueRequest) (*GetIssueResponse, error)
