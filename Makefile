@@ -16,7 +16,12 @@ LDFLAGS := -X github.com/netaiops/netaiops/agent.Version=$(VERSION)
 
 BINARIES := netaiops-controller netaiops-agent netaiops-snmpsim
 
-.PHONY: all build generate checkgenerate lint fmt test test-short run tools clean
+.PHONY: all build generate checkgenerate lint fmt test test-short run tools deps clean
+
+# Debian packages the tests and the demo need: net-snmp's snmpd (the real
+# device in end-to-end tests) and its tools, iproute2 for network namespaces.
+APT_PACKAGES := snmpd snmp iproute2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
 
@@ -33,6 +38,14 @@ $(TOOLS)/protoc-gen-go-grpc:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 $(TOOLS)/grpcurl:
 	GOBIN=$(TOOLS) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+# Installs missing Debian packages (apt-get) and the pinned Go tools.
+deps: tools
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl
 
@@ -62,7 +75,7 @@ fmt: $(TOOLS)/buf
 # --- tests --------------------------------------------------------------------
 # All tests. End-to-end tests need snmpd and root for network namespaces; they
 # skip with a message when those are missing.
-test: checkgenerate lint $(TOOLS)/grpcurl
+test: deps checkgenerate lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 test-short:
