@@ -1,0 +1,115 @@
+// Package store is the controller's database: agents, per-log watermarks,
+// issue events and current issue state in one embedded SQLite file. It owns
+// idempotent ingest (a replayed event changes nothing, an older event never
+// overwrites newer state), issue listing with keyset paging, acknowledgement
+// and the fleet's records. It speaks domain types only; the gRPC layer
+// converts.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Store is an open controller database. It is safe for concurrent use.
+type Store struct {
+	db     *sql.DB
+	path   string
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// Option changes how Open builds a Store.
+type Option func(*Store)
+
+// WithClock makes the store read time from now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// Open opens (creating if needed) the database file at path, with its parent
+// directory, and brings its schema up to date.
+func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("open store: empty path")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("open store %s: create directory: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	// Write transactions take the write lock at BEGIN, so two writers never
+	// deadlock upgrading read locks; busy_timeout makes them queue.
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(0)
+	s := &Store{db: db, path: path, logger: logger, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	applied, err := migrate(ctx, db, ms, s.now())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if applied > 0 {
+		logger.Info("database schema migrated", "path", path, "applied", applied, "version", ms[len(ms)-1].version)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// nanos stores a time as Unix nanoseconds; the zero time is NULL.
+func nanos(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
