@@ -1,0 +1,15 @@
+// Package snmpsim is an SNMP v1/v2c device simulator: many devices behind one
+// UDP socket, selected by community string, answering Get, GetNext and
+// GetBulk from precomputed, numerically sorted OID tables.
+//
+// Devices are either generated (system group, IF-MIB ifTable and ifXTable
+// with counters that grow along a deterministic, seeded diurnal curve) or
+// served from recorded walks (snmpsim .snmprec files and net-snmp
+// "snmpwalk -On" output). Scripted faults (an interface going oper-down, a
+// device going silent, a reboot) are evaluated at request time from the
+// server's injectable clock, relative to the simulator's start, so tests need
+// no sleeps and tables are never rebuilt.
+//
+// Packets are decoded and encoded with gosnmp. The package owns no flags; the
+// netaiops-snmpsim command wires flags to a Scenario and a Server.
+package snmpsim
