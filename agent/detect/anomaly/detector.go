@@ -13,33 +13,37 @@ const (
 	// warmup is how many samples a new series is observed before it may
 	// score: scale estimates need that many residuals to mean anything.
 	warmup = 150
+	// buckets splits a day into equal slots; seasonal offsets are
+	// interpolated between slot centres.
+	buckets   = 48
+	day       = 86400 // seconds
+	minSeason = day   // seconds of history before the seasonal model may be used
+)
 
-	// buckets splits a day (and, for the weekly profile, each day) into
-	// equal slots; seasonal offsets are interpolated between slot centres.
-	buckets = 48
-
-	alphaLevel   = 0.5   // naive predictor: EWMA of the value
-	alphaSLevel  = 0.1   // deseasonalised level of the seasonal predictor
-	alphaSeason  = 0.1   // seasonal offsets, per visit of a slot
-	alphaErr     = 0.01  // mean absolute error of each predictor
-	alphaShort   = 0.3   // short average of deviations (likelihood numerator)
-	alphaLong    = 0.002 // long-run distribution of the short average
-	clipErr      = 4.0   // residuals above clipErr*MAE update the MAE as clipErr*MAE
-	maxDev       = 12.0  // deviations are capped here before averaging
-	refractory   = 50    // samples an alarm suppresses repeats for
-	minRelScale  = 1e-4  // scale floor relative to the level's magnitude
-	absScale     = 1e-9  // absolute scale floor
-	seasonGain   = 0.8   // seasonal model must beat naive MAE by this factor
-	day          = 86400 // seconds
-	qEta         = 0.05
-	qP           = 0.99
-	qFloor       = 0.5
-	slotMadFloor = 0.5    // a slot's MAE is at least this share of the global one
-	logFloor     = 1e-12  // 1 - likelihood that maps to score 1
-	maxScore     = 1.0    // upper bound of every score
-	minSeason    = day    // seconds of history before the seasonal model may be used
-	tailFloor    = 1e-12  // smallest tail probability kept (avoids log(0))
-	normScale    = 1.2533 // sigma / mean absolute deviation of a normal law
+var (
+	refractory   uint32  = 200   // samples an alarm suppresses repeats for
+	alphaLevel   float32 = 0.5   // naive predictor: EWMA of the value
+	alphaSLevel  float32 = 0.1   // deseasonalised level of the seasonal predictor
+	alphaSeason  float32 = 0.1   // seasonal offsets, per visit of a slot
+	alphaErr     float32 = 0.01  // mean absolute error of each predictor
+	alphaShort   float32 = 0.3   // short average of deviations
+	alphaLong    float32 = 0.005 // long-run level and spread
+	clipErr      float32 = 4.0   // residuals above clipErr*MAE update the MAE as clipErr*MAE
+	maxDev       float32 = 12.0  // deviations are capped here
+	minRelScale  float32 = 1e-4  // scale floor relative to the level's magnitude
+	absScale     float32 = 1e-9  // absolute scale floor
+	seasonGain   float32 = 0.8   // seasonal model must beat naive MAE by this factor
+	maxShare     float32 = 1.0
+	maxDecay     float32 = 0.9995
+	slotShare    float32 = 1
+	slotDecay    float32 = 0.97
+	qEta         float32 = 0.05
+	qP           float32 = 0.99
+	qFloor       float32 = 0.5
+	slotMadFloor float32 = 0.5    // a slot's MAE is at least this share of the global one
+	normScale    float32 = 1.2533 // sigma / mean absolute deviation of a normal law
+	alarmAt      float64 = 0.5
+	refrFactor   float64 = 0.5
 )
 
 // Result is the score of one sample and the evidence behind it.
@@ -72,6 +76,8 @@ type Detector struct {
 	short     float32
 	qShort    quantile
 	qLong     quantile
+	memShort  [buckets]float32
+	memLong   [buckets]float32
 	longLevel float32
 	madL      float32
 	alarm     float32 // score of the last alarm
@@ -106,7 +112,7 @@ func (d *Detector) update(ts int64, v float64) Result {
 	eN := abs32(x - predN)
 	eS := abs32(x - predS)
 
-	floor := float32(absScale) + float32(minRelScale)*abs32(d.level)
+	floor := absScale + minRelScale*abs32(d.level)
 	useS := ts-d.first >= minSeason && d.madS < seasonGain*d.madN
 	pred, e, mad := predN, x-predN, d.madN
 	if useS {
@@ -116,7 +122,7 @@ func (d *Detector) update(ts int64, v float64) Result {
 		}
 		pred, e, mad = predS, x-predS, smad
 	}
-	sigma := float32(normScale)*mad + floor
+	sigma := normScale*mad + floor
 	dev := e / sigma
 
 	// Learn: errors (winsorised so one spike does not inflate the scale),
@@ -149,18 +155,18 @@ func (d *Detector) update(ts int64, v float64) Result {
 		a = maxDev
 	}
 	d.short += alphaShort * (a - d.short)
-	r := d.qShort.ratio(d.short)
+	r := d.qShort.ratio(d.short, &d.memShort, b0, b1, w1)
 
 	// Level novelty: the value against the series' long-run location and
 	// spread, for shifts too slow for the short-term predictor.
 	eL := x - d.longLevel
-	devL := abs32(eL) / (float32(normScale)*d.madL + floor)
+	devL := abs32(eL) / (normScale*d.madL + floor)
 	d.longLevel += alphaLong * eL
 	d.madL += alphaLong * (clip(abs32(eL), d.madL) - d.madL)
 	if devL > maxDev {
 		devL = maxDev
 	}
-	if rl := d.qLong.ratio(devL); rl > r {
+	if rl := d.qLong.ratio(devL, &d.memLong, b0, b1, w1); rl > r {
 		r = rl
 	}
 	if d.since < math.MaxUint32 {
@@ -173,8 +179,8 @@ func (d *Detector) update(ts int64, v float64) Result {
 	r2 := float64(r * r)
 	score := r2 * r2 / (1 + r2*r2)
 	if d.since <= refractory {
-		score *= 0.5
-	} else if score >= 0.5 {
+		score *= refrFactor
+	} else if score >= alarmAt {
 		d.since = 0
 	}
 	res.Score = score
@@ -221,14 +227,38 @@ func abs32(x float32) float32 {
 // quantile tracks a high quantile (qP) of a positive signal with
 // multiplicative steps, so it needs no memory of past values and works at
 // any magnitude.
-type quantile struct{ q float32 }
+type quantile struct{ q, m float32 }
 
 // ratio returns x relative to the quantile seen so far, then learns x.
-func (t *quantile) ratio(x float32) float32 {
+func (t *quantile) ratio(x float32, mem *[buckets]float32, b0, b1 int, w1 float32) float32 {
 	if t.q == 0 {
 		t.q = x
 	}
-	r := x / (t.q + qFloor)
+	ref := t.q
+	if mm := maxShare * t.m; mm > ref {
+		ref = mm
+	}
+	lo, hi := b0-1, b1+1
+	if lo < 0 {
+		lo += buckets
+	}
+	if hi >= buckets {
+		hi -= buckets
+	}
+	sm := max(mem[lo], mem[b0], mem[b1], mem[hi]) * slotShare
+	if sm > ref {
+		ref = sm
+	}
+	bn := b0
+	if w1 >= 0.5 {
+		bn = b1
+	}
+	mem[bn] = max(mem[bn]*slotDecay, x)
+	r := x / (ref + qFloor)
+	t.m *= maxDecay
+	if x > t.m {
+		t.m = x
+	}
 	if x > t.q {
 		t.q *= 1 + qEta
 	} else {
