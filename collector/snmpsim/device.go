@@ -237,13 +237,13 @@ func (d *device) value(e *entry, s snapshot) (gosnmp.Asn1BER, any) {
 		}
 		return gosnmp.Integer, 2
 	case colIfLastChange:
-		var last float64
+		last := math.Inf(-1)
 		for _, f := range p.downFaults {
 			if t, ok := lastTransition(f, s.now); ok && t > last {
 				last = t
 			}
 		}
-		if last <= s.boot {
+		if last <= s.boot { // no change since the (re)boot
 			return gosnmp.TimeTicks, uint32(0)
 		}
 		return gosnmp.TimeTicks, ticks(last - s.boot)
