@@ -1,0 +1,412 @@
+// Package uplink owns the agent's side of the controller stream
+// (netaiops.v1.ControlService/Connect, see docs/stream.md): it dials the
+// controller, says hello, streams the outbox's entries as event batches with a
+// bounded window in flight, deletes what the controller acks, exchanges
+// heartbeats, notices a dead stream and reconnects with jittered, capped
+// backoff. It is the only agent package that imports the generated gRPC code;
+// the rest of the agent speaks domain types.
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/netaiops/netaiops/agent/outbox"
+	"github.com/netaiops/netaiops/collector"
+	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
+)
+
+// Defaults; docs/stream.md fixes the protocol ones.
+const (
+	DefaultHeartbeatInterval = 10 * time.Second // until the welcome says otherwise
+	DefaultMaxBatchEvents    = 500              // when the welcome says 0
+	DefaultMaxInFlight       = 4                // batches sent and not yet acked
+	DefaultBackoffMin        = time.Second
+	DefaultBackoffMax        = 30 * time.Second
+	DefaultResetAfter        = time.Minute // a stream that lived this long resets the backoff
+	// deadAfter heartbeat intervals without any message from the controller
+	// mean the stream is dead.
+	deadAfter = 3
+	// keepaliveTime is how often gRPC pings an idle connection; the
+	// controller's enforcement MinTime is 20s, so never less than that.
+	keepaliveTime = 30 * time.Second
+)
+
+// Config says where the controller is and who the agent is.
+type Config struct {
+	Address  string // host:port of the controller
+	Insecure bool   // plaintext; otherwise TLS with the system's roots
+	AgentID  string
+	Version  string
+	Hostname string
+	Labels   map[string]string
+	Targets  []collector.Target // names and addresses only; never secrets
+
+	// Zero values mean the defaults above.
+	MaxInFlight int
+	BackoffMin  time.Duration
+	BackoffMax  time.Duration
+	ResetAfter  time.Duration
+	// HandshakeTimeout bounds the wait for the welcome; default
+	// 3 × DefaultHeartbeatInterval.
+	HandshakeTimeout time.Duration
+}
+
+// Stats is a snapshot of the uplink's counters.
+type Stats struct {
+	Connected bool   // a stream is open and welcomed
+	Sessions  uint64 // streams that got a welcome
+	Attempts  uint64 // streams tried
+	Batches   uint64 // event batches sent
+	Events    uint64 // events sent (resends after a reconnect count again)
+	Acked     uint64 // highest seq acked by the controller on this log
+}
+
+// Uplink streams an outbox to the controller. Run it once.
+type Uplink struct {
+	cfg Config
+	ob  *outbox.Outbox
+	log *slog.Logger
+
+	connected atomic.Bool
+	sessions  atomic.Uint64
+	attempts  atomic.Uint64
+	batches   atomic.Uint64
+	events    atomic.Uint64
+	acked     atomic.Uint64
+}
+
+// New checks the config and fills its defaults.
+func New(cfg Config, ob *outbox.Outbox, logger *slog.Logger) (*Uplink, error) {
+	if cfg.Address == "" {
+		return nil, errors.New("create uplink: controller address is empty")
+	}
+	if cfg.AgentID == "" {
+		return nil, errors.New("create uplink: agent id is empty")
+	}
+	if ob == nil {
+		return nil, errors.New("create uplink: outbox is nil")
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = DefaultBackoffMin
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = cfg.BackoffMin
+	}
+	if cfg.ResetAfter <= 0 {
+		cfg.ResetAfter = DefaultResetAfter
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = deadAfter * DefaultHeartbeatInterval
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Uplink{cfg: cfg, ob: ob, log: logger.With("controller", cfg.Address)}, nil
+}
+
+// Stats returns the uplink's counters.
+func (u *Uplink) Stats() Stats {
+	return Stats{
+		Connected: u.connected.Load(),
+		Sessions:  u.sessions.Load(),
+		Attempts:  u.attempts.Load(),
+		Batches:   u.batches.Load(),
+		Events:    u.events.Load(),
+		Acked:     u.acked.Load(),
+	}
+}
+
+func (u *Uplink) dialOptions() []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if !u.cfg.Insecure {
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                keepaliveTime,
+			Timeout:             20 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		// gRPC's own reconnect of the TCP connection follows the same
+		// bounds as our stream backoff.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: grpcbackoff.Config{
+				BaseDelay:  u.cfg.BackoffMin,
+				Multiplier: 2,
+				Jitter:     0.2,
+				MaxDelay:   u.cfg.BackoffMax,
+			},
+			MinConnectTimeout: 20 * time.Second,
+		}),
+	}
+}
+
+// Run keeps a stream to the controller open until ctx ends, reconnecting
+// after every failure. It returns nil when ctx ends and an error only when
+// the connection cannot be set up at all (a malformed address).
+func (u *Uplink) Run(ctx context.Context) error {
+	conn, err := grpc.NewClient(u.cfg.Address, u.dialOptions()...)
+	if err != nil {
+		return fmt.Errorf("uplink to %s: %w", u.cfg.Address, err)
+	}
+	defer conn.Close()
+	client := netaiopsv1.NewControlServiceClient(conn)
+
+	bo := newBackoff(u.cfg.BackoffMin, u.cfg.BackoffMax)
+	var lastErr string
+	for {
+		start := time.Now()
+		err := u.session(ctx, client)
+		if ctx.Err() != nil {
+			return nil
+		}
+		lived := time.Since(start)
+		if lived >= u.cfg.ResetAfter {
+			bo.Reset()
+		}
+		delay := bo.Next()
+		// Log a repeated failure (controller down for an hour) at debug,
+		// so that the log shows changes, not every retry.
+		level := slog.LevelWarn
+		if err.Error() == lastErr {
+			level = slog.LevelDebug
+		}
+		lastErr = err.Error()
+		if status.Code(err) == codes.Aborted { // replaced by a newer stream of ours
+			level = slog.LevelInfo
+		}
+		u.log.Log(ctx, level, "controller stream ended", "err", err, "lived", lived.Round(time.Millisecond), "retry_in", delay.Round(time.Millisecond))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// session runs one stream from hello to its end. It returns nil only when
+// ctx ended; any other end is an error that says why.
+func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceClient) error {
+	u.attempts.Add(1)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Connect(sctx)
+	if err != nil {
+		return fmt.Errorf("open stream: %w", err)
+	}
+
+	// The reader is the only goroutine that calls Recv; this goroutine is
+	// the only one that calls Send. The reader hands over the welcome once,
+	// publishes acks through an atomic and a coalescing wake-up (so it never
+	// blocks on us), and reports the stream's end once.
+	var (
+		welcomec = make(chan *netaiopsv1.Welcome, 1)
+		ackc     = make(chan struct{}, 1)
+		errc     = make(chan error, 1)
+		ackedSeq atomic.Uint64
+		lastRecv atomic.Int64 // unix nanos of the last message from the controller
+		wg       sync.WaitGroup
+	)
+	lastRecv.Store(time.Now().UnixNano())
+	wg.Go(func() {
+		errc <- u.read(stream, welcomec, ackc, &ackedSeq, &lastRecv)
+	})
+	defer wg.Wait() // runs after cancel: Recv returns once sctx is done
+	defer cancel()
+
+	// sendErr turns a failed Send into the stream's real status: Send
+	// reports io.EOF when the stream ended, and the reason comes from Recv.
+	sendErr := func(what string, err error) error {
+		if errors.Is(err, io.EOF) {
+			select {
+			case rerr := <-errc:
+				return rerr
+			case <-time.After(5 * time.Second):
+			}
+		}
+		return fmt.Errorf("send %s: %w", what, err)
+	}
+
+	hello := &netaiopsv1.Hello{
+		AgentId:          u.cfg.AgentID,
+		Version:          u.cfg.Version,
+		Hostname:         u.cfg.Hostname,
+		Labels:           u.cfg.Labels,
+		LogId:            u.ob.LogID(),
+		OldestUnackedSeq: u.ob.OldestUnacked(),
+	}
+	for _, t := range u.cfg.Targets {
+		hello.Targets = append(hello.Targets, &netaiopsv1.TargetInfo{Name: t.Name, Address: t.Address, SnmpVersion: t.Version})
+	}
+	if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
+		return sendErr("hello", err)
+	}
+
+	var welcome *netaiopsv1.Welcome
+	hs := time.NewTimer(u.cfg.HandshakeTimeout)
+	select {
+	case <-ctx.Done():
+		hs.Stop()
+		return nil
+	case err := <-errc:
+		hs.Stop()
+		return err
+	case <-hs.C:
+		return fmt.Errorf("await welcome: none within %s", u.cfg.HandshakeTimeout)
+	case welcome = <-welcomec:
+		hs.Stop()
+	}
+
+	hb := welcome.GetHeartbeatInterval().AsDuration()
+	if hb <= 0 {
+		hb = DefaultHeartbeatInterval
+	}
+	maxBatch := int(welcome.GetMaxBatchEvents())
+	if maxBatch <= 0 {
+		maxBatch = DefaultMaxBatchEvents
+	}
+	sent := welcome.GetLastStoredSeq() // highest seq sent or stored
+	u.applyAck(sent)
+	u.sessions.Add(1)
+	u.connected.Store(true)
+	defer u.connected.Store(false)
+	u.log.Info("connected to controller", "log_id", u.ob.LogID(), "last_stored_seq", sent,
+		"pending", u.ob.Len(), "heartbeat_interval", hb, "max_batch_events", maxBatch)
+
+	var inflight []uint64 // highest seq of each batch sent and not yet acked
+	ticker := time.NewTicker(hb)
+	defer ticker.Stop()
+	for {
+		for len(inflight) < u.cfg.MaxInFlight {
+			es := u.ob.Pending(sent, maxBatch)
+			if len(es) == 0 {
+				break
+			}
+			batch := &netaiopsv1.EventBatch{LogId: u.ob.LogID(), Events: make([]*netaiopsv1.IssueEvent, len(es))}
+			for i, e := range es {
+				batch.Events[i] = EventToProto(u.cfg.AgentID, e)
+			}
+			if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Events{Events: batch}}); err != nil {
+				return sendErr(fmt.Sprintf("events %d-%d", es[0].Seq, es[len(es)-1].Seq), err)
+			}
+			sent = es[len(es)-1].Seq
+			inflight = append(inflight, sent)
+			u.batches.Add(1)
+			u.events.Add(uint64(len(es)))
+		}
+
+		select {
+		case <-ctx.Done():
+			_ = stream.CloseSend()
+			return nil
+		case err := <-errc:
+			return err
+		case <-ackc:
+			a := ackedSeq.Load()
+			u.applyAck(a)
+			for len(inflight) > 0 && inflight[0] <= a {
+				inflight = inflight[1:]
+			}
+			sent = max(sent, a)
+		case <-u.ob.Notify():
+			// new entries: the loop's top sends them
+		case now := <-ticker.C:
+			if silent := now.Sub(time.Unix(0, lastRecv.Load())); silent > deadAfter*hb {
+				return fmt.Errorf("stream dead: no message from controller for %s", silent.Round(time.Millisecond))
+			}
+			beat := &netaiopsv1.Heartbeat{
+				Time:          timestamppb.New(now),
+				PendingEvents: uint64(u.ob.Len()),
+				DroppedEvents: u.ob.Dropped(),
+			}
+			if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Heartbeat{Heartbeat: beat}}); err != nil {
+				return sendErr("heartbeat", err)
+			}
+		}
+	}
+}
+
+// applyAck deletes what the controller stored.
+func (u *Uplink) applyAck(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	u.ob.Ack(seq)
+	for {
+		old := u.acked.Load()
+		if seq <= old || u.acked.CompareAndSwap(old, seq) {
+			return
+		}
+	}
+}
+
+// read receives until the stream ends and returns why it ended.
+func (u *Uplink) read(stream grpc.BidiStreamingClient[netaiopsv1.ConnectRequest, netaiopsv1.ConnectResponse],
+	welcomec chan<- *netaiopsv1.Welcome, ackc chan<- struct{}, acked *atomic.Uint64, lastRecv *atomic.Int64) error {
+	welcomed := false
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return errors.New("receive: controller closed the stream")
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		lastRecv.Store(time.Now().UnixNano())
+		switch m := msg.GetMsg().(type) {
+		case *netaiopsv1.ConnectResponse_Welcome:
+			if welcomed {
+				return errors.New("receive: second welcome on one stream")
+			}
+			welcomed = true
+			welcomec <- m.Welcome
+		case *netaiopsv1.ConnectResponse_Ack:
+			if !welcomed {
+				return errors.New("receive: ack before welcome")
+			}
+			if got := m.Ack.GetLogId(); got != u.ob.LogID() {
+				return fmt.Errorf("receive ack: log id %q, want %q", got, u.ob.LogID())
+			}
+			for {
+				old := acked.Load()
+				if m.Ack.GetAckedSeq() <= old || acked.CompareAndSwap(old, m.Ack.GetAckedSeq()) {
+					break
+				}
+			}
+			select {
+			case ackc <- struct{}{}:
+			default: // a wake-up is pending; it will read the newest ack
+			}
+		case *netaiopsv1.ConnectResponse_Heartbeat:
+			// lastRecv is all a heartbeat is for
+		default:
+			u.log.Debug("ignoring unknown message from controller", "type", fmt.Sprintf("%T", m))
+		}
+	}
+}
