@@ -1,0 +1,240 @@
+// Package controller composes the netaiops controller: the SQLite store, the
+// watch hub and the gRPC services (ControlService, IssueService,
+// FleetService, health and reflection) behind one listener. New builds it
+// from a Config; Run serves until its context ends, then shuts down
+// gracefully.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/netaiops/netaiops/controller/server"
+	"github.com/netaiops/netaiops/controller/store"
+	"github.com/netaiops/netaiops/controller/watch"
+)
+
+// Config is everything the controller needs; DefaultConfig fills it.
+type Config struct {
+	// Listen is the gRPC listen address, host:port.
+	Listen string
+	// InsecureAllowRemote allows a non-loopback Listen although the server
+	// speaks plaintext.
+	InsecureAllowRemote bool
+	// DBPath is the SQLite file; its directory is created.
+	DBPath string
+	// HeartbeatInterval is how often each side of an agent stream sends a
+	// heartbeat.
+	HeartbeatInterval time.Duration
+	// MaxBatchEvents is the most events an agent may send in one batch.
+	MaxBatchEvents int
+	// WatchBuffer is how many changes a WatchIssues stream may fall behind
+	// before it is ended.
+	WatchBuffer int
+	// MaxRecvMsgSize bounds one received gRPC message, in bytes.
+	MaxRecvMsgSize int
+	// ShutdownTimeout bounds the graceful stop; then connections are cut.
+	ShutdownTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults of the netaiops-controller flags.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            "127.0.0.1:7443",
+		DBPath:            "./var/controller.db",
+		HeartbeatInterval: server.DefaultHeartbeatInterval,
+		MaxBatchEvents:    server.DefaultMaxBatchEvents,
+		WatchBuffer:       watch.DefaultBuffer,
+		MaxRecvMsgSize:    8 << 20,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// Limits checked by Validate.
+const (
+	MinHeartbeatInterval = time.Second
+	MaxMaxBatchEvents    = 10000
+)
+
+// Validate checks the config; messages name the flag.
+func (c Config) Validate() error {
+	var errs []error
+	if err := checkListen(c.Listen, c.InsecureAllowRemote); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DBPath == "" {
+		errs = append(errs, errors.New("--db: empty; want a file path such as ./var/controller.db"))
+	}
+	if c.HeartbeatInterval < MinHeartbeatInterval {
+		errs = append(errs, fmt.Errorf("--heartbeat-interval: %s is below the minimum %s", c.HeartbeatInterval, MinHeartbeatInterval))
+	}
+	if c.MaxBatchEvents < 1 || c.MaxBatchEvents > MaxMaxBatchEvents {
+		errs = append(errs, fmt.Errorf("--max-batch-events: %d is outside 1..%d", c.MaxBatchEvents, MaxMaxBatchEvents))
+	}
+	if c.WatchBuffer < 1 {
+		errs = append(errs, fmt.Errorf("watch buffer: %d, want at least 1", c.WatchBuffer))
+	}
+	if c.MaxRecvMsgSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("max receive message size: %d bytes, want at least 1 MiB", c.MaxRecvMsgSize))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout: %s, want more than 0", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// checkListen refuses a plaintext listener reachable from other hosts
+// unless explicitly allowed.
+func checkListen(addr string, allowRemote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen: %q is not host:port: %w", addr, err)
+	}
+	if allowRemote {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen: %q is not a loopback address and the gRPC server is plaintext (no TLS yet); "+
+		"listen on 127.0.0.1 or [::1], or pass --insecure-allow-remote to expose it anyway", addr)
+}
+
+// Controller is the running controller.
+type Controller struct {
+	cfg    Config
+	logger *slog.Logger
+
+	ready chan struct{}
+	mu    sync.Mutex
+	addr  net.Addr
+	srv   *server.Server
+}
+
+// New returns a controller; nothing happens until Run.
+func New(cfg Config, logger *slog.Logger) *Controller {
+	return &Controller{cfg: cfg, logger: logger, ready: make(chan struct{})}
+}
+
+// Ready is closed once the controller listens; Addr is valid then.
+func (c *Controller) Ready() <-chan struct{} { return c.ready }
+
+// Addr is the address the controller listens on, nil before Ready.
+func (c *Controller) Addr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.addr
+}
+
+// Stats returns the services' counters (zero before Ready).
+func (c *Controller) Stats() server.Stats {
+	c.mu.Lock()
+	srv := c.srv
+	c.mu.Unlock()
+	if srv == nil {
+		return server.Stats{}
+	}
+	return srv.Stats()
+}
+
+// Run opens the store, serves gRPC until ctx ends, then reports NOT_SERVING,
+// ends open streams, stops gracefully within ShutdownTimeout (then hard) and
+// closes the store. It returns nil after a shutdown caused by ctx.
+func (c *Controller) Run(ctx context.Context) (err error) {
+	cfg := c.cfg
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("controller config: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.DBPath, c.logger.With("component", "store"))
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("controller: %w", cerr)
+		}
+	}()
+	if err := st.DisconnectAll(ctx); err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("controller: listen on %s: %w", cfg.Listen, err)
+	}
+
+	hub := watch.New(cfg.WatchBuffer)
+	srv := server.New(server.Config{
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		MaxBatchEvents:    cfg.MaxBatchEvents,
+	}, st, hub, c.logger.With("component", "grpc"))
+
+	g := grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	srv.Register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range server.ServiceNames {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+
+	serveErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { serveErr <- g.Serve(lis) })
+
+	c.mu.Lock()
+	c.addr, c.srv = lis.Addr(), srv
+	c.mu.Unlock()
+	close(c.ready)
+	c.logger.Info("controller listening", "addr", lis.Addr().String(), "db", cfg.DBPath,
+		"heartbeat_interval", cfg.HeartbeatInterval, "max_batch_events", cfg.MaxBatchEvents)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("controller: serve on %s: %w", lis.Addr(), err)
+	}
+
+	c.logger.Info("controller shutting down")
+	hs.Shutdown() // NOT_SERVING first, so balancers stop sending
+	srv.Shutdown()
+	stopped := make(chan struct{})
+	wg.Go(func() {
+		g.GracefulStop()
+		close(stopped)
+	})
+	timer := time.NewTimer(cfg.ShutdownTimeout)
+	select {
+	case <-stopped:
+		timer.Stop()
+	case <-timer.C:
+		c.logger.Warn("graceful stop timed out: closing connections", "timeout", cfg.ShutdownTimeout)
+		g.Stop()
+	}
+	wg.Wait()
+	srv.Wait()
+	s := srv.Stats()
+	c.logger.Info("controller stopped", "batches", s.Batches, "replaced_streams", s.ReplacedStreams,
+		"dropped_heartbeats", s.DroppedHeartbeats, "watch_overflows", s.WatchOverflows)
+	return runErr
+}

@@ -1,0 +1,349 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/netaiops/netaiops/controller/store"
+	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
+)
+
+type controlService struct {
+	netaiopsv1.UnimplementedControlServiceServer
+	s *Server
+}
+
+type connectStream = grpc.BidiStreamingServer[netaiopsv1.ConnectRequest, netaiopsv1.ConnectResponse]
+
+// agentStream is one agent's registered Connect stream.
+type agentStream struct {
+	agentID  string
+	replaced chan struct{} // closed when a newer stream of the agent registers
+}
+
+// register makes st the agent's stream and ends the older one, if any.
+func (s *Server) register(st *agentStream) {
+	s.mu.Lock()
+	old := s.streams[st.agentID]
+	s.streams[st.agentID] = st
+	s.mu.Unlock()
+	if old != nil {
+		close(old.replaced)
+		s.replaced.Add(1)
+	}
+}
+
+// unregister drops st and marks the agent disconnected, unless a newer
+// stream took over. The store write happens under the lock so that it cannot
+// land after a newer stream's hello marked the agent connected.
+func (s *Server) unregister(st *agentStream) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams[st.agentID] != st {
+		return
+	}
+	delete(s.streams, st.agentID)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Disconnect(ctx, st.agentID); err != nil {
+		s.logger.Warn("mark agent disconnected", "agent", st.agentID, "err", err)
+	}
+}
+
+// Connect implements the agent stream of docs/stream.md.
+func (c *controlService) Connect(stream connectStream) error {
+	s := c.s
+	ctx := stream.Context()
+
+	// Recv blocks until the handler returns (which cancels the stream), so
+	// the reader cannot be waited for here; Server.Wait owns it.
+	msgs := make(chan *netaiopsv1.ConnectRequest)
+	recvErr := make(chan error, 1)
+	done := make(chan struct{})
+	defer close(done)
+	s.readers.Add(1)
+	go func() {
+		defer s.readers.Done()
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	hello, err := c.awaitHello(ctx, msgs, recvErr)
+	if err != nil {
+		return err
+	}
+	info := agentInfoFromHello(hello)
+	log := s.logger.With("agent", info.ID, "log_id", info.LogID)
+
+	st := &agentStream{agentID: info.ID, replaced: make(chan struct{})}
+	s.register(st)
+	defer s.unregister(st)
+
+	res, err := s.store.Connect(ctx, info)
+	if err != nil {
+		return s.streamStoreError("connect", err)
+	}
+	switch {
+	case res.NewAgent:
+		log.Info("new agent connected", "version", info.Version, "hostname", info.Hostname, "targets", len(info.Targets))
+	case res.PreviousLogID != "":
+		log.Warn("agent started a new event log: its outbox was wiped", "previous_log_id", res.PreviousLogID)
+	default:
+		log.Info("agent connected", "version", info.Version, "last_stored_seq", res.Watermark)
+	}
+	if o := hello.GetOldestUnackedSeq(); o > res.Watermark+1 {
+		log.Warn("agent dropped events before connecting", "last_stored_seq", res.Watermark, "oldest_unacked_seq", o)
+	}
+	welcome := &netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Welcome{Welcome: &netaiopsv1.Welcome{
+		LastStoredSeq:     res.Watermark,
+		HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
+		MaxBatchEvents:    uint32(s.cfg.MaxBatchEvents),
+	}}}
+	if err := stream.Send(welcome); err != nil {
+		return err
+	}
+
+	out := newSender(stream, s.cfg.SendQueue, s.droppedSends.Add)
+	var wg sync.WaitGroup
+	wg.Go(out.run)
+	defer wg.Wait()
+	defer out.close()
+
+	ticker := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case m := <-msgs:
+			if err := c.handle(ctx, log, hello, m, out); err != nil {
+				log.Info("agent stream ended", "err", err)
+				return err
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				log.Info("agent closed its stream")
+				return nil
+			}
+			log.Info("agent stream broke", "err", err)
+			return err
+		case <-ticker.C:
+			out.heartbeat(&netaiopsv1.Heartbeat{Time: timestamppb.Now()})
+		case <-st.replaced:
+			log.Info("agent stream replaced by a newer stream")
+			return status.Error(codes.Aborted, "replaced by a newer stream")
+		case <-out.failed:
+			log.Info("send to agent failed", "err", out.err)
+			return out.err
+		case <-s.shutdown:
+			return status.Error(codes.Unavailable, "controller shutting down")
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// awaitHello reads the first message, which must be a valid hello.
+func (c *controlService) awaitHello(ctx context.Context, msgs <-chan *netaiopsv1.ConnectRequest, recvErr <-chan error) (*netaiopsv1.Hello, error) {
+	timer := time.NewTimer(c.s.cfg.HelloTimeout)
+	defer timer.Stop()
+	var first *netaiopsv1.ConnectRequest
+	select {
+	case first = <-msgs:
+	case err := <-recvErr:
+		if errors.Is(err, io.EOF) {
+			return nil, status.Error(codes.InvalidArgument, "hello: stream closed before the first message")
+		}
+		return nil, err
+	case <-timer.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "hello: no hello within %s", c.s.cfg.HelloTimeout)
+	case <-c.s.shutdown:
+		return nil, status.Error(codes.Unavailable, "controller shutting down")
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	hello := first.GetHello()
+	switch {
+	case hello == nil:
+		return nil, status.Errorf(codes.InvalidArgument, "hello: the first message must be a hello, got %s", msgKind(first))
+	case hello.GetAgentId() == "":
+		return nil, status.Error(codes.InvalidArgument, "hello.agent_id: required")
+	case hello.GetLogId() == "":
+		return nil, status.Error(codes.InvalidArgument, "hello.log_id: required")
+	}
+	return hello, nil
+}
+
+func msgKind(m *netaiopsv1.ConnectRequest) string {
+	switch m.GetMsg().(type) {
+	case *netaiopsv1.ConnectRequest_Hello:
+		return "hello"
+	case *netaiopsv1.ConnectRequest_Events:
+		return "events"
+	case *netaiopsv1.ConnectRequest_Heartbeat:
+		return "heartbeat"
+	}
+	return "an empty message"
+}
+
+// handle processes one message after the hello; an error ends the stream.
+func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, m *netaiopsv1.ConnectRequest, out *sender) error {
+	s := c.s
+	switch msg := m.GetMsg().(type) {
+	case *netaiopsv1.ConnectRequest_Events:
+		return c.ingest(ctx, log, hello, msg.Events, out)
+	case *netaiopsv1.ConnectRequest_Heartbeat:
+		hb := msg.Heartbeat
+		if err := s.store.Heartbeat(ctx, hello.GetAgentId(), hb.GetPendingEvents(), hb.GetDroppedEvents()); err != nil {
+			return s.streamStoreError("heartbeat", err)
+		}
+		return nil
+	case *netaiopsv1.ConnectRequest_Hello:
+		return status.Error(codes.InvalidArgument, "hello: sent twice; only the first message is a hello")
+	default:
+		return status.Error(codes.InvalidArgument, "msg: empty ConnectRequest (no hello, events or heartbeat)")
+	}
+}
+
+func (c *controlService) ingest(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, b *netaiopsv1.EventBatch, out *sender) error {
+	s := c.s
+	if b.GetLogId() != hello.GetLogId() {
+		return status.Errorf(codes.InvalidArgument, "events.log_id: %q is not the hello's log_id %q", b.GetLogId(), hello.GetLogId())
+	}
+	if n := len(b.GetEvents()); n > s.cfg.MaxBatchEvents {
+		return status.Errorf(codes.InvalidArgument, "events.events: %d events, more than max_batch_events %d", n, s.cfg.MaxBatchEvents)
+	}
+	evs, err := eventsFromProto(b.GetEvents())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, "events: "+err.Error())
+	}
+	res, err := s.store.Ingest(ctx, hello.GetAgentId(), hello.GetLogId(), evs)
+	if err != nil {
+		return s.streamStoreError("ingest", err)
+	}
+	s.batches.Add(1)
+	for _, g := range res.Gaps {
+		log.Warn("agent skipped events: it dropped them", "after_seq", g.After, "next_seq", g.Next, "missing", g.Next-g.After-1)
+	}
+	if res.Replayed > 0 {
+		log.Debug("ignored replayed events", "replayed", res.Replayed, "watermark", res.Watermark)
+	}
+	out.ack(&netaiopsv1.Ack{LogId: hello.GetLogId(), AckedSeq: res.Watermark})
+	s.hub.Publish(res.Changed...)
+	return nil
+}
+
+// streamStoreError maps a store failure on a Connect stream: bad input is
+// InvalidArgument; anything else is Unavailable, so the agent reconnects
+// and resends (its events stay in its outbox until acked).
+func (s *Server) streamStoreError(op string, err error) error {
+	var ae *store.ArgError
+	switch {
+	case errors.As(err, &ae):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	s.logger.Error("agent stream: store failed", "op", op, "err", err)
+	return status.Error(codes.Unavailable, fmt.Sprintf("%s: store failed, retry later", op))
+}
+
+// sender is the one goroutine that writes to an agent stream. Acks are
+// cumulative, so only the newest pending ack is kept; heartbeats go through
+// a bounded queue and are dropped (and counted) when it is full.
+type sender struct {
+	stream connectStream
+	drop   func(uint64) uint64
+
+	mu         sync.Mutex
+	pendingAck *netaiopsv1.Ack
+	wake       chan struct{}
+
+	heartbeats chan *netaiopsv1.Heartbeat
+	stop       chan struct{}
+	failed     chan struct{}
+	err        error // set before failed is closed
+}
+
+func newSender(stream connectStream, queue int, drop func(uint64) uint64) *sender {
+	return &sender{
+		stream:     stream,
+		drop:       drop,
+		wake:       make(chan struct{}, 1),
+		heartbeats: make(chan *netaiopsv1.Heartbeat, queue),
+		stop:       make(chan struct{}),
+		failed:     make(chan struct{}),
+	}
+}
+
+func (o *sender) ack(a *netaiopsv1.Ack) {
+	o.mu.Lock()
+	o.pendingAck = a
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *sender) heartbeat(h *netaiopsv1.Heartbeat) {
+	select {
+	case o.heartbeats <- h:
+	default:
+		o.drop(1)
+	}
+}
+
+func (o *sender) close() { close(o.stop) }
+
+func (o *sender) run() {
+	for {
+		var m *netaiopsv1.ConnectResponse
+		select {
+		case <-o.stop:
+			// A last ack is worth sending: it spares the agent a resend.
+			o.mu.Lock()
+			a := o.pendingAck
+			o.mu.Unlock()
+			if a != nil {
+				_ = o.stream.Send(&netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Ack{Ack: a}})
+			}
+			return
+		case <-o.wake:
+			o.mu.Lock()
+			a := o.pendingAck
+			o.pendingAck = nil
+			o.mu.Unlock()
+			if a == nil {
+				continue
+			}
+			m = &netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Ack{Ack: a}}
+		case h := <-o.heartbeats:
+			m = &netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Heartbeat{Heartbeat: h}}
+		}
+		if err := o.stream.Send(m); err != nil {
+			o.err = err
+			close(o.failed)
+			return
+		}
+	}
+}
