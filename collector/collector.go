@@ -5,7 +5,9 @@
 package collector
 
 import (
+	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -121,4 +123,43 @@ type Event struct {
 	Type   string // snake_case: "link_down", "cold_start", ...
 	Time   time.Time
 	Attrs  map[string]string
+}
+
+// FlowKey identifies one bidirectional flow as the flow collector sees it:
+// Src and SrcPort are the initiator's (the sender of the first packet, or of
+// the SYN when one was seen), Dst and DstPort the responder's. For ICMP both
+// ports hold type<<8|code, with echo replies folded onto echo requests.
+// Later IP fragments carry no ports and count under port 0.
+type FlowKey struct {
+	VLAN             uint16
+	Proto            uint8 // IP protocol number: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+}
+
+// String renders the key as "tcp 198.18.0.1:40000 -> 198.18.0.2:80 vlan 10".
+func (k FlowKey) String() string {
+	var b strings.Builder
+	switch k.Proto {
+	case 6:
+		b.WriteString("tcp")
+	case 17:
+		b.WriteString("udp")
+	case 1:
+		b.WriteString("icmp")
+	case 58:
+		b.WriteString("icmp6")
+	default:
+		b.WriteString("proto")
+		b.WriteString(strconv.Itoa(int(k.Proto)))
+	}
+	b.WriteByte(' ')
+	b.WriteString(netip.AddrPortFrom(k.Src, k.SrcPort).String())
+	b.WriteString(" -> ")
+	b.WriteString(netip.AddrPortFrom(k.Dst, k.DstPort).String())
+	if k.VLAN != 0 {
+		b.WriteString(" vlan ")
+		b.WriteString(strconv.Itoa(int(k.VLAN)))
+	}
+	return b.String()
 }

@@ -1,0 +1,553 @@
+package flow
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/netaiops/netaiops/collector"
+)
+
+// Key is the canonical, direction-free identity of a flow: the (address,
+// port) pair that sorts first is A. Both directions of a conversation map to
+// the same Key. It is comparable and holds no pointers.
+type Key struct {
+	A, B         [16]byte
+	PortA, PortB uint16
+	VLAN         uint16
+	Proto        uint8
+	Family       uint8
+}
+
+// KeyOf returns the canonical key of a packet and whether the packet travels
+// from A to B.
+func KeyOf(m *Meta) (k Key, fromA bool) {
+	s0, s1 := binary.BigEndian.Uint64(m.Src[:8]), binary.BigEndian.Uint64(m.Src[8:])
+	d0, d1 := binary.BigEndian.Uint64(m.Dst[:8]), binary.BigEndian.Uint64(m.Dst[8:])
+	fromA = s0 < d0 || (s0 == d0 && (s1 < d1 || (s1 == d1 && m.SrcPort <= m.DstPort)))
+	if fromA {
+		k = Key{A: m.Src, B: m.Dst, PortA: m.SrcPort, PortB: m.DstPort}
+	} else {
+		k = Key{A: m.Dst, B: m.Src, PortA: m.DstPort, PortB: m.SrcPort}
+	}
+	k.VLAN, k.Proto, k.Family = m.VLAN, m.Proto, m.Family
+	return k, fromA
+}
+
+// Hash mixes the key into 64 bits (multiply-xorshift over its five words).
+// It is computed once per packet; the table keeps the low 32 bits.
+func (k *Key) Hash() uint64 {
+	const (
+		m1 = 0xa0761d6478bd642f
+		m2 = 0xe7037ed1a0b428db
+		m3 = 0x8ebc6af09c88c6e3
+		m4 = 0x589965cc75374cc3
+	)
+	a0 := binary.LittleEndian.Uint64(k.A[:8])
+	a1 := binary.LittleEndian.Uint64(k.A[8:])
+	b0 := binary.LittleEndian.Uint64(k.B[:8])
+	b1 := binary.LittleEndian.Uint64(k.B[8:])
+	w := uint64(k.PortA) | uint64(k.PortB)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48 | uint64(k.Family)<<56
+	h := mix(a0^m1, a1^m2)
+	h = mix(h^b0, b1^m3)
+	return mix(h^w, m4^h>>29)
+}
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+func addrOf(b *[16]byte, family uint8) netip.Addr {
+	if family == 4 {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(*b)
+}
+
+// EndReason says why a flow left the table.
+type EndReason uint8
+
+// Why flows end.
+const (
+	EndIdle    EndReason = iota // no packet for the idle timeout
+	EndActive                   // alive longer than the active timeout: exported, counting restarts
+	EndTCP                      // FIN both ways or RST, then the short TCP timeout
+	EndEvicted                  // the table was full and a new flow needed the slot
+	EndFlush                    // Flush at the end of a capture
+)
+
+func (r EndReason) String() string {
+	return [...]string{"idle", "active", "tcp_end", "evicted", "flush"}[r]
+}
+
+// Record is a flow as the table reports it when the flow ends. Index 0 of
+// the per-direction arrays is initiator to responder.
+type Record struct {
+	Key          Key
+	InitiatorIsA bool
+	First, Last  int64 // packet timestamps, Unix nanoseconds
+	Packets      [2]uint64
+	Bytes        [2]uint64
+	TCPFlags     [2]uint8 // OR of the flags seen in each direction
+	End          EndReason
+}
+
+// FlowKey converts to the shared domain key, initiator first.
+func (r *Record) FlowKey() collector.FlowKey {
+	k := &r.Key
+	a, b := addrOf(&k.A, k.Family), addrOf(&k.B, k.Family)
+	if r.InitiatorIsA {
+		return collector.FlowKey{VLAN: k.VLAN, Proto: k.Proto, Src: a, Dst: b, SrcPort: k.PortA, DstPort: k.PortB}
+	}
+	return collector.FlowKey{VLAN: k.VLAN, Proto: k.Proto, Src: b, Dst: a, SrcPort: k.PortB, DstPort: k.PortA}
+}
+
+// TableConfig sizes the table and sets its timeouts. Zero values take the
+// defaults noted.
+type TableConfig struct {
+	MaxFlows      int           // hard limit; default 1<<20
+	IdleTimeout   time.Duration // default 30s
+	ActiveTimeout time.Duration // default 30m
+	TCPEndTimeout time.Duration // after FIN both ways or RST; default 5s
+	Tick          time.Duration // timing-wheel granularity; default 1s
+	// OnEnd, if set, receives every flow that leaves the table. It runs on
+	// the goroutine that feeds the table and must not keep the pointer.
+	OnEnd func(*Record)
+}
+
+func (c *TableConfig) defaults() {
+	if c.MaxFlows <= 0 {
+		c.MaxFlows = 1 << 20
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 30 * time.Second
+	}
+	if c.ActiveTimeout <= 0 {
+		c.ActiveTimeout = 30 * time.Minute
+	}
+	if c.TCPEndTimeout <= 0 {
+		c.TCPEndTimeout = 5 * time.Second
+	}
+	if c.Tick <= 0 {
+		c.Tick = time.Second
+	}
+}
+
+// TableStats are the table's counters since it was made.
+type TableStats struct {
+	Active        int    // flows in the table now
+	HalfOpen      int    // TCP flows whose initiator sent SYN and no ACK yet
+	Created       uint64 // flows ever inserted
+	EndedIdle     uint64
+	EndedActive   uint64
+	EndedTCP      uint64
+	Evicted       uint64 // flows pushed out because MaxFlows was reached
+	Packets       uint64
+	Bytes         uint64
+	OutOfOrderTS  uint64 // packets older than the table's clock
+	WheelReinsert uint64 // entries the wheel looked at early and rescheduled
+}
+
+const (
+	stHalfOpen = 1 << iota
+	stFinA
+	stFinB
+	stEnded // FIN both ways or RST
+)
+
+// entry is one flow; it holds no pointers so the GC never scans the table.
+type entry struct {
+	key        Key
+	hash       uint32
+	next, prev int32 // timing-wheel list, entry indices; -1 ends
+	slot       int32 // wheel slot, -1 when the entry is free
+	first      int64
+	last       int64
+	pkts       [2]uint64
+	bytes      [2]uint64
+	flags      [2]uint8
+	initA      bool
+	state      uint8
+}
+
+// Table is the flow table of one capture point. Not safe for concurrent
+// use: one goroutine feeds it.
+type Table struct {
+	cfg     TableConfig
+	index   []uint64 // hash32<<32 | entry index+1; 0 is empty
+	mask    uint32
+	entries []entry
+	free    int32 // free list through entry.next
+	wheel   []int32
+	wmask   int64
+	tickNs  int64
+	idleNs  int64
+	actNs   int64
+	endNs   int64
+	curTick int64
+	now     int64
+	stats   TableStats
+	rec     Record
+}
+
+// NewTable builds a table with room for cfg.MaxFlows flows; the index is
+// allocated at once, entries grow on demand up to the limit.
+func NewTable(cfg TableConfig) *Table {
+	cfg.defaults()
+	size := uint64(1)
+	for size < uint64(cfg.MaxFlows)*4/3+1 {
+		size <<= 1
+	}
+	t := &Table{
+		cfg:    cfg,
+		index:  make([]uint64, size),
+		mask:   uint32(size - 1),
+		free:   -1,
+		tickNs: int64(cfg.Tick),
+		idleNs: int64(cfg.IdleTimeout),
+		actNs:  int64(cfg.ActiveTimeout),
+		endNs:  int64(cfg.TCPEndTimeout),
+	}
+	span := (max(t.idleNs, t.endNs)+t.tickNs-1)/t.tickNs + 2
+	w := int64(1)
+	for w < span {
+		w <<= 1
+	}
+	t.wheel = make([]int32, w)
+	for i := range t.wheel {
+		t.wheel[i] = -1
+	}
+	t.wmask = w - 1
+	t.entries = make([]entry, 0, min(cfg.MaxFlows, 1<<16))
+	return t
+}
+
+// Stats returns the counters.
+func (t *Table) Stats() TableStats { return t.stats }
+
+// Len is the number of flows in the table.
+func (t *Table) Len() int { return t.stats.Active }
+
+// Now is the table's clock: the newest packet timestamp seen, Unix ns.
+func (t *Table) Now() int64 { return t.now }
+
+// EntryBytes is the size of one flow entry.
+const EntryBytes = int(unsafe.Sizeof(entry{}))
+
+// StateBytesPerFlow is the memory the table holds per flow when full: the
+// entry plus its share of the index and the wheel.
+func (t *Table) StateBytesPerFlow() float64 {
+	return float64(EntryBytes) + float64(len(t.index)*8+len(t.wheel)*4)/float64(t.cfg.MaxFlows)
+}
+
+// Update accounts one packet of wireLen bytes at ts (Unix ns) to its flow,
+// creating the flow if needed, and expires flows whose time has come. It
+// reports whether the flow is new and whether the packet travels from the
+// flow's initiator.
+func (t *Table) Update(m *Meta, ts int64, wireLen int) (isNew, fromInitiator bool) {
+	k, fromA := KeyOf(m)
+	h := k.Hash()
+	return t.update(&k, uint32(h), fromA, m.TCPFlags, ts, wireLen)
+}
+
+func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wireLen int) (isNew, fromInitiator bool) {
+	if ts > t.now {
+		t.now = ts
+		if tick := ts / t.tickNs; tick > t.curTick {
+			t.advance(tick)
+		}
+	} else if ts < t.now {
+		t.stats.OutOfOrderTS++
+	}
+	t.stats.Packets++
+	t.stats.Bytes += uint64(wireLen)
+
+	i := h & t.mask
+	var e *entry
+	var idx int32
+	for {
+		s := t.index[i]
+		if s == 0 {
+			break
+		}
+		if uint32(s>>32) == h {
+			if c := &t.entries[uint32(s)-1]; c.key == *k {
+				e, idx = c, int32(uint32(s)-1)
+				break
+			}
+		}
+		i = (i + 1) & t.mask
+	}
+	if e == nil {
+		if t.stats.Active >= t.cfg.MaxFlows {
+			t.evictOne()
+			// the eviction may have shifted index slots: probe again
+			i = h & t.mask
+			for t.index[i] != 0 {
+				i = (i + 1) & t.mask
+			}
+		}
+		idx = t.alloc()
+		e = &t.entries[idx]
+		*e = entry{key: *k, hash: h, first: ts, last: ts}
+		// The initiator sent the first packet, unless that packet is a
+		// SYN-ACK: then the SYN was missed and the receiver initiated.
+		e.initA = fromA
+		if flags&0x12 == 0x12 {
+			e.initA = !fromA
+		}
+		if k.Proto == 6 && flags&0x12 == 0x02 {
+			e.state = stHalfOpen
+			t.stats.HalfOpen++
+		}
+		t.index[i] = uint64(h)<<32 | uint64(idx+1)
+		t.stats.Active++
+		t.stats.Created++
+		isNew = true
+		t.schedule(idx, e)
+	}
+	dir := 1
+	if fromA == e.initA {
+		dir = 0
+		fromInitiator = true
+	}
+	e.pkts[dir]++
+	e.bytes[dir] += uint64(wireLen)
+	e.flags[dir] |= flags
+	if ts > e.last {
+		e.last = ts
+	}
+	if k.Proto == 6 && flags != 0 {
+		t.tcpState(e, dir, flags)
+	}
+	return isNew, fromInitiator
+}
+
+func (t *Table) tcpState(e *entry, dir int, flags uint8) {
+	const fin, rst, ack = 0x01, 0x04, 0x10
+	if e.state&stHalfOpen != 0 && ((dir == 0 && flags&ack != 0) || flags&rst != 0) {
+		e.state &^= stHalfOpen
+		t.stats.HalfOpen--
+	}
+	if flags&fin != 0 {
+		e.state |= stFinA << dir
+	}
+	if flags&rst != 0 || e.state&(stFinA|stFinB) == stFinA|stFinB {
+		e.state |= stEnded
+	}
+}
+
+func (t *Table) alloc() int32 {
+	if t.free >= 0 {
+		idx := t.free
+		t.free = t.entries[idx].next
+		return idx
+	}
+	t.entries = append(t.entries, entry{})
+	return int32(len(t.entries) - 1)
+}
+
+// deadline is when the flow ends unless more packets arrive, in ns.
+func (t *Table) deadline(e *entry) (int64, EndReason) {
+	idle, why := t.idleNs, EndIdle
+	if e.state&stEnded != 0 {
+		idle, why = t.endNs, EndTCP
+	}
+	d := e.last + idle
+	if a := e.first + t.actNs; a < d {
+		return a, EndActive
+	}
+	return d, why
+}
+
+// schedule puts the entry in the wheel slot of its deadline, or of the
+// wheel's far end when the deadline lies beyond it. Entries are not moved
+// when packets extend their life: the wheel looks at them when their first
+// scheduled slot comes round and reschedules them then, so a packet costs no
+// wheel work.
+func (t *Table) schedule(idx int32, e *entry) {
+	d, _ := t.deadline(e)
+	tick := (d + t.tickNs - 1) / t.tickNs
+	if tick <= t.curTick {
+		tick = t.curTick + 1
+	}
+	if tick > t.curTick+t.wmask {
+		tick = t.curTick + t.wmask
+	}
+	s := int32(tick & t.wmask)
+	e.slot = s
+	e.prev = -1
+	e.next = t.wheel[s]
+	if e.next >= 0 {
+		t.entries[e.next].prev = idx
+	}
+	t.wheel[s] = idx
+}
+
+func (t *Table) unlink(idx int32, e *entry) {
+	if e.prev >= 0 {
+		t.entries[e.prev].next = e.next
+	} else {
+		t.wheel[e.slot] = e.next
+	}
+	if e.next >= 0 {
+		t.entries[e.next].prev = e.prev
+	}
+	e.slot = -1
+}
+
+// advance moves the wheel to tick, expiring what is due on the way. A jump
+// longer than the wheel visits every slot once.
+func (t *Table) advance(tick int64) {
+	if t.curTick == 0 {
+		t.curTick = tick
+		return
+	}
+	if tick-t.curTick > t.wmask {
+		t.curTick = tick
+		for s := int64(0); s <= t.wmask; s++ {
+			t.runSlot(s, tick)
+		}
+		return
+	}
+	for t.curTick < tick {
+		t.curTick++
+		t.runSlot(t.curTick&t.wmask, t.curTick)
+	}
+}
+
+func (t *Table) runSlot(s int64, now int64) {
+	idx := t.wheel[s]
+	t.wheel[s] = -1
+	nowNs := now * t.tickNs
+	for idx >= 0 {
+		e := &t.entries[idx]
+		next := e.next
+		e.slot = -1 // detached: end and schedule must not unlink it
+		if d, why := t.deadline(e); d <= nowNs {
+			t.end(idx, e, why)
+		} else {
+			t.stats.WheelReinsert++
+			t.schedule(idx, e)
+		}
+		idx = next
+	}
+}
+
+// end reports the flow, removes it from index and wheel and frees the entry.
+// An active-timeout end restarts the flow's counters instead of removing it.
+func (t *Table) end(idx int32, e *entry, why EndReason) {
+	t.report(e, why)
+	if why == EndActive {
+		t.stats.EndedActive++
+		e.first = e.last
+		e.pkts, e.bytes, e.flags = [2]uint64{}, [2]uint64{}, [2]uint8{}
+		if e.slot >= 0 {
+			t.unlink(idx, e)
+		}
+		t.schedule(idx, e)
+		return
+	}
+	switch why {
+	case EndIdle:
+		t.stats.EndedIdle++
+	case EndTCP:
+		t.stats.EndedTCP++
+	case EndEvicted:
+		t.stats.Evicted++
+	}
+	if e.slot >= 0 {
+		t.unlink(idx, e)
+	}
+	t.removeIndex(e.hash, idx)
+	if e.state&stHalfOpen != 0 {
+		t.stats.HalfOpen--
+	}
+	t.stats.Active--
+	e.slot = -1
+	e.next = t.free
+	t.free = idx
+}
+
+func (t *Table) report(e *entry, why EndReason) {
+	if t.cfg.OnEnd == nil {
+		return
+	}
+	r := &t.rec
+	*r = Record{Key: e.key, InitiatorIsA: e.initA, First: e.first, Last: e.last,
+		Packets: e.pkts, Bytes: e.bytes, TCPFlags: e.flags, End: why}
+	t.cfg.OnEnd(r)
+}
+
+// removeIndex deletes the index slot of entry idx with backward-shift
+// deletion, so no tombstones slow later probes.
+func (t *Table) removeIndex(h uint32, idx int32) {
+	want := uint64(h)<<32 | uint64(idx+1)
+	i := h & t.mask
+	for t.index[i] != want {
+		if t.index[i] == 0 {
+			panic(fmt.Sprintf("flow table: entry %d missing from index", idx))
+		}
+		i = (i + 1) & t.mask
+	}
+	for {
+		t.index[i] = 0
+		j := i
+		for {
+			j = (j + 1) & t.mask
+			s := t.index[j]
+			if s == 0 {
+				return
+			}
+			home := uint32(s>>32) & t.mask
+			// Move s back to i unless its home lies cyclically in (i, j].
+			if (i < j && (home <= i || home > j)) || (i > j && home <= i && home > j) {
+				t.index[i] = s
+				i = j
+				break
+			}
+		}
+	}
+}
+
+// evictOne ends the flow closest to its deadline: the head of the first
+// non-empty wheel slot after now.
+func (t *Table) evictOne() {
+	for d := int64(1); d <= t.wmask+1; d++ {
+		s := (t.curTick + d) & t.wmask
+		if idx := t.wheel[s]; idx >= 0 {
+			t.end(idx, &t.entries[idx], EndEvicted)
+			return
+		}
+	}
+}
+
+// Flush ends every flow (end of a capture file), reporting each as EndFlush.
+func (t *Table) Flush() {
+	for s := range t.wheel {
+		for t.wheel[s] >= 0 {
+			idx := t.wheel[s]
+			t.end(idx, &t.entries[idx], EndFlush)
+		}
+	}
+}
+
+// Each calls fn for every flow in the table (for evidence and tests); fn
+// must not keep the pointer. Iteration stops when fn returns false.
+func (t *Table) Each(fn func(*Record) bool) {
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.slot < 0 { // free
+			continue
+		}
+		r := Record{Key: e.key, InitiatorIsA: e.initA, First: e.first, Last: e.last,
+			Packets: e.pkts, Bytes: e.bytes, TCPFlags: e.flags}
+		if !fn(&r) {
+			return
+		}
+	}
+}
