@@ -322,12 +322,12 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		e.last = ts
 	}
 	if k.Proto == 6 && flags != 0 {
-		t.tcpState(e, dir, flags)
+		t.tcpState(idx, e, dir, flags)
 	}
 	return isNew, fromInitiator
 }
 
-func (t *Table) tcpState(e *entry, dir int, flags uint8) {
+func (t *Table) tcpState(idx int32, e *entry, dir int, flags uint8) {
 	const fin, rst, ack = 0x01, 0x04, 0x10
 	if e.state&stHalfOpen != 0 && ((dir == 0 && flags&ack != 0) || flags&rst != 0) {
 		e.state &^= stHalfOpen
@@ -336,8 +336,12 @@ func (t *Table) tcpState(e *entry, dir int, flags uint8) {
 	if flags&fin != 0 {
 		e.state |= stFinA << dir
 	}
-	if flags&rst != 0 || e.state&(stFinA|stFinB) == stFinA|stFinB {
+	if e.state&stEnded == 0 && (flags&rst != 0 || e.state&(stFinA|stFinB) == stFinA|stFinB) {
+		// The deadline moves earlier: the lazy wheel only handles later
+		// deadlines, so reschedule now (once per flow).
 		e.state |= stEnded
+		t.unlink(idx, e)
+		t.schedule(idx, e)
 	}
 }
 

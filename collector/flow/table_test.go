@@ -1,0 +1,239 @@
+package flow
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func meta4(src, dst byte, sport, dport uint16, proto, flags uint8) Meta {
+	m := Meta{SrcPort: sport, DstPort: dport, Proto: proto, Family: 4, TCPFlags: flags}
+	m.Src = [16]byte{198, 18, 0, src}
+	m.Dst = [16]byte{198, 18, 0, dst}
+	return m
+}
+
+const sec = int64(time.Second)
+
+func TestTableBidirectional(t *testing.T) {
+	var ended []Record
+	tab := NewTable(TableConfig{OnEnd: func(r *Record) { ended = append(ended, *r) }})
+	t0 := 1000 * sec
+	syn := meta4(2, 1, 40000, 80, 6, 0x02) // 198.18.0.2 sorts after .1: initiator is B
+	synack := meta4(1, 2, 80, 40000, 6, 0x12)
+	ack := meta4(2, 1, 40000, 80, 6, 0x10)
+	if isNew, fromInit := tab.Update(&syn, t0, 60); !isNew || !fromInit {
+		t.Fatalf("syn: new=%v fromInitiator=%v", isNew, fromInit)
+	}
+	if st := tab.Stats(); st.HalfOpen != 1 {
+		t.Fatalf("half open after SYN = %d", st.HalfOpen)
+	}
+	if isNew, fromInit := tab.Update(&synack, t0+1e6, 60); isNew || fromInit {
+		t.Fatalf("synack: new=%v fromInitiator=%v", isNew, fromInit)
+	}
+	tab.Update(&ack, t0+2e6, 52)
+	tab.Update(&ack, t0+3e6, 1500)
+	if st := tab.Stats(); st.Active != 1 || st.HalfOpen != 0 || st.Packets != 4 || st.Bytes != 1672 {
+		t.Fatalf("stats %+v", st)
+	}
+	tab.Flush()
+	if len(ended) != 1 {
+		t.Fatalf("ended %d flows", len(ended))
+	}
+	r := ended[0]
+	if r.Packets != [2]uint64{3, 1} || r.Bytes != [2]uint64{1612, 60} || r.TCPFlags != [2]uint8{0x12, 0x12} {
+		t.Errorf("record %+v", r)
+	}
+	if r.First != t0 || r.Last != t0+3e6 || r.End != EndFlush {
+		t.Errorf("times %d..%d end %v", r.First, r.Last, r.End)
+	}
+	fk := r.FlowKey()
+	if fk.Src.String() != "198.18.0.2" || fk.SrcPort != 40000 || fk.Dst.String() != "198.18.0.1" || fk.DstPort != 80 {
+		t.Errorf("flow key %v", fk)
+	}
+	if got := fk.String(); got != "tcp 198.18.0.2:40000 -> 198.18.0.1:80" {
+		t.Errorf("FlowKey.String = %q", got)
+	}
+}
+
+func TestTableSynAckFirstMakesReceiverInitiator(t *testing.T) {
+	tab := NewTable(TableConfig{})
+	synack := meta4(1, 2, 80, 40000, 6, 0x12)
+	if _, fromInit := tab.Update(&synack, 5*sec, 60); fromInit {
+		t.Fatal("SYN-ACK sender taken as initiator")
+	}
+	if tab.Stats().HalfOpen != 0 {
+		t.Fatal("SYN-ACK counted as half open")
+	}
+}
+
+func TestTableTimeoutsFollowPacketTime(t *testing.T) {
+	var ended []Record
+	tab := NewTable(TableConfig{IdleTimeout: 10 * time.Second, ActiveTimeout: 60 * time.Second,
+		TCPEndTimeout: 2 * time.Second, OnEnd: func(r *Record) { ended = append(ended, *r) }})
+	t0 := 100 * sec
+	udp := meta4(1, 2, 1000, 53, 17, 0)
+	busy := meta4(3, 4, 1000, 5000, 17, 0)
+	fin1 := meta4(5, 6, 1, 2, 6, 0x11)
+	fin2 := meta4(6, 5, 2, 1, 6, 0x11)
+	tab.Update(&udp, t0, 100)
+	tab.Update(&fin1, t0, 100)
+	tab.Update(&fin2, t0+sec/2, 100)
+	// busy sends every second for 70 s: ends by the active timeout at 60 s.
+	for i := int64(0); i <= 70; i++ {
+		tab.Update(&busy, t0+i*sec, 200)
+		switch i {
+		case 2:
+			if len(ended) != 0 {
+				t.Fatalf("at +2s ended %+v", ended)
+			}
+		case 3:
+			if len(ended) != 1 || ended[0].End != EndTCP || ended[0].Packets != [2]uint64{1, 1} {
+				t.Fatalf("at +3s want the FIN flow ended: %+v", ended)
+			}
+		case 10:
+			if len(ended) != 2 || ended[1].End != EndIdle || ended[1].Key.Proto != 17 {
+				t.Fatalf("at +10s want the UDP flow idle: %+v", ended)
+			}
+		case 60:
+			if len(ended) != 3 || ended[2].End != EndActive || ended[2].Packets[0] != 60 {
+				t.Fatalf("at +60s want busy ended by active timeout after 60 packets: %+v", ended)
+			}
+		}
+	}
+	if tab.Len() != 1 {
+		t.Fatalf("active flows %d, want busy only", tab.Len())
+	}
+	// No packets: nothing expires however long we wait (no wall clock).
+	if len(ended) != 3 {
+		t.Fatalf("ended %d", len(ended))
+	}
+	// A packet an hour later expires busy on the way.
+	tab.Update(&udp, t0+3600*sec, 100)
+	if len(ended) != 4 || ended[3].End != EndIdle || ended[3].Packets[0] != 11 {
+		t.Fatalf("after the jump: %+v", ended[3:])
+	}
+	st := tab.Stats()
+	if st.EndedTCP != 1 || st.EndedIdle != 2 || st.EndedActive != 1 || st.Active != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestTableEvictsAtMaxFlows(t *testing.T) {
+	tab := NewTable(TableConfig{MaxFlows: 100})
+	for i := range 150 {
+		m := meta4(1, 2, uint16(i), 80, 6, 0x02)
+		tab.Update(&m, 10*sec+int64(i)*1e6, 60)
+	}
+	st := tab.Stats()
+	if st.Active != 100 || st.Evicted != 50 || st.Created != 150 || st.HalfOpen != 100 {
+		t.Fatalf("stats %+v", st)
+	}
+	// The newest flows survive.
+	m := meta4(1, 2, 149, 80, 6, 0x10)
+	if isNew, _ := tab.Update(&m, 11*sec, 60); isNew {
+		t.Error("newest flow was evicted")
+	}
+}
+
+// refFlow and the loop below are a plain map model of the table: expire
+// everything due at the packet's tick, then count the packet.
+type refFlow struct {
+	first, last int64
+	pkts        uint64
+}
+
+func TestTableMatchesModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	cfg := TableConfig{MaxFlows: 4096, IdleTimeout: 5 * time.Second, ActiveTimeout: 20 * time.Second, TCPEndTimeout: 5 * time.Second}
+	endedPkts := map[Key]uint64{}
+	cfg.OnEnd = func(r *Record) { endedPkts[r.Key] += r.Packets[0] + r.Packets[1] }
+	tab := NewTable(cfg)
+	ref := map[Key]*refFlow{}
+	refEnded := map[Key]uint64{}
+	ts := 50 * sec
+	for i := range 200000 {
+		switch rng.IntN(1000) {
+		case 0:
+			ts += int64(rng.IntN(40)) * sec // a jump, sometimes past the wheel
+		default:
+			ts += int64(rng.IntN(2000)) * 1e4
+		}
+		m := meta4(byte(rng.IntN(30)), byte(rng.IntN(30)), uint16(rng.IntN(40)), 53, 17, 0)
+		k, _ := KeyOf(&m)
+		now := ts / sec * sec
+		for rk, f := range ref {
+			d := min(f.last+int64(cfg.IdleTimeout), f.first+int64(cfg.ActiveTimeout))
+			if d <= now {
+				refEnded[rk] += f.pkts
+				if f.first+int64(cfg.ActiveTimeout) < f.last+int64(cfg.IdleTimeout) {
+					f.first, f.pkts = f.last, 0 // active timeout: restart
+				} else {
+					delete(ref, rk)
+				}
+			}
+		}
+		f := ref[k]
+		if f == nil {
+			f = &refFlow{first: ts}
+			ref[k] = f
+		}
+		f.last, f.pkts = ts, f.pkts+1
+		tab.Update(&m, ts, 64)
+		if i%1000 == 0 && tab.Len() != len(ref) {
+			t.Fatalf("packet %d: table has %d flows, model %d", i, tab.Len(), len(ref))
+		}
+	}
+	got := map[Key]uint64{}
+	tab.Each(func(r *Record) bool { got[r.Key] = r.Packets[0] + r.Packets[1]; return true })
+	if len(got) != len(ref) {
+		t.Fatalf("Each saw %d flows, model %d", len(got), len(ref))
+	}
+	for k, f := range ref {
+		if got[k] != f.pkts {
+			t.Fatalf("flow %v: %d packets, model %d", k, got[k], f.pkts)
+		}
+	}
+	for k, n := range refEnded {
+		if endedPkts[k] != n {
+			t.Fatalf("ended flow %v: %d packets, model %d", k, endedPkts[k], n)
+		}
+	}
+	if len(endedPkts) != len(refEnded) {
+		t.Fatalf("ended keys %d, model %d", len(endedPkts), len(refEnded))
+	}
+}
+
+func TestTableUpdateAllocatesNothing(t *testing.T) {
+	tab := NewTable(TableConfig{MaxFlows: 1000, IdleTimeout: time.Second})
+	ms := make([]Meta, 3000)
+	for i := range ms {
+		ms[i] = meta4(byte(i), byte(i>>8), uint16(i), 443, 6, 0x10)
+	}
+	ts := 10 * sec
+	for i := range ms { // fill: entries grow to MaxFlows once
+		ts += 1e6
+		tab.Update(&ms[i], ts, 100)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(10000, func() {
+		ts += 1e6
+		tab.Update(&ms[i%len(ms)], ts, 100)
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("allocs per update = %v", allocs)
+	}
+	if tab.Stats().EndedIdle == 0 {
+		t.Error("nothing expired: the test did not exercise expiry")
+	}
+}
+
+func TestStateBytesPerFlow(t *testing.T) {
+	tab := NewTable(TableConfig{MaxFlows: 1 << 20})
+	b := tab.StateBytesPerFlow()
+	t.Logf("entry %d bytes, %.1f bytes per flow with index and wheel", EntryBytes, b)
+	if EntryBytes > 128 || b > 160 {
+		t.Errorf("state per flow grew: entry %d, total %.1f bytes", EntryBytes, b)
+	}
+}
