@@ -74,6 +74,9 @@ func parseRecording(r io.Reader, name string) (*table, []Warning, error) {
 		}
 		pending = false
 		typ, val, err := walkValue(pendType, pendVal.String())
+		if errors.Is(err, errException) {
+			return // net-snmp's text for noSuchObject/endOfMibView: not a value
+		}
 		if err != nil {
 			warn(pendLine, "%s: %v; line skipped", pendOID, err)
 			return
@@ -335,6 +338,11 @@ func walkStart(line string) (OID, string, bool) {
 	return o, rest, true
 }
 
+// errException marks net-snmp's rendering of a varbind exception.
+var errException = errors.New("exception")
+
+var exceptionTexts = []string{"No Such Object", "No Such Instance", "No more variables left"}
+
 // walkValue converts one net-snmp "TYPE: value" pair.
 func walkValue(typ, val string) (gosnmp.Asn1BER, any, error) {
 	t := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(typ), " ", ""))
@@ -347,6 +355,11 @@ func walkValue(typ, val string) (gosnmp.Asn1BER, any, error) {
 		}
 		if v == "NULL" {
 			return gosnmp.Null, nil, nil
+		}
+		for _, p := range exceptionTexts {
+			if strings.HasPrefix(v, p) {
+				return 0, nil, errException
+			}
 		}
 		return 0, nil, fmt.Errorf("value %q has no type", firstLine(v))
 	case "string":
