@@ -198,10 +198,10 @@ type Table struct {
 // allocated at once, entries grow on demand up to the limit.
 func NewTable(cfg TableConfig) *Table {
 	cfg.defaults()
-	size := uint64(1)
-	for size < uint64(cfg.MaxFlows)*4/3+1 {
-		size <<= 1
-	}
+	// The index starts small and doubles with the flow count (load <= 3/4),
+	// so a table sized for millions of flows keeps a cache-sized index
+	// while it holds thousands.
+	size := uint64(1024)
 	t := &Table{
 		cfg:    cfg,
 		index:  make([]uint64, size),
@@ -241,7 +241,11 @@ const EntryBytes = int(unsafe.Sizeof(entry{}))
 // StateBytesPerFlow is the memory the table holds per flow when full: the
 // entry plus its share of the index and the wheel.
 func (t *Table) StateBytesPerFlow() float64 {
-	return float64(EntryBytes) + float64(len(t.index)*8+len(t.wheel)*4)/float64(t.cfg.MaxFlows)
+	size := 1024
+	for size/4*3 < t.cfg.MaxFlows {
+		size *= 2
+	}
+	return float64(EntryBytes) + float64(size*8+len(t.wheel)*4)/float64(t.cfg.MaxFlows)
 }
 
 // Update accounts one packet of wireLen bytes at ts (Unix ns) to its flow,
@@ -286,6 +290,13 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		if t.stats.Active >= t.cfg.MaxFlows {
 			t.evictOne()
 			// the eviction may have shifted index slots: probe again
+			i = h & t.mask
+			for t.index[i] != 0 {
+				i = (i + 1) & t.mask
+			}
+		}
+		if uint32(t.stats.Active+1) > (t.mask+1)/4*3 {
+			t.grow()
 			i = h & t.mask
 			for t.index[i] != 0 {
 				i = (i + 1) & t.mask
@@ -342,6 +353,23 @@ func (t *Table) tcpState(idx int32, e *entry, dir int, flags uint8) {
 		e.state |= stEnded
 		t.unlink(idx, e)
 		t.schedule(idx, e)
+	}
+}
+
+// grow doubles the index; slots carry their hash, entries are not touched.
+func (t *Table) grow() {
+	old := t.index
+	t.index = make([]uint64, 2*len(old))
+	t.mask = uint32(len(t.index) - 1)
+	for _, s := range old {
+		if s == 0 {
+			continue
+		}
+		i := uint32(s>>32) & t.mask
+		for t.index[i] != 0 {
+			i = (i + 1) & t.mask
+		}
+		t.index[i] = s
 	}
 }
 
