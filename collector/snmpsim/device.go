@@ -45,6 +45,7 @@ const (
 type entry struct {
 	oid  OID
 	name string // oid.String(), precomputed for gosnmp
+	nlen int    // BER content length of the OID, for size budgets
 	typ  gosnmp.Asn1BER
 	val  any
 	col  column

@@ -55,7 +55,7 @@ func genTable(n int) *table {
 	}
 	var es []entry
 	add := func(o OID, col column, slot int, typ gosnmp.Asn1BER, val any) {
-		es = append(es, entry{oid: o, name: o.String(), col: col, slot: int32(slot), typ: typ, val: val})
+		es = append(es, entry{oid: o, name: o.String(), nlen: oidLen(o), col: col, slot: int32(slot), typ: typ, val: val})
 	}
 	add(join(oidSystem, 1, 0), colStatic, 0, gosnmp.OctetString, fmt.Sprintf("netaiops simulated switch, %d ports, software 1.0 (snmpsim)", n))
 	add(join(oidSystem, 2, 0), colStatic, 0, gosnmp.ObjectIdentifier, genSysObjectID)

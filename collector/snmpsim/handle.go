@@ -246,8 +246,12 @@ func (s *Server) getBulk(sc *scratch, d *device, snap snapshot, pkt *gosnmp.Snmp
 	maxRep := int(pkt.MaxRepetitions)
 	out = sc.vbs[:0]
 	used := 0
-	add := func(v gosnmp.SnmpPDU) bool {
-		n := vbSize(v)
+	// add appends v if it fits; nlen is its name's BER length, or -1.
+	add := func(v gosnmp.SnmpPDU, nlen int) bool {
+		if nlen < 0 {
+			nlen = oidContent(v.Name)
+		}
+		n := vbSizeN(v, nlen)
 		if used+n > budget || len(out) >= s.maxVB {
 			return false
 		}
@@ -258,13 +262,13 @@ func (s *Server) getBulk(sc *scratch, d *device, snap snapshot, pkt *gosnmp.Snmp
 	defer func() { sc.vbs = out }()
 	for _, v := range req[:nonRep] {
 		idx := s.nextIndex(sc, d, v.Name)
-		vb := gosnmp.SnmpPDU{Name: v.Name, Type: gosnmp.EndOfMibView}
+		vb, nlen := gosnmp.SnmpPDU{Name: v.Name, Type: gosnmp.EndOfMibView}, -1
 		if idx < len(d.tab.entries) {
 			e := &d.tab.entries[idx]
 			typ, val := d.value(e, snap)
-			vb = gosnmp.SnmpPDU{Name: e.name, Type: typ, Value: val}
+			vb, nlen = gosnmp.SnmpPDU{Name: e.name, Type: typ, Value: val}, e.nlen
 		}
-		if !add(vb) {
+		if !add(vb, nlen) {
 			return out, true
 		}
 	}
@@ -283,17 +287,17 @@ func (s *Server) getBulk(sc *scratch, d *device, snap snapshot, pkt *gosnmp.Snmp
 		ended := 0
 		for j := range reps {
 			idx := sc.pos[j]
-			vb := gosnmp.SnmpPDU{Name: sc.cur[j], Type: gosnmp.EndOfMibView}
+			vb, nlen := gosnmp.SnmpPDU{Name: sc.cur[j], Type: gosnmp.EndOfMibView}, -1
 			if idx < n {
 				e := &d.tab.entries[idx]
 				typ, val := d.value(e, snap)
-				vb = gosnmp.SnmpPDU{Name: e.name, Type: typ, Value: val}
+				vb, nlen = gosnmp.SnmpPDU{Name: e.name, Type: typ, Value: val}, e.nlen
 				sc.cur[j] = e.name
 				sc.pos[j] = idx + 1
 			} else {
 				ended++
 			}
-			if !add(vb) {
+			if !add(vb, nlen) {
 				return out, true
 			}
 		}
@@ -357,6 +361,18 @@ func oidContent(name string) int {
 	return n
 }
 
+// oidLen is the BER content size of o.
+func oidLen(o OID) int {
+	if len(o) < 2 {
+		return 1
+	}
+	n := base128(uint64(o[0])*40 + uint64(o[1]))
+	for _, v := range o[2:] {
+		n += base128(uint64(v))
+	}
+	return n
+}
+
 func base128(v uint64) int {
 	n := 1
 	for v >= 0x80 {
@@ -385,7 +401,10 @@ func intContent(i int) int {
 }
 
 // vbSize is the encoded size of one varbind, as gosnmp writes it.
-func vbSize(v gosnmp.SnmpPDU) int {
+func vbSize(v gosnmp.SnmpPDU) int { return vbSizeN(v, oidContent(v.Name)) }
+
+// vbSizeN is vbSize with the name's BER content length known.
+func vbSizeN(v gosnmp.SnmpPDU, nlen int) int {
 	var val int
 	switch x := v.Value.(type) {
 	case int:
@@ -405,7 +424,7 @@ func vbSize(v gosnmp.SnmpPDU) int {
 	case []byte:
 		val = len(x)
 	}
-	return tlv(tlv(oidContent(v.Name)) + tlv(val))
+	return tlv(tlv(nlen) + tlv(val))
 }
 
 func vblSize(vs []gosnmp.SnmpPDU) int {

@@ -148,6 +148,7 @@ func parseRecording(r io.Reader, name string) (*table, []Warning, error) {
 		}
 		e := rl.e
 		e.name = e.oid.String()
+		e.nlen = oidLen(e.oid)
 		if _, ok := e.val.(uint32); ok && e.typ == gosnmp.TimeTicks && e.oid.Compare(oidSysUpTime) == 0 {
 			// Served as time since (re)boot; the recorded value is the
 			// uptime at the simulator's start.

@@ -197,4 +197,3 @@ func TestSharedRecordings(t *testing.T) {
 	}
 	t.Logf("%d recordings, %d line warnings", len(devs), warned)
 }
-

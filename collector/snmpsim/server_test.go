@@ -328,6 +328,9 @@ func TestVarbindSize(t *testing.T) {
 		e := &d.tab.entries[i]
 		typ, val := d.value(e, snap)
 		vb := gosnmp.SnmpPDU{Name: e.name, Type: typ, Value: val}
+		if e.nlen != oidContent(e.name) {
+			t.Errorf("%s: precomputed oid length %d, want %d", e.name, e.nlen, oidContent(e.name))
+		}
 		p := base
 		p.Variables = []gosnmp.SnmpPDU{vb}
 		out, err := p.MarshalMsg()
