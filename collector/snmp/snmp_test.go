@@ -319,3 +319,36 @@ func TestSplitAddress(t *testing.T) {
 		t.Errorf("splitAddress(a:b:c:1:) err = %v", err)
 	}
 }
+
+// One Poller serves many polls at once, each with its own socket.
+func TestPollConcurrent(t *testing.T) {
+	dev := newSNMPD(t)
+	dev.start()
+	p := NewPoller(nil)
+	const n = 8
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			version := "2c"
+			if i%2 == 1 {
+				version = "1"
+			}
+			r := p.Poll(context.Background(), dev.opts(version, "public", 2*time.Second, 1))
+			if r.Err != nil {
+				errs <- r.Err
+				return
+			}
+			if _, ok := find(r.Samples, "ifOperStatus", "lo"); !ok {
+				errs <- fmt.Errorf("poll %d (v%s): no ifOperStatus for lo", i, version)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
