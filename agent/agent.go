@@ -1,0 +1,296 @@
+// Package agent owns the edge agent's lifecycle: it polls every configured
+// target on its own schedule with bounded concurrency, feeds the polls to the
+// one goroutine that owns the detection engine, queues the resulting issue
+// changes in the outbox and runs the uplink that streams them to the
+// controller. Polling goes on while the controller is away; the outbox keeps
+// what was not yet acked.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netaiops/netaiops/agent/config"
+	"github.com/netaiops/netaiops/agent/detect"
+	"github.com/netaiops/netaiops/agent/outbox"
+	"github.com/netaiops/netaiops/agent/uplink"
+	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/snmp"
+)
+
+// Version is the agent's software version, set at build time with
+// -ldflags "-X github.com/netaiops/netaiops/agent.Version=...".
+var Version = "dev"
+
+// Poller polls one device. *snmp.Poller is the real one.
+type Poller interface {
+	Poll(ctx context.Context, o snmp.Options) collector.Poll
+}
+
+// Option changes how New builds an Agent.
+type Option func(*options)
+
+type options struct {
+	poller     Poller
+	outboxSize int
+	uplink     func(*uplink.Config)
+}
+
+// WithPoller replaces the SNMP poller.
+func WithPoller(p Poller) Option { return func(o *options) { o.poller = p } }
+
+// WithOutboxSize bounds the outbox (default outbox.DefaultMaxEntries).
+func WithOutboxSize(n int) Option { return func(o *options) { o.outboxSize = n } }
+
+// WithUplinkConfig lets the caller adjust the uplink's config (backoff,
+// window) after New filled it from the agent's config.
+func WithUplinkConfig(f func(*uplink.Config)) Option { return func(o *options) { o.uplink = f } }
+
+// target is one device and how to poll it.
+type target struct {
+	opts     snmp.Options
+	interval time.Duration
+	offset   time.Duration // first poll's delay after start
+}
+
+// Stats is a snapshot of the agent's counters.
+type Stats struct {
+	Polls      uint64 // polls done
+	PollErrors uint64 // polls that failed (device unreachable, timeout, ...)
+	Skipped    uint64 // polls not started because the previous one was still running when due
+	Changes    uint64 // issue changes detected
+	Pending    int    // changes awaiting the controller's ack
+	Dropped    uint64 // changes dropped because the outbox was full
+	Uplink     uplink.Stats
+}
+
+// Agent is a configured edge agent. Run it once.
+type Agent struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	poller  Poller
+	engine  *detect.Engine
+	ob      *outbox.Outbox
+	up      *uplink.Uplink
+	targets []target
+
+	polls      atomic.Uint64
+	pollErrors atomic.Uint64
+	skipped    atomic.Uint64
+	changes    atomic.Uint64
+}
+
+// New builds an agent from a loaded (defaulted, validated) config.
+func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error) {
+	if cfg == nil {
+		return nil, errors.New("create agent: config is nil")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.poller == nil {
+		o.poller = snmp.NewPoller(logger.With("component", "snmp"))
+	}
+	ob, err := outbox.New(outbox.Options{MaxEntries: o.outboxSize})
+	if err != nil {
+		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
+	}
+
+	a := &Agent{
+		cfg:    cfg,
+		log:    logger,
+		poller: o.poller,
+		engine: detect.New(cfg.Agent.ID, detect.Options{UnreachableAfter: cfg.SNMP.UnreachableAfter}),
+		ob:     ob,
+	}
+	var infos []collector.Target
+	for _, t := range cfg.Targets {
+		ct := collector.Target{Name: t.Name, Address: t.Address, Version: t.Version}
+		infos = append(infos, ct)
+		interval := t.Interval
+		if interval <= 0 {
+			interval = cfg.SNMP.Interval
+		}
+		timeout := t.Timeout
+		if timeout <= 0 {
+			timeout = cfg.SNMP.Timeout
+		}
+		a.targets = append(a.targets, target{
+			opts: snmp.Options{
+				Target:         ct,
+				Community:      string(t.Community),
+				Timeout:        timeout,
+				Retries:        t.EffectiveRetries(cfg.SNMP),
+				MaxRepetitions: cfg.SNMP.MaxRepetitions,
+			},
+			interval: interval,
+			offset:   spread(t.Name, interval),
+		})
+	}
+
+	hostname, _ := os.Hostname()
+	ucfg := uplink.Config{
+		Address:  cfg.Controller.Address,
+		Insecure: cfg.Controller.Insecure,
+		AgentID:  cfg.Agent.ID,
+		Version:  Version,
+		Hostname: hostname,
+		Labels:   cfg.Agent.Labels,
+		Targets:  infos,
+	}
+	if o.uplink != nil {
+		o.uplink(&ucfg)
+	}
+	a.up, err = uplink.New(ucfg, ob, logger.With("component", "uplink"))
+	if err != nil {
+		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
+	}
+	return a, nil
+}
+
+// spread places a target's first poll within its interval by a hash of its
+// name, so that targets do not all poll at once and a restart keeps each
+// target's phase.
+func spread(name string, interval time.Duration) time.Duration {
+	if interval <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// Stats returns the agent's counters.
+func (a *Agent) Stats() Stats {
+	return Stats{
+		Polls:      a.polls.Load(),
+		PollErrors: a.pollErrors.Load(),
+		Skipped:    a.skipped.Load(),
+		Changes:    a.changes.Load(),
+		Pending:    a.ob.Len(),
+		Dropped:    a.ob.Dropped(),
+		Uplink:     a.up.Stats(),
+	}
+}
+
+// Run polls, detects and delivers until ctx ends; it returns nil then. It
+// returns an error only when a part cannot run at all.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.log.Info("agent starting", "agent_id", a.cfg.Agent.ID, "version", Version, "targets", len(a.targets),
+		"controller", a.cfg.Controller.Address, "log_id", a.ob.LogID())
+
+	// Polls go to the engine's goroutine. When it falls behind, pollers
+	// wait here rather than drop a poll (a lost poll could hide or fake an
+	// outage); the wait shows up as skipped polls of the next interval.
+	polls := make(chan collector.Poll, max(len(a.targets), 1))
+
+	var wg sync.WaitGroup
+	var upErr error
+	wg.Go(func() {
+		if err := a.up.Run(ctx); err != nil {
+			upErr = err
+			cancel()
+		}
+	})
+	wg.Go(func() { a.detect(ctx, polls) })
+
+	sem := make(chan struct{}, max(a.cfg.SNMP.MaxConcurrency, 1))
+	start := time.Now()
+	for _, t := range a.targets {
+		wg.Go(func() { a.schedule(ctx, t, start, sem, polls) })
+	}
+	wg.Wait()
+	if upErr != nil {
+		return fmt.Errorf("run agent %s: %w", a.cfg.Agent.ID, upErr)
+	}
+	a.log.Info("agent stopped", "pending", a.ob.Len(), "dropped", a.ob.Dropped())
+	return nil
+}
+
+// schedule polls one target every interval from start+offset. A poll due
+// while the previous one still runs (or waits for a concurrency slot) is
+// skipped and counted, never queued.
+func (a *Agent) schedule(ctx context.Context, t target, start time.Time, sem chan struct{}, polls chan<- collector.Poll) {
+	log := a.log.With("device", t.opts.Target.Name)
+	due := start.Add(t.offset)
+	timer := time.NewTimer(time.Until(due))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		p := a.poller.Poll(ctx, t.opts)
+		<-sem
+		if ctx.Err() != nil {
+			return // a poll cut short by shutdown says nothing about the device
+		}
+		a.polls.Add(1)
+		if p.Err != nil {
+			a.pollErrors.Add(1)
+			log.Debug("poll failed", "err", p.Err)
+		}
+		select {
+		case polls <- p:
+		case <-ctx.Done():
+			return
+		}
+
+		due = due.Add(t.interval)
+		if now := time.Now(); !due.After(now) {
+			missed := now.Sub(due)/t.interval + 1
+			a.skipped.Add(uint64(missed))
+			due = due.Add(missed * t.interval)
+			log.Warn("poll overran its interval; skipped polls", "skipped", int64(missed), "interval", t.interval, "duration", p.Duration)
+		}
+		timer.Reset(time.Until(due))
+	}
+}
+
+// detect is the only goroutine that touches the engine.
+func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll) {
+	for {
+		var p collector.Poll
+		select {
+		case <-ctx.Done():
+			return
+		case p = <-polls:
+		}
+		changes := a.engine.Observe(p)
+		if len(changes) == 0 {
+			continue
+		}
+		a.changes.Add(uint64(len(changes)))
+		for _, c := range changes {
+			a.log.Info("issue "+c.Type.String(), "kind", c.Issue.Kind, "device", c.Issue.Device,
+				"object", c.Issue.Object, "severity", c.Issue.Severity.String(), "summary", c.Issue.Summary)
+		}
+		dropped := a.ob.Dropped()
+		if _, err := a.ob.Append(changes...); err != nil {
+			a.log.Error("queue issue changes for the controller", "err", err, "changes", len(changes))
+			continue
+		}
+		if d := a.ob.Dropped() - dropped; d > 0 {
+			a.log.Warn("outbox full: dropped older issue changes", "dropped", d, "dropped_total", a.ob.Dropped())
+		}
+	}
+}

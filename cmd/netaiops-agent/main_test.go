@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netaiops/netaiops/agent/uplink/uplinktest"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const validConfig = `agent:
+  id: edge-1
+  data_dir: /tmp/netaiops-test
+controller:
+  address: %CONTROLLER%
+  insecure: true
+snmp:
+  interval: 1s
+  timeout: 200ms
+  retries: 0
+targets:
+  - name: sw1
+    address: 127.0.0.1:9
+    community: s3cret-community
+`
+
+func runMain(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runMain(t, context.Background(), "--version")
+	if code != 0 || out != "netaiops-agent dev\n" {
+		t.Fatalf("--version: code %d output %q", code, out)
+	}
+}
+
+func TestFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "netaiops-agent: --config is required"},
+		{[]string{"--config", "x.yaml", "--log-level", "loud"}, `--log-level: bad level "loud"`},
+		{[]string{"--config", "x.yaml", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+	} {
+		code, _, errOut := runMain(t, context.Background(), tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: code %d stderr %q, want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	good := writeConfig(t, strings.ReplaceAll(validConfig, "%CONTROLLER%", "127.0.0.1:7443"))
+	code, out, errOut := runMain(t, context.Background(), "--config", good, "--check-config")
+	if code != 0 {
+		t.Fatalf("valid config: code %d stderr %q", code, errOut)
+	}
+	if strings.Contains(out, "s3cret-community") || !strings.Contains(out, "sw1") || !strings.Contains(out, "edge-1") {
+		t.Fatalf("--check-config output must show the config without the community:\n%s", out)
+	}
+
+	bad := writeConfig(t, "agent:\n  id: edge-1\ncontroller:\n  address: 127.0.0.1:7443\n  insecure: true\nsnmp:\n  interval: 0s\n")
+	code, _, errOut = runMain(t, context.Background(), "--config", bad, "--check-config")
+	if code != 1 || !strings.Contains(errOut, bad) || !strings.Contains(errOut, "snmp.interval") {
+		t.Fatalf("invalid config with --check-config: code %d stderr %q, want 1 and a message naming file and key", code, errOut)
+	}
+	// Without --check-config an invalid config exits 2 with the same message.
+	code, _, errOut2 := runMain(t, context.Background(), "--config", bad)
+	if code != 2 || errOut2 != errOut {
+		t.Fatalf("invalid config: code %d stderr %q, want 2 and %q", code, errOut2, errOut)
+	}
+	code, _, errOut = runMain(t, context.Background(), "--config", filepath.Join(t.TempDir(), "missing.yaml"))
+	if code != 2 || !strings.Contains(errOut, "missing.yaml") {
+		t.Fatalf("missing config: code %d stderr %q", code, errOut)
+	}
+}
+
+// TestRunsWithoutController: the agent starts, polls and keeps running when
+// nothing listens at the controller's address, then stops cleanly when its
+// context ends; when a controller appears it connects.
+func TestRunsWithoutController(t *testing.T) {
+	srv, err := uplinktest.Start("127.0.0.1:0", uplinktest.NewStore(), uplinktest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := srv.Addr()
+	srv.Stop() // nothing listens there now
+
+	cfg := writeConfig(t, strings.ReplaceAll(validConfig, "%CONTROLLER%", addr))
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"--config", cfg, "--log-level", "debug"}, &bytes.Buffer{}, &stderr) }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "poll failed") || !strings.Contains(stderr.String(), "controller stream ended") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no poll and no connect attempt within 10s; log:\n%s", stderr.String())
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("agent exited with %d while the controller is away; log:\n%s", code, stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	st := uplinktest.NewStore()
+	srv2, err := uplinktest.Start(addr, st, uplinktest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Stop()
+	deadline = time.Now().Add(15 * time.Second)
+	for len(st.Hellos()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent did not connect within 15s of the controller appearing; log:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h := st.Hellos()[0]; h.AgentID != "edge-1" || h.Targets != 1 {
+		t.Fatalf("hello %+v", h)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d after cancel, want 0; log:\n%s", code, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("agent did not stop within 5s of cancel")
+	}
+	if strings.Contains(stderr.String(), "s3cret-community") {
+		t.Fatal("log shows the community")
+	}
+}
