@@ -87,6 +87,7 @@ type device struct {
 	contact   string
 	location  string
 	bootAge   float64 // seconds the device had been up at the simulator's start (recorded: its sysUpTime)
+	dayOffset float64 // seconds into the UTC day at the simulator's start
 	ifs       []ifParams
 	silent    []Fault
 	reboots   []Fault
@@ -260,16 +261,18 @@ func (d *device) value(e *entry, s snapshot) (gosnmp.Asn1BER, any) {
 		return gosnmp.OctetString, p.alias
 	}
 	t := d.trafficTime(slot, s)
+	// The curve is anchored to the time of day of the last boot.
+	ph := p.phase + 2*math.Pi/day*math.Mod(d.dayOffset+s.boot, day)
 	var v float64
 	switch e.col {
 	case colIfInOctets, colIfHCInOctets:
-		v = octets(p.inRate, p.phase, t)
+		v = octets(p.inRate, ph, t)
 	case colIfOutOctets, colIfHCOutOctets:
-		v = octets(p.outRate, p.phase+0.5, t)
+		v = octets(p.outRate, ph+0.1, t)
 	case colIfInUcastPkts, colIfHCInUcastPkts:
-		v = octets(p.inRate, p.phase, t) / p.inPkt
+		v = octets(p.inRate, ph, t) / p.inPkt
 	case colIfOutUcastPkts, colIfHCOutUcastPkts:
-		v = octets(p.outRate, p.phase+0.5, t) / p.outPkt
+		v = octets(p.outRate, ph+0.1, t) / p.outPkt
 	case colIfInErrors:
 		v = t * p.inErrRate
 	case colIfOutErrors:

@@ -195,3 +195,28 @@ func TestFaultWindows(t *testing.T) {
 		t.Errorf("one-shot window wrong")
 	}
 }
+
+// TestDiurnalCurve: traffic is higher in the UTC afternoon than at night on
+// every interface, and the rate stays within the interface speed.
+func TestDiurnalCurve(t *testing.T) {
+	srv := newServer(t, DefaultScenario(), newFakeClock(), Options{}) // start 12:00 UTC
+	d := srv.devices["core-sw1"]
+	rate := func(slot int, at float64) float64 {
+		e := &d.tab.entries[mustIndex(t, d, ".1.3.6.1.2.1.31.1.1.1.6."+itoa(slot+1))]
+		_, a := d.value(e, d.snapshot(at))
+		_, b := d.value(e, d.snapshot(at+600))
+		return float64(b.(uint64)-a.(uint64)) / 600
+	}
+	for slot := range d.ifs {
+		if slot == 2 {
+			continue // interface 3 has a scripted outage
+		}
+		day, night := rate(slot, 2*3600), rate(slot, 14*3600) // 14:00 and 02:00 UTC
+		if day < 1.5*night {
+			t.Errorf("interface %d: %.0f B/s at 14:00, %.0f B/s at 02:00; want a daily swing", slot+1, day, night)
+		}
+		if max := float64(d.ifs[slot].speed) / 8; day > max {
+			t.Errorf("interface %d: %.0f B/s exceeds its speed (%.0f B/s)", slot+1, day, max)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gosnmp/gosnmp"
 )
@@ -116,7 +117,11 @@ func seedOf(spec DeviceSpec) uint64 {
 
 // newGenerated builds a generated device; everything random comes from the
 // seed, so two runs of one scenario serve the same numbers at the same times.
-func newGenerated(spec DeviceSpec) *device {
+//
+// Traffic follows a daily curve peaking near 14:00 UTC of the server's clock
+// (each device shifted by up to two hours, each interface by up to one), so
+// a seasonal detector sees one coherent day.
+func newGenerated(spec DeviceSpec, start time.Time) *device {
 	seed := seedOf(spec)
 	r := rand.New(rand.NewPCG(seed, 0x6e657461696f7073))
 	n := spec.Interfaces
@@ -128,7 +133,10 @@ func newGenerated(spec DeviceSpec) *device {
 		location:  fmt.Sprintf("lab, row %c, rack %d", 'A'+rune(r.IntN(6)), 1+r.IntN(20)),
 		bootAge:   float64(1+r.IntN(45))*day + r.Float64()*day,
 		ifs:       make([]ifParams, n),
+		dayOffset: math.Mod(float64(start.UnixNano())/1e9, day),
 	}
+	// sin(w*t + phase) peaks where w*t + phase = pi/2.
+	devPeak := 14*3600 + (r.Float64()*4-2)*3600
 	for slot := range n {
 		p := &d.ifs[slot]
 		p.speed = 1_000_000_000
@@ -141,7 +149,7 @@ func newGenerated(spec DeviceSpec) *device {
 		}
 		p.inRate = float64(p.speed) / 8 * util
 		p.outRate = p.inRate * (0.4 + 1.2*r.Float64())
-		p.phase = 2 * math.Pi * r.Float64()
+		p.phase = math.Pi/2 - 2*math.Pi/day*(devPeak+(r.Float64()*2-1)*3600)
 		p.inPkt = 300 + 900*r.Float64()
 		p.outPkt = 300 + 900*r.Float64()
 		if r.IntN(100) < 15 {

@@ -104,7 +104,7 @@ func NewServer(sc *Scenario, opts Options) (*Server, error) {
 	for _, spec := range sc.Devices {
 		var d *device
 		if spec.SNMPRec == "" {
-			d = newGenerated(spec)
+			d = newGenerated(spec, s.start)
 		} else {
 			tab, ok := recs[spec.SNMPRec]
 			if !ok {
