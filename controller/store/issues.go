@@ -46,8 +46,9 @@ func scanIssue(r rowScanner) (Issue, error) {
 	return is, nil
 }
 
-// firstSeenKey is the sort key of an issue: Unix nanoseconds, 0 when unset.
-func firstSeenKey(t time.Time) int64 {
+// nanosOrZero stores a time in a NOT NULL column (first_seen, the sort key
+// of issues): Unix nanoseconds, 0 when unset.
+func nanosOrZero(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
@@ -91,8 +92,11 @@ func validateBatch(agentID, logID string, events []Event) error {
 // events at or below the log's watermark are ignored, new events are stored,
 // each issue snapshot is upserted unless a later event of the same log
 // already wrote it, and the watermark advances to the batch's highest seq.
-// Replaying a batch changes nothing. The agent must have connected before.
-// A bad batch (an ArgError) stores nothing.
+// Replaying a batch changes nothing. Seqs compare only within one log: an
+// event of another log than the one that last wrote an issue wins, because a
+// new log means the agent lost its old one and its events are the newest.
+// The agent must have connected before. A bad batch (an ArgError) stores
+// nothing.
 func (s *Store) Ingest(ctx context.Context, agentID, logID string, events []Event) (IngestResult, error) {
 	if err := validateBatch(agentID, logID, events); err != nil {
 		return IngestResult{}, fmt.Errorf("ingest agent %s log %s: %w", agentID, logID, err)
@@ -189,7 +193,7 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 			return IngestResult{}, fmt.Errorf("encode event seq %d: %w", ev.Seq, err)
 		}
 		if _, err := insertEvent.ExecContext(ctx, agentID, logID, int64(ev.Seq), is.ID, int64(ev.Type),
-			firstSeenKey(ev.Time), string(payload), now.UnixNano()); err != nil {
+			nanosOrZero(ev.Time), string(payload), now.UnixNano()); err != nil {
 			return IngestResult{}, fmt.Errorf("insert event seq %d: %w", ev.Seq, err)
 		}
 		attrs := "{}"
@@ -201,7 +205,7 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 			attrs = string(b)
 		}
 		stored, err := scanIssue(upsertIssue.QueryRowContext(ctx, is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
-			int64(is.State), is.Summary, firstSeenKey(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
+			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
 			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq)))
 		switch {
 		case err == nil:
@@ -375,7 +379,7 @@ func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token s
 	if len(issues) > size {
 		issues = issues[:size]
 		last := issues[size-1]
-		next = encodeToken(issueToken{FirstSeen: firstSeenKey(last.FirstSeen), ID: last.ID, Filter: f.hash()})
+		next = encodeToken(issueToken{FirstSeen: nanosOrZero(last.FirstSeen), ID: last.ID, Filter: f.hash()})
 	}
 	return issues, next, nil
 }
