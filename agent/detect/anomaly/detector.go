@@ -23,8 +23,8 @@ const (
 var (
 	refractory   uint32  = 200   // samples an alarm suppresses repeats for
 	alphaLevel   float32 = 0.5   // naive predictor: EWMA of the value
-	alphaSLevel  float32 = 0.1   // deseasonalised level of the seasonal predictor
-	alphaSeason  float32 = 0.1   // seasonal offsets, per visit of a slot
+	alphaSLevel  float32 = 0.003 // deseasonalised level of the seasonal predictor
+	alphaSeason  float32 = 0.2   // seasonal offsets, per visit of a slot
 	alphaErr     float32 = 0.01  // mean absolute error of each predictor
 	alphaShort   float32 = 0.3   // short average of deviations
 	alphaLong    float32 = 0.005 // long-run level and spread
@@ -34,9 +34,14 @@ var (
 	absScale     float32 = 1e-9  // absolute scale floor
 	seasonGain   float32 = 0.8   // seasonal model must beat naive MAE by this factor
 	maxShare     float32 = 1.0
-	maxDecay     float32 = 0.9995
+	maxDecay     float32 = 0.9998
 	slotShare    float32 = 1
 	slotDecay    float32 = 0.97
+	alphaSlotMad float32 = 0.05
+	envMode      float32 = 0
+	envDecay     float32 = 0.995
+	midMode      float32 = 1
+	alphaMid     float32 = 0.1
 	qEta         float32 = 0.05
 	qP           float32 = 0.99
 	qFloor       float32 = 0.5
@@ -65,24 +70,27 @@ type Result struct {
 // Detector scores one series. Its zero value is ready to use; it never
 // allocates and its size is fixed (see StateBytes).
 type Detector struct {
-	n         uint32
-	since     uint32 // samples since the last alarm
-	first     int64  // unix seconds of the first sample
-	last      int64  // unix seconds of the previous sample
-	level     float32
-	slevel    float32
-	madN      float32 // MAE of the naive predictor
-	madS      float32 // MAE of the seasonal predictor
-	short     float32
-	qShort    quantile
-	qLong     quantile
-	memShort  [buckets]float32
-	memLong   [buckets]float32
-	longLevel float32
-	madL      float32
-	alarm     float32 // score of the last alarm
-	prof      [buckets]float32
-	pmad      [buckets]float32 // MAE of the seasonal predictor per slot
+	n          uint32
+	since      uint32  // samples since the last alarm
+	first      int64   // unix seconds of the first sample
+	last       int64   // unix seconds of the previous sample
+	level      float32 // channel N: fast EWMA of the value
+	madN       float32 // channel N: mean absolute error
+	shortN     float32 // channel N: short average of |deviation|
+	slevel     float32 // channel S: deseasonalised level
+	madS       float32 // channel S: mean absolute error
+	shortS     float32 // channel S: short average of |deviation|
+	longLevel  float32 // channel L: slow EWMA of the value
+	madL       float32 // channel L: mean absolute deviation
+	qN, qS, qL quantile
+	qM         quantile
+	madM       float32
+	mid        float32
+	env        float32
+	// slot holds what the detector learns per time of day. The fields
+	// of one slot sit together so an update touches one or two cache
+	// lines of the profile, not one per field.
+	slot [buckets]slotState
 }
 
 // StateBytes is the size of one series' state in bytes.
@@ -96,78 +104,108 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 }
 
 func (d *Detector) update(ts int64, v float64) Result {
+	if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > math.MaxFloat32 {
+		// A value the model cannot hold is neither scored nor learnt,
+		// so one bad reading does not poison the series' state.
+		return Result{Expected: float64(d.level), Lower: float64(d.level), Upper: float64(d.level), Learning: d.n < warmup}
+	}
 	x := float32(v)
 	if d.n == 0 {
 		d.first, d.last = ts, ts
-		d.level, d.slevel, d.longLevel = x, x, x
+		d.level, d.slevel, d.longLevel, d.mid = x, x, x, x
 		d.n = 1
 		return Result{Expected: v, Lower: v, Upper: v, Learning: true}
 	}
 	d.n++
 	b0, b1, w1 := slots(ts)
-	seasonal := d.prof[b0]*(1-w1) + d.prof[b1]*w1
-
-	predN := d.level
-	predS := d.slevel + seasonal
-	eN := abs32(x - predN)
-	eS := abs32(x - predS)
-
-	floor := absScale + minRelScale*abs32(d.level)
-	useS := ts-d.first >= minSeason && d.madS < seasonGain*d.madN
-	pred, e, mad := predN, x-predN, d.madN
-	if useS {
-		smad := d.pmad[b0]*(1-w1) + d.pmad[b1]*w1
-		if smad < slotMadFloor*d.madS {
-			smad = slotMadFloor * d.madS
-		}
-		pred, e, mad = predS, x-predS, smad
+	lo, hi := b0-1, b1+1
+	if lo < 0 {
+		lo += buckets
 	}
-	sigma := normScale*mad + floor
-	dev := e / sigma
+	if hi >= buckets {
+		hi -= buckets
+	}
+	bn := b0
+	if w1 >= 0.5 {
+		bn = b1
+	}
+	s0, s1, sl, sh, sn := &d.slot[b0], &d.slot[b1], &d.slot[lo], &d.slot[hi], &d.slot[bn]
+	seasonal := s0.mean*(1-w1) + s1.mean*w1
+	floor := absScale + minRelScale*abs32(d.longLevel)
+	tracking := d.n > warmup/3
+	// While young, averages are plain means (weight 1/n) so the first
+	// samples set the scale instead of a zero start.
+	young := 1 / float32(d.n)
+	aErr, aLong := max(alphaErr, young), max(alphaLong, young)
 
-	// Learn: errors (winsorised so one spike does not inflate the scale),
-	// then the two predictors.
-	d.madN += alphaErr * (clip(eN, d.madN) - d.madN)
-	d.madS += alphaErr * (clip(eS, d.madS) - d.madS)
-	d.level += alphaLevel * (x - d.level)
+	// Channel N: the value against a fast EWMA, for spikes and steps.
+	eN := x - d.level
+	sigN := normScale*d.madN + floor
+	devN := eN / sigN
+	d.shortN += alphaShort * (min(abs32(devN), maxDev) - d.shortN)
+	d.madN += aErr * (clip(abs32(eN), d.madN, d.n) - d.madN)
+	d.level += alphaLevel * eN
+
+	// Channel S: the value against the daily profile, for a cycle that
+	// breaks. It speaks only once a day of history is in the profile and
+	// the profile explains the series better than a flat level does.
+	predS := d.slevel + seasonal
+	eS := x - predS
+	smad := max(s0.mad*(1-w1)+s1.mad*w1, slotMadFloor*d.madS)
+	sigS := normScale*smad + floor
+	devS := eS / sigS
+	d.shortS += alphaShort * (min(abs32(devS), maxDev) - d.shortS)
+	d.madS += aErr * (clip(abs32(eS), d.madS, d.n) - d.madS)
+	ce := clip(abs32(eS), d.madS, d.n)
 	d.slevel += alphaSLevel * (x - seasonal - d.slevel)
 	rs := x - d.slevel - seasonal
-	d.prof[b0] += alphaSeason * (1 - w1) * rs
-	d.prof[b1] += alphaSeason * w1 * rs
-	ce := clip(eS, d.madS)
-	d.pmad[b0] += alphaSeason * (1 - w1) * (ce - d.pmad[b0])
-	d.pmad[b1] += alphaSeason * w1 * (ce - d.pmad[b1])
+	s0.mean += alphaSeason * (1 - w1) * rs
+	s1.mean += alphaSeason * w1 * rs
+	s0.mad += alphaSlotMad * (1 - w1) * (ce - s0.mad)
+	s1.mad += alphaSlotMad * w1 * (ce - s1.mad)
+
+	// Channel L: the value against the long-run level and spread, for
+	// shifts too slow for channel N.
+	d.mid += alphaMid * (x - d.mid)
+	eM := d.mid - d.longLevel
+	devM := min(abs32(eM)/(normScale*d.madM+floor), maxDev)
+	d.madM += aLong * (clip(abs32(eM), d.madM, d.n) - d.madM)
+	eL := x - d.longLevel
+	sigL := normScale*d.madL + floor
+	devL := min(abs32(eL)/sigL, maxDev)
+	d.longLevel += aLong * (x - d.longLevel)
+	d.madL += aLong * (clip(abs32(eL), d.madL, d.n) - d.madL)
 	if ts > d.last {
 		d.last = ts
 	}
 
-	res := Result{
-		Expected:  float64(pred),
-		Lower:     float64(pred - 3*sigma),
-		Upper:     float64(pred + 3*sigma),
-		Deviation: float64(dev),
+	res := Result{Expected: float64(x - eN), Deviation: float64(devN)}
+	res.Lower, res.Upper = res.Expected-3*float64(sigN), res.Expected+3*float64(sigN)
+	if !tracking {
+		res.Learning = true
+		d.since++
+		return res
 	}
-
-	// Anomaly likelihood: a short average of deviations compared with the
-	// long-run distribution of that average.
-	a := abs32(dev)
-	if a > maxDev {
-		a = maxDev
+	r := d.qN.ratio(d.shortN, slotShare*max(sl.memN, s0.memN, s1.memN, sh.memN))
+	sn.memN = max(sn.memN*slotDecay, d.shortN)
+	rl := d.qL.ratio(devL, slotShare*max(sl.memL, s0.memL, s1.memL, sh.memL))
+	sn.memL = max(sn.memL*slotDecay, devL)
+	if midMode > 0 {
+		if rm := d.qM.ratio(devM, 0); rm > rl {
+			rl = rm
+		}
 	}
-	d.short += alphaShort * (a - d.short)
-	r := d.qShort.ratio(d.short, &d.memShort, b0, b1, w1)
-
-	// Level novelty: the value against the series' long-run location and
-	// spread, for shifts too slow for the short-term predictor.
-	eL := x - d.longLevel
-	devL := abs32(eL) / (normScale*d.madL + floor)
-	d.longLevel += alphaLong * eL
-	d.madL += alphaLong * (clip(abs32(eL), d.madL) - d.madL)
-	if devL > maxDev {
-		devL = maxDev
-	}
-	if rl := d.qLong.ratio(devL, &d.memLong, b0, b1, w1); rl > r {
+	if rl > r {
 		r = rl
+		res.Expected, res.Deviation = float64(x-eL), float64(eL/sigL)
+		res.Lower, res.Upper = res.Expected-3*float64(sigL), res.Expected+3*float64(sigL)
+	}
+	if ts-d.first >= minSeason && d.madS < seasonGain*d.madL {
+		if rs := d.qS.ratio(d.shortS, 0); rs > r {
+			r = rs
+			res.Expected, res.Deviation = float64(predS), float64(devS)
+			res.Lower, res.Upper = res.Expected-3*float64(sigS), res.Expected+3*float64(sigS)
+		}
 	}
 	if d.since < math.MaxUint32 {
 		d.since++
@@ -178,7 +216,15 @@ func (d *Detector) update(ts int64, v float64) Result {
 	}
 	r2 := float64(r * r)
 	score := r2 * r2 / (1 + r2*r2)
-	if d.since <= refractory {
+	if envMode > 0 {
+		e := d.env * envDecay
+		if float32(score) > e {
+			d.env = float32(score)
+		} else {
+			d.env = e
+			score *= refrFactor
+		}
+	} else if d.since <= refractory {
 		score *= refrFactor
 	} else if score >= alarmAt {
 		d.since = 0
@@ -210,8 +256,10 @@ func slots(ts int64) (int, int, float32) {
 	return b0, b1, w
 }
 
-func clip(e, mad float32) float32 {
-	if mad > 0 && e > clipErr*mad {
+// clip winsorises an error at clipErr times the current MAE, once the MAE
+// rests on enough samples to be trusted.
+func clip(e, mad float32, n uint32) float32 {
+	if n > warmup/3 && e > clipErr*mad {
 		return clipErr * mad
 	}
 	return e
@@ -230,7 +278,7 @@ func abs32(x float32) float32 {
 type quantile struct{ q, m float32 }
 
 // ratio returns x relative to the quantile seen so far, then learns x.
-func (t *quantile) ratio(x float32, mem *[buckets]float32, b0, b1 int, w1 float32) float32 {
+func (t *quantile) ratio(x, sm float32) float32 {
 	if t.q == 0 {
 		t.q = x
 	}
@@ -238,22 +286,9 @@ func (t *quantile) ratio(x float32, mem *[buckets]float32, b0, b1 int, w1 float3
 	if mm := maxShare * t.m; mm > ref {
 		ref = mm
 	}
-	lo, hi := b0-1, b1+1
-	if lo < 0 {
-		lo += buckets
-	}
-	if hi >= buckets {
-		hi -= buckets
-	}
-	sm := max(mem[lo], mem[b0], mem[b1], mem[hi]) * slotShare
 	if sm > ref {
 		ref = sm
 	}
-	bn := b0
-	if w1 >= 0.5 {
-		bn = b1
-	}
-	mem[bn] = max(mem[bn]*slotDecay, x)
 	r := x / (ref + qFloor)
 	t.m *= maxDecay
 	if x > t.m {
@@ -265,4 +300,12 @@ func (t *quantile) ratio(x float32, mem *[buckets]float32, b0, b1 int, w1 float3
 		t.q *= 1 - qEta*(1-qP)/qP
 	}
 	return r
+}
+
+// slotState is what a Detector learns about one slot of the day.
+type slotState struct {
+	mean float32 // seasonal offset from the deseasonalised level
+	mad  float32 // mean absolute error of the seasonal predictor
+	memN float32 // decaying max of channel N's deviation in this slot
+	memL float32 // decaying max of channel L's deviation in this slot
 }
