@@ -75,7 +75,6 @@ func run(t *testing.T, dbPath string) *running {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DBPath = dbPath
-	cfg.HeartbeatInterval = time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctl := New(cfg, logger)

@@ -19,6 +19,10 @@ import (
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
+// silentHeartbeats heartbeat intervals without any message from an agent
+// end its stream: the agent sends a heartbeat every interval.
+const silentHeartbeats = 3
+
 type controlService struct {
 	netaiopsv1.UnimplementedControlServiceServer
 	s *Server
@@ -132,9 +136,12 @@ func (c *controlService) Connect(stream connectStream) error {
 
 	ticker := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer ticker.Stop()
+	silentLimit := silentHeartbeats * s.cfg.HeartbeatInterval
+	lastMsg := time.Now()
 	for {
 		select {
 		case m := <-msgs:
+			lastMsg = time.Now()
 			if err := c.handle(ctx, log, hello, m, out); err != nil {
 				log.Info("agent stream ended", "err", err)
 				return err
@@ -146,7 +153,11 @@ func (c *controlService) Connect(stream connectStream) error {
 			}
 			log.Info("agent stream broke", "err", err)
 			return err
-		case <-ticker.C:
+		case now := <-ticker.C:
+			if silent := now.Sub(lastMsg); silent > silentLimit {
+				log.Warn("agent silent: ending its stream", "silent", silent.Round(time.Millisecond))
+				return status.Errorf(codes.DeadlineExceeded, "no message from the agent for %s (%d heartbeat intervals)", silent.Round(time.Millisecond), silentHeartbeats)
+			}
 			out.heartbeat(&netaiopsv1.Heartbeat{Time: timestamppb.Now()})
 		case <-st.replaced:
 			log.Info("agent stream replaced by a newer stream")

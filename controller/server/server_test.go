@@ -364,6 +364,31 @@ func TestControllerHeartbeats(t *testing.T) {
 	a.end()
 }
 
+func TestSilentAgentIsCutOff(t *testing.T) {
+	e := start(t, Config{HeartbeatInterval: 30 * time.Millisecond}, 0)
+	a := dial(t, e)
+	a.welcome("a1", "L1")
+	start := time.Now()
+	wantCode(t, a.drain(), codes.DeadlineExceeded, "no message from the agent")
+	if d := time.Since(start); d < 90*time.Millisecond {
+		t.Fatalf("cut off after %s, before 3 heartbeat intervals", d)
+	}
+	if getAgent(t, e, "a1").GetConnected() {
+		t.Fatal("silent agent still connected")
+	}
+
+	// An agent that heartbeats stays connected past the limit.
+	b := dial(t, e)
+	b.welcome("a2", "L1")
+	for range 10 {
+		b.send(heartbeat(0, 0))
+		time.Sleep(15 * time.Millisecond)
+	}
+	b.send(batch("L1"))
+	b.ack()
+	b.end()
+}
+
 func TestWatchIssuesSeesIngestAndAck(t *testing.T) {
 	e := start(t, Config{HeartbeatInterval: time.Hour}, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
