@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -363,6 +364,7 @@ func TestVarbindSize(t *testing.T) {
 }
 
 func TestServeStopsOnCancel(t *testing.T) {
+	before := runtime.NumGoroutine()
 	srv := newServer(t, DefaultScenario(), nil, Options{Workers: 3})
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -382,5 +384,14 @@ func TestServeStopsOnCancel(t *testing.T) {
 	}
 	if _, err := conn.WriteTo([]byte{1}, conn.LocalAddr()); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("conn still open after serve returned: %v", err)
+	}
+	// Serve waited for its workers: nothing it started is left (the only
+	// other goroutine is the one that ran Serve, which has returned).
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after serve returned, %d before", n, before)
 	}
 }
