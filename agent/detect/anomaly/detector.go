@@ -42,6 +42,9 @@ var (
 	envDecay     float32 = 0.995
 	midMode      float32 = 1
 	alphaMid     float32 = 0.1
+	qMul         float32 = 1
+	escalate     float32 = 1
+	escMargin    float32 = 0.05
 	qEta         float32 = 0.05
 	qP           float32 = 0.99
 	qFloor       float32 = 0.5
@@ -225,9 +228,14 @@ func (d *Detector) update(ts int64, v float64) Result {
 			score *= refrFactor
 		}
 	} else if d.since <= refractory {
-		score *= refrFactor
+		if escalate > 0 && float32(score) > d.env+escMargin {
+			d.env = float32(score)
+		} else {
+			score *= refrFactor
+		}
 	} else if score >= alarmAt {
 		d.since = 0
+		d.env = float32(score)
 	}
 	res.Score = score
 	return res
@@ -282,7 +290,7 @@ func (t *quantile) ratio(x, sm float32) float32 {
 	if t.q == 0 {
 		t.q = x
 	}
-	ref := t.q
+	ref := qMul * t.q
 	if mm := maxShare * t.m; mm > ref {
 		ref = mm
 	}
