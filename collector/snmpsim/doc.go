@@ -10,6 +10,20 @@
 // server's injectable clock, relative to the simulator's start, so tests need
 // no sleeps and tables are never rebuilt.
 //
+// A scenario file (YAML, unknown keys rejected) lists the devices:
+//
+//	devices:
+//	  - name: core-sw1          # community defaults to the name
+//	    interfaces: 24          # a generated device...
+//	    seed: 1                 # ...whose numbers follow this seed
+//	    faults:
+//	      - {kind: interface_down, interface: 3, at: 20s, duration: 60s, every: 180s}
+//	      - {kind: unreachable, at: 30s, duration: 90s}
+//	      - {kind: reboot, at: 150s, every: 300s}
+//	  - name: lab-fw
+//	    community: secret
+//	    snmprec: recordings/fw.snmprec   # a recorded device, relative to the file
+//
 // Packets are decoded and encoded with gosnmp. The package owns no flags; the
 // netaiops-snmpsim command wires flags to a Scenario and a Server.
 package snmpsim

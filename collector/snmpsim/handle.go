@@ -100,7 +100,11 @@ func (s *Server) handle(sc *scratch, req []byte) []byte {
 		c.getBulk.Add(1)
 		var cut bool
 		resp.Variables, cut = s.getBulk(sc, d, snap, pkt, budget)
-		if cut {
+		switch {
+		case cut && len(resp.Variables) == 0:
+			c.tooBig.Add(1)
+			resp.Error = gosnmp.TooBig
+		case cut:
 			c.truncated.Add(1)
 		}
 	case gosnmp.SetRequest:

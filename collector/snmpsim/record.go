@@ -31,13 +31,13 @@ const maxRecordLine = 1 << 20
 
 var oidSysUpTime = OID{1, 3, 6, 1, 2, 1, 1, 3, 0}
 
-// LoadRecording parses a recorded walk: snmpsim's "OID|TAG|VALUE" format
-// (.snmprec) or net-snmp "snmpwalk -On" output (detected by " = " on the
-// first data line). Entries are sorted numerically and deduplicated (the
-// first occurrence wins). Lines that cannot be served are skipped with a
-// Warning; an error is returned only when the file cannot be read or holds
-// no usable line.
-func LoadRecording(path string) (*table, []Warning, error) {
+// loadRecording parses a recorded walk: snmpsim's "OID|TAG|VALUE" format
+// (.snmprec) or net-snmp "snmpwalk -On" output, told apart by the first data
+// line. Entries are sorted numerically and deduplicated (the first
+// occurrence wins). Lines that cannot be served are skipped with a Warning;
+// an error is returned only when the file cannot be read or holds no usable
+// line.
+func loadRecording(path string) (*table, []Warning, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load recording: %w", err)
@@ -95,9 +95,12 @@ func parseRecording(r io.Reader, name string) (*table, []Warning, error) {
 			if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 				continue
 			}
+			// "1.3.6.1...|4|x" is snmprec, ".1.3.6.1... = STRING: x" a walk.
 			walk = 0
-			if strings.Contains(line, " = ") && !strings.Contains(line, "|") {
-				walk = 1
+			if _, _, ok := walkStart(line); ok {
+				if o, _, _ := strings.Cut(trimmed, "|"); strings.Contains(o, " ") {
+					walk = 1
+				}
 			}
 		}
 		if walk == 0 {

@@ -12,7 +12,7 @@ import (
 )
 
 func TestLoadSNMPRec(t *testing.T) {
-	tab, warns, err := LoadRecording("testdata/small.snmprec")
+	tab, warns, err := loadRecording("testdata/small.snmprec")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestLoadSNMPRec(t *testing.T) {
 }
 
 func TestLoadSNMPWalk(t *testing.T) {
-	tab, warns, err := LoadRecording("testdata/small.snmpwalk")
+	tab, warns, err := loadRecording("testdata/small.snmpwalk")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestSharedRecordings(t *testing.T) {
 	}
 	warned := 0
 	for _, d := range devs {
-		tab, warns, err := LoadRecording(d.SNMPRec)
+		tab, warns, err := loadRecording(d.SNMPRec)
 		if err != nil {
 			t.Errorf("%s: %v", d.Name, err)
 			continue

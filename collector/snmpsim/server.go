@@ -110,7 +110,7 @@ func NewServer(sc *Scenario, opts Options) (*Server, error) {
 			if !ok {
 				var warns []Warning
 				var err error
-				tab, warns, err = LoadRecording(spec.SNMPRec)
+				tab, warns, err = loadRecording(spec.SNMPRec)
 				if err != nil {
 					return nil, fmt.Errorf("new snmp simulator: device %s: %w", spec.Name, err)
 				}
@@ -232,7 +232,7 @@ type Stats struct {
 	GetNext   uint64
 	GetBulk   uint64
 	Set       uint64 // answered with noAccess (v2c) or noSuchName (v1): every community is read-only
-	TooBig    uint64 // Get/GetNext answered with tooBig
+	TooBig    uint64 // answered tooBig: a Get/GetNext answer, or a GetBulk's first varbind, exceeds the size cap
 	Truncated uint64 // GetBulk responses cut to fit the size or varbind cap
 
 	DroppedMalformed        uint64 // not decodable as SNMP
