@@ -53,7 +53,7 @@ func (k *Key) Hash() uint64 {
 	w := uint64(k.PortA) | uint64(k.PortB)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48 | uint64(k.Family)<<56
 	h := mix(a0^m1, a1^m2)
 	h = mix(h^b0, b1^m3)
-	return mix(h^w, m4^h>>29)
+	return fmix64(mix(h^w, m4))
 }
 
 func mix(a, b uint64) uint64 {
@@ -246,6 +246,17 @@ func (t *Table) StateBytesPerFlow() float64 {
 		size *= 2
 	}
 	return float64(EntryBytes) + float64(size*8+len(t.wheel)*4)/float64(t.cfg.MaxFlows)
+}
+
+// Advance moves the table's clock to ts (Unix ns) without a packet,
+// expiring what is due: a live capture calls it when the link is silent.
+func (t *Table) Advance(ts int64) {
+	if ts > t.now {
+		t.now = ts
+		if tick := ts / t.tickNs; tick > t.curTick {
+			t.advance(tick)
+		}
+	}
 }
 
 // Update accounts one packet of wireLen bytes at ts (Unix ns) to its flow,

@@ -1,0 +1,188 @@
+package flow
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// Source delivers captured frames to one capture loop. The agent runs one
+// loop per source, so several sources run side by side.
+type Source interface {
+	// Name identifies the capture point ("eth0", "file:x.pcap").
+	Name() string
+	LinkType() layers.LinkType
+	// ReadPacket returns the next frame; its bytes stay valid until the
+	// next call. A file returns io.EOF at its end. A live source returns
+	// ErrNoPacket when its poll timeout passes without a packet, and
+	// ctx.Err() once ctx ends.
+	ReadPacket(ctx context.Context) (data []byte, ci gopacket.CaptureInfo, err error)
+	// Stats is safe to call from another goroutine.
+	Stats() SourceStats
+	Close() error
+}
+
+// ErrNoPacket says a live source's poll timed out: a chance to close an
+// interval on the wall clock when the link is silent.
+var ErrNoPacket = errors.New("no packet before the poll timeout")
+
+// SourceStats counts what a source delivered and, for live capture, what the
+// kernel saw and dropped.
+type SourceStats struct {
+	Packets       uint64 // frames delivered
+	KernelPackets uint64 // live: packets that passed the socket's filter
+	KernelDrops   uint64 // live: packets lost for lack of ring space
+	QueueFreezes  uint64 // live: TPACKET_V3 ring freezes
+}
+
+// FileOptions tunes a pcap or pcapng replay.
+type FileOptions struct {
+	// Paced replays at the recorded speed (sleeping between packets on the
+	// wall clock); otherwise packets come as fast as they can be read.
+	Paced bool
+	// BufferSize is the read buffer; default 1 MiB.
+	BufferSize int
+}
+
+// packetReader is what pcapgo's Reader and NgReader have in common.
+type packetReader interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	LinkType() layers.LinkType
+}
+
+// FileSource replays a pcap or pcapng file.
+type FileSource struct {
+	name    string
+	f       *os.File
+	r       packetReader
+	paced   bool
+	start   time.Time // wall clock of the first packet when paced
+	first   time.Time // its capture timestamp
+	timer   *time.Timer
+	packets uint64
+	stats   statsBox
+}
+
+// OpenFile opens a pcap (micro- or nanosecond) or pcapng file; the format is
+// told by its magic number.
+func OpenFile(path string, opt FileOptions) (*FileSource, error) {
+	if opt.BufferSize <= 0 {
+		opt.BufferSize = 1 << 20
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open capture %s: %w", path, err)
+	}
+	br := bufio.NewReaderSize(f, opt.BufferSize)
+	magic, err := br.Peek(4)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open capture %s: read magic: %w", path, err)
+	}
+	var r packetReader
+	if binary.BigEndian.Uint32(magic) == 0x0a0d0d0a {
+		ng, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open capture %s: pcapng: %w", path, err)
+		}
+		r = ng
+	} else {
+		pr, err := pcapgo.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open capture %s: pcap: %w", path, err)
+		}
+		r = pr
+	}
+	return &FileSource{name: "file:" + path, f: f, r: r, paced: opt.Paced}, nil
+}
+
+// Name is "file:" and the path.
+func (s *FileSource) Name() string { return s.name }
+
+// LinkType is the file's link type (of its first interface for pcapng).
+func (s *FileSource) LinkType() layers.LinkType { return s.r.LinkType() }
+
+// ReadPacket returns the next packet, waiting first when paced.
+func (s *FileSource) ReadPacket(ctx context.Context) ([]byte, gopacket.CaptureInfo, error) {
+	data, ci, err := s.r.ZeroCopyReadPacketData()
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) && len(data) == 0 {
+			return nil, ci, io.EOF
+		}
+		return nil, ci, fmt.Errorf("read %s: %w", s.name, err)
+	}
+	s.packets++
+	if s.packets&1023 == 0 {
+		s.stats.store(SourceStats{Packets: s.packets})
+	}
+	if s.paced {
+		if err := s.wait(ctx, ci.Timestamp); err != nil {
+			return nil, ci, err
+		}
+	}
+	return data, ci, nil
+}
+
+func (s *FileSource) wait(ctx context.Context, ts time.Time) error {
+	if s.start.IsZero() {
+		s.start, s.first = time.Now(), ts
+		return ctx.Err()
+	}
+	d := time.Until(s.start.Add(ts.Sub(s.first)))
+	if d <= 0 {
+		return ctx.Err()
+	}
+	if s.timer == nil {
+		s.timer = time.NewTimer(d)
+	} else {
+		s.timer.Reset(d)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.timer.C:
+		return nil
+	}
+}
+
+// Stats returns the packets read so far (updated every 1024 packets and at
+// Close).
+func (s *FileSource) Stats() SourceStats { return s.stats.load() }
+
+// Close closes the file.
+func (s *FileSource) Close() error {
+	s.stats.store(SourceStats{Packets: s.packets})
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// statsBox publishes SourceStats to other goroutines without locks.
+type statsBox struct {
+	packets, kernelPackets, kernelDrops, freezes atomic.Uint64
+}
+
+func (b *statsBox) store(s SourceStats) {
+	b.packets.Store(s.Packets)
+	b.kernelPackets.Store(s.KernelPackets)
+	b.kernelDrops.Store(s.KernelDrops)
+	b.freezes.Store(s.QueueFreezes)
+}
+
+func (b *statsBox) load() SourceStats {
+	return SourceStats{Packets: b.packets.Load(), KernelPackets: b.kernelPackets.Load(),
+		KernelDrops: b.kernelDrops.Load(), QueueFreezes: b.freezes.Load()}
+}
