@@ -175,7 +175,12 @@ func newSNMPD(t *testing.T) *snmpd {
 	if bin == "" {
 		t.Skip("e2e: net-snmp snmpd not installed (apt-get install snmpd, or run `make deps`)")
 	}
+	// The config and snmpd's persistent directory are apart: snmpd rewrites
+	// $SNMP_PERSISTENT_DIR/snmpd.conf on exit.
 	s := &snmpd{t: t, bin: bin, dir: t.TempDir(), port: freeUDPPort(t)}
+	if err := os.Mkdir(filepath.Join(s.dir, "persist"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	conf := "rocommunity public 127.0.0.1\nsysName e2e-device\ndontLogTCPWrappersConnects yes\n"
 	if err := os.WriteFile(filepath.Join(s.dir, "snmpd.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -185,7 +190,7 @@ func newSNMPD(t *testing.T) *snmpd {
 
 func (s *snmpd) start() {
 	s.t.Helper()
-	s.p = start(s.t, s.bin, []string{"SNMP_PERSISTENT_DIR=" + s.dir, "MIBS="},
+	s.p = start(s.t, s.bin, []string{"SNMP_PERSISTENT_DIR=" + filepath.Join(s.dir, "persist"), "MIBS="},
 		"-f", "-Lo", "-C", "-c", filepath.Join(s.dir, "snmpd.conf"), "-p", filepath.Join(s.dir, "snmpd.pid"),
 		fmt.Sprintf("udp:127.0.0.1:%d", s.port))
 }
