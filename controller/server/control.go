@@ -255,9 +255,8 @@ func (c *controlService) ingest(ctx context.Context, log *slog.Logger, hello *ne
 	for _, g := range res.Gaps {
 		log.Warn("agent skipped events: it dropped them", "after_seq", g.After, "next_seq", g.Next, "missing", g.Next-g.After-1)
 	}
-	if res.Replayed > 0 {
-		log.Debug("ignored replayed events", "replayed", res.Replayed, "watermark", res.Watermark)
-	}
+	log.Debug("batch stored", "events", len(evs), "stored", res.Stored, "replayed", res.Replayed,
+		"changed", len(res.Changed), "watermark", res.Watermark)
 	out.ack(&netaiopsv1.Ack{LogId: hello.GetLogId(), AckedSeq: res.Watermark})
 	s.hub.Publish(res.Changed...)
 	return nil
