@@ -8,14 +8,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/netaiops/netaiops/agent"
 	"github.com/netaiops/netaiops/agent/config"
-	"github.com/netaiops/netaiops/agent/detect"
 	"github.com/netaiops/netaiops/agent/uplink"
-	"github.com/netaiops/netaiops/agent/uplink/uplinktest"
+	"github.com/netaiops/netaiops/controller"
+	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
 func freeUDPPort(t *testing.T) int {
@@ -93,15 +97,45 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// stored reports whether the controller stored a change of kind on device.
-func stored(st *uplinktest.Store, kind, device string, typ detect.ChangeType) bool {
-	for _, e := range st.Events() {
-		c := e.Entry.Change
-		if c.Issue.Kind == kind && c.Issue.Device == device && c.Type == typ {
-			return true
-		}
+// startController runs the real controller on addr with a fresh database
+// and returns a function that stops it and waits.
+func startController(t *testing.T, addr string) (stop func()) {
+	t.Helper()
+	cfg := controller.DefaultConfig()
+	cfg.Listen, cfg.DBPath, cfg.HeartbeatInterval, cfg.ShutdownTimeout = addr, filepath.Join(t.TempDir(), "c.db"), time.Second, 2*time.Second
+	c := controller.New(cfg, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }() // owned by stop
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatalf("controller: %v", err)
 	}
-	return false
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("controller: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// issue returns the controller's issue of kind on device in state, or nil.
+func issue(t *testing.T, ic netaiopsv1.IssueServiceClient, kind, device string, state netaiopsv1.IssueState) *netaiopsv1.Issue {
+	t.Helper()
+	resp, err := ic.ListIssues(context.Background(), &netaiopsv1.ListIssuesRequest{Kind: kind, Device: device, State: state, PageSize: 100})
+	if err != nil {
+		t.Fatalf("ListIssues: %v", err)
+	}
+	if len(resp.GetIssues()) == 0 {
+		return nil
+	}
+	return resp.GetIssues()[0]
 }
 
 // TestAgentPollsDetectsAndDelivers runs the agent against a real snmpd and a
@@ -113,12 +147,12 @@ func TestAgentPollsDetectsAndDelivers(t *testing.T) {
 	dev.start()
 
 	// A controller address with nothing behind it yet.
-	probe, err := uplinktest.Start("127.0.0.1:0", uplinktest.NewStore(), uplinktest.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctlAddr := probe.Addr()
-	probe.Stop()
+	ctlAddr := l.Addr().String()
+	l.Close()
 
 	yaml := fmt.Sprintf(`agent:
   id: agent-test
@@ -172,35 +206,46 @@ targets:
 		t.Fatalf("stats %+v: want attempts to reach the controller, and no connection", s)
 	}
 
-	st := uplinktest.NewStore()
-	srv, err := uplinktest.Start(ctlAddr, st, uplinktest.Options{HeartbeatInterval: 100 * time.Millisecond})
+	startController(t, ctlAddr)
+	conn, err := grpc.NewClient(ctlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop()
+	defer conn.Close()
+	ic, fc := netaiopsv1.NewIssueServiceClient(conn), netaiopsv1.NewFleetServiceClient(conn)
+	const (
+		unreachable = "device_unreachable"
+		open        = netaiopsv1.IssueState_ISSUE_STATE_OPEN
+		resolved    = netaiopsv1.IssueState_ISSUE_STATE_RESOLVED
+	)
 	waitFor(t, 10*time.Second, "device_unreachable for silent stored", func() bool {
-		return stored(st, "device_unreachable", "silent", detect.Opened)
+		return issue(t, ic, unreachable, "silent", open) != nil
 	})
-	if stored(st, "device_unreachable", "dev", detect.Opened) {
-		t.Fatal("device_unreachable for dev, which answers")
+	if is := issue(t, ic, unreachable, "dev", open); is != nil {
+		t.Fatalf("device_unreachable for dev, which answers: %v", is)
 	}
-	h := st.Hellos()[0]
-	if h.AgentID != "agent-test" || h.Targets != 2 || h.Version != agent.Version {
-		t.Fatalf("hello %+v", h)
+	agents, err := fc.ListAgents(context.Background(), &netaiopsv1.ListAgentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(agents.GetAgents()) != 1 {
+		t.Fatalf("agents %v", agents.GetAgents())
+	}
+	if ag := agents.GetAgents()[0]; ag.GetId() != "agent-test" || ag.GetTargetCount() != 2 || ag.GetVersion() != agent.Version || ag.GetLabels()["site"] != "lab" {
+		t.Fatalf("agent record %v", ag)
 	}
 
 	dev.stop()
 	waitFor(t, 10*time.Second, "device_unreachable for dev stored", func() bool {
-		return stored(st, "device_unreachable", "dev", detect.Opened)
+		return issue(t, ic, unreachable, "dev", open) != nil
 	})
+	opened := issue(t, ic, unreachable, "dev", open)
 	dev.start()
 	waitFor(t, 10*time.Second, "device_unreachable for dev resolved", func() bool {
-		return stored(st, "device_unreachable", "dev", detect.Resolved)
+		return issue(t, ic, unreachable, "dev", resolved) != nil
 	})
-	waitFor(t, 5*time.Second, "outbox drained", func() bool { return a.Stats().Pending == 0 })
-	for _, e := range st.Events() {
-		if e.AgentID != "agent-test" || e.Entry.Change.Issue.ID == "" {
-			t.Fatalf("stored event %+v", e)
-		}
+	if r := issue(t, ic, unreachable, "dev", resolved); r.GetId() != opened.GetId() || r.GetAgentId() != "agent-test" || r.GetResolvedAt() == nil {
+		t.Fatalf("resolved issue %v, want the opened one (%s) with resolved_at", r, opened.GetId())
 	}
+	waitFor(t, 5*time.Second, "outbox drained", func() bool { return a.Stats().Pending == 0 })
 }

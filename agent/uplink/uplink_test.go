@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/netaiops/netaiops/agent/uplink"
 	"github.com/netaiops/netaiops/agent/uplink/uplinktest"
 	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/controller"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
@@ -131,6 +134,112 @@ func contiguous(seqs []uint64, n int) error {
 	return nil
 }
 
+// ctl is a real controller (controller.New) on a real socket and SQLite file.
+type ctl struct {
+	c      *controller.Controller
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// startController runs the real controller on addr ("127.0.0.1:0" for a
+// free port) with its database at db; heartbeats every second (the
+// minimum); maxBatch 0 keeps the default batch limit.
+func startController(t *testing.T, addr, db string, maxBatch int) *ctl {
+	t.Helper()
+	cfg := controller.DefaultConfig()
+	cfg.Listen, cfg.DBPath, cfg.HeartbeatInterval = addr, db, time.Second
+	if maxBatch > 0 {
+		cfg.MaxBatchEvents = maxBatch
+	}
+	cfg.ShutdownTimeout = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &ctl{c: controller.New(cfg, testLogger(t).With("side", "controller")), cancel: cancel, done: make(chan error, 1)}
+	go func() { c.done <- c.c.Run(ctx) }() // owned by stop, which waits on done
+	select {
+	case <-c.c.Ready():
+	case err := <-c.done:
+		t.Fatalf("controller on %s: %v", addr, err)
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *ctl) addr() string { return c.c.Addr().String() }
+
+// stop shuts the controller down (it ends the agents' streams) and waits.
+func (c *ctl) stop() {
+	c.once.Do(func() {
+		c.cancel()
+		if err := <-c.done; err != nil {
+			panic(fmt.Sprintf("controller run: %v", err))
+		}
+	})
+}
+
+// ctlClient opens a client to the controller's read APIs.
+func ctlClient(t *testing.T, addr string) (netaiopsv1.IssueServiceClient, netaiopsv1.FleetServiceClient) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return netaiopsv1.NewIssueServiceClient(conn), netaiopsv1.NewFleetServiceClient(conn)
+}
+
+// issueIDs lists every issue the controller stored.
+func issueIDs(t *testing.T, ic netaiopsv1.IssueServiceClient) map[string]*netaiopsv1.Issue {
+	t.Helper()
+	out := map[string]*netaiopsv1.Issue{}
+	token := ""
+	for {
+		resp, err := ic.ListIssues(context.Background(), &netaiopsv1.ListIssuesRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			t.Fatalf("ListIssues: %v", err)
+		}
+		for _, is := range resp.GetIssues() {
+			out[is.GetId()] = is
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			return out
+		}
+	}
+}
+
+func agentRecord(t *testing.T, fc netaiopsv1.FleetServiceClient, id string) *netaiopsv1.Agent {
+	t.Helper()
+	resp, err := fc.ListAgents(context.Background(), &netaiopsv1.ListAgentsRequest{})
+	if err != nil {
+		t.Fatalf("ListAgents: %v", err)
+	}
+	for _, a := range resp.GetAgents() {
+		if a.GetId() == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// checkAllStored checks that the controller holds issues 1..n of mkChange.
+func checkAllStored(t *testing.T, ic netaiopsv1.IssueServiceClient, n int) {
+	t.Helper()
+	got := issueIDs(t, ic)
+	if len(got) != n {
+		t.Fatalf("controller holds %d issues, want %d", len(got), n)
+	}
+	for i := 1; i <= n; i++ {
+		want := mkChange(i).Issue
+		is := got[want.ID]
+		if is == nil {
+			t.Fatalf("issue of event %d (%s) missing", i, want.ID)
+		}
+		if is.GetSummary() != want.Summary || is.GetAgentId() != "agent-1" || !is.GetFirstSeen().AsTime().Equal(want.FirstSeen) {
+			t.Fatalf("issue of event %d stored as %v, want %+v", i, is, want)
+		}
+	}
+}
+
 func fastConfig(addr string) uplink.Config {
 	return uplink.Config{
 		Address:    addr,
@@ -173,58 +282,48 @@ func TestConvertRoundTrip(t *testing.T) {
 }
 
 func TestDeliversAndAcks(t *testing.T) {
-	st := uplinktest.NewStore()
-	srv := startServer(t, "127.0.0.1:0", st, uplinktest.Options{HeartbeatInterval: 50 * time.Millisecond, MaxBatchEvents: 3})
+	c := startController(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "c.db"), 3)
+	ic, fc := ctlClient(t, c.addr())
 	ob := newOutbox(t)
 	appendN(t, ob, 1, 10) // queued before the controller is reached
-	u, err := uplink.New(fastConfig(srv.Addr()), ob, testLogger(t))
+	u, err := uplink.New(fastConfig(c.addr()), ob, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop := run(t, u)
 
 	waitFor(t, 5*time.Second, "10 events acked", func() bool { return ob.Len() == 0 })
-	if err := contiguous(st.Seqs(ob.LogID()), 10); err != nil {
-		t.Fatal(err)
-	}
+	checkAllStored(t, ic, 10)
 	appendN(t, ob, 11, 5) // appended while connected
 	waitFor(t, 5*time.Second, "15 events acked", func() bool { return ob.Len() == 0 && u.Stats().Acked == 15 })
-	if err := contiguous(st.Seqs(ob.LogID()), 15); err != nil {
-		t.Fatal(err)
+	checkAllStored(t, ic, 15)
+	if s := u.Stats(); !s.Connected || s.Sessions != 1 || s.Batches < 5 || s.Events != 15 {
+		t.Fatalf("stats %+v: want connected, 1 session, ≥5 batches of ≤3 events, 15 events", s)
 	}
-	if s := u.Stats(); !s.Connected || s.Sessions != 1 || s.Batches < 5 {
-		t.Fatalf("stats %+v: want connected, 1 session, ≥5 batches of ≤3 events", s)
+	a := agentRecord(t, fc, "agent-1")
+	if a == nil || !a.GetConnected() || a.GetLogId() != ob.LogID() || a.GetLastStoredSeq() != 15 ||
+		a.GetTargetCount() != 1 || a.GetVersion() != "test" || a.GetHostname() != "host-1" || a.GetLabels()["site"] != "lab" {
+		t.Fatalf("agent record %v", a)
 	}
-	// The stored event is the change that was appended.
-	got := st.Events()[11]
-	if want := mkChange(12); got.AgentID != "agent-1" || !reflect.DeepEqual(got.Entry.Change, want) {
-		t.Fatalf("stored event 12:\n got %+v\nwant %+v", got.Entry.Change, want)
-	}
-	h := st.Hellos()
-	if len(h) != 1 || h[0].AgentID != "agent-1" || h[0].LogID != ob.LogID() || h[0].Oldest != 1 || h[0].Targets != 1 || h[0].Version != "test" {
-		t.Fatalf("hellos %+v", h)
-	}
-	waitFor(t, 5*time.Second, "agent heartbeats", func() bool { n, _, _ := st.Heartbeats(); return n >= 2 })
-	if _, pending, dropped := st.Heartbeats(); pending != 0 || dropped != 0 {
-		t.Fatalf("heartbeat pending %d dropped %d, want 0 0", pending, dropped)
-	}
+	// Heartbeats (every second) carry the pending and dropped counts.
+	waitFor(t, 5*time.Second, "a heartbeat stored on the agent record", func() bool {
+		a := agentRecord(t, fc, "agent-1")
+		return a.GetLastSeen().AsTime().After(time.Now().Add(-1500*time.Millisecond)) && a.GetPendingEvents() == 0
+	})
 	stop()
 	if u.Stats().Connected {
 		t.Fatal("still connected after Run returned")
 	}
+	waitFor(t, 5*time.Second, "controller to mark the agent disconnected", func() bool { return !agentRecord(t, fc, "agent-1").GetConnected() })
 }
 
-// TestControllerRestartNoLoss crashes the controller while events stream and
-// while more are appended; after it comes back on the same address and
-// store, every event is stored exactly once and acked.
+// TestControllerRestartNoLoss restarts the controller on the same address
+// and database while events stream and while more are appended; afterwards
+// every event is stored and acked.
 func TestControllerRestartNoLoss(t *testing.T) {
-	st := uplinktest.NewStore()
-	opts := uplinktest.Options{HeartbeatInterval: 100 * time.Millisecond, MaxBatchEvents: 7}
-	srv, err := uplinktest.Start("127.0.0.1:0", st, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := srv.Addr()
+	db := filepath.Join(t.TempDir(), "c.db")
+	c := startController(t, "127.0.0.1:0", db, 40)
+	addr := c.addr()
 	ob := newOutbox(t)
 	u, err := uplink.New(fastConfig(addr), ob, testLogger(t))
 	if err != nil {
@@ -238,8 +337,8 @@ func TestControllerRestartNoLoss(t *testing.T) {
 		appendN(t, ob, n+1, 50)
 		n += 50
 	}
-	waitFor(t, 5*time.Second, "some events acked", func() bool { return u.Stats().Acked > 100 })
-	srv.Stop() // mid-stream: batches in flight are lost with the connection
+	waitFor(t, 10*time.Second, "some events acked", func() bool { return u.Stats().Acked > 100 })
+	c.stop() // mid-stream: the controller ends the stream, batches in flight go unacked
 	for n < 2000 {
 		appendN(t, ob, n+1, 50)
 		n += 50
@@ -248,28 +347,22 @@ func TestControllerRestartNoLoss(t *testing.T) {
 		t.Fatalf("acked %d while the controller was down", u.Stats().Acked)
 	}
 	time.Sleep(100 * time.Millisecond)
-	srv2, err := uplinktest.Start(addr, st, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv2.Stop)
+	c = startController(t, addr, db, 40)
 	for n < total {
 		appendN(t, ob, n+1, 50)
 		n += 50
 	}
-	waitFor(t, 20*time.Second, "all events acked after restart", func() bool { return ob.Len() == 0 && u.Stats().Acked == total })
-	if err := contiguous(st.Seqs(ob.LogID()), total); err != nil {
-		t.Fatal(err)
+	waitFor(t, 60*time.Second, "all events acked after restart", func() bool { return ob.Len() == 0 && u.Stats().Acked == total })
+	ic, fc := ctlClient(t, addr)
+	checkAllStored(t, ic, total)
+	if a := agentRecord(t, fc, "agent-1"); a.GetLastStoredSeq() != total || !a.GetConnected() {
+		t.Fatalf("agent record %v: want last_stored_seq %d, connected", a, total)
 	}
-	if st.Gaps() != 0 || ob.Dropped() != 0 {
-		t.Fatalf("gaps %d dropped %d, want none", st.Gaps(), ob.Dropped())
+	if ob.Dropped() != 0 {
+		t.Fatalf("dropped %d", ob.Dropped())
 	}
 	if s := u.Stats(); s.Sessions < 2 {
 		t.Fatalf("stats %+v: want a second session after the restart", s)
-	}
-	hs := st.Hellos()
-	if last := hs[len(hs)-1]; last.LogID != ob.LogID() || last.Oldest == 0 {
-		t.Fatalf("hello after restart %+v: want same log id and the oldest unacked seq", last)
 	}
 }
 
@@ -341,10 +434,9 @@ func replace(t *testing.T, addr, agentID string) {
 }
 
 func TestReplacedStreamReconnects(t *testing.T) {
-	st := uplinktest.NewStore()
-	srv := startServer(t, "127.0.0.1:0", st, uplinktest.Options{HeartbeatInterval: 50 * time.Millisecond})
+	c := startController(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "c.db"), 0)
 	ob := newOutbox(t)
-	u, err := uplink.New(fastConfig(srv.Addr()), ob, testLogger(t))
+	u, err := uplink.New(fastConfig(c.addr()), ob, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,13 +444,12 @@ func TestReplacedStreamReconnects(t *testing.T) {
 	appendN(t, ob, 1, 3)
 	waitFor(t, 5*time.Second, "first events acked", func() bool { return ob.Len() == 0 })
 
-	replace(t, srv.Addr(), "agent-1")
+	replace(t, c.addr(), "agent-1") // the controller ends the uplink's stream with Aborted
 	waitFor(t, 5*time.Second, "second session", func() bool { return u.Stats().Sessions >= 2 && u.Stats().Connected })
 	appendN(t, ob, 4, 3)
 	waitFor(t, 5*time.Second, "events after replacement acked", func() bool { return ob.Len() == 0 })
-	if err := contiguous(st.Seqs(ob.LogID()), 6); err != nil {
-		t.Fatal(err)
-	}
+	ic, _ := ctlClient(t, c.addr())
+	checkAllStored(t, ic, 6)
 }
 
 // TestDeadStreamReconnects: a controller that welcomes and then says nothing
@@ -393,12 +484,12 @@ func TestDeadStreamReconnects(t *testing.T) {
 
 func TestControllerAbsentThenAppears(t *testing.T) {
 	// Reserve a port, then free it: nothing listens there at first.
-	srv, err := uplinktest.Start("127.0.0.1:0", uplinktest.NewStore(), uplinktest.Options{})
+	probe, err := uplinktest.Start("127.0.0.1:0", uplinktest.NewStore(), uplinktest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := srv.Addr()
-	srv.Stop()
+	addr := probe.Addr()
+	probe.Stop()
 
 	ob := newOutbox(t)
 	appendN(t, ob, 1, 5)
@@ -411,12 +502,10 @@ func TestControllerAbsentThenAppears(t *testing.T) {
 	if ob.Len() != 5 {
 		t.Fatalf("outbox len %d while the controller is away, want 5", ob.Len())
 	}
-	st := uplinktest.NewStore()
-	startServer(t, addr, st, uplinktest.Options{HeartbeatInterval: 50 * time.Millisecond})
+	startController(t, addr, filepath.Join(t.TempDir(), "c.db"), 0)
 	waitFor(t, 10*time.Second, "events acked once the controller appears", func() bool { return ob.Len() == 0 })
-	if err := contiguous(st.Seqs(ob.LogID()), 5); err != nil {
-		t.Fatal(err)
-	}
+	ic, _ := ctlClient(t, addr)
+	checkAllStored(t, ic, 5)
 }
 
 func TestNoGoroutinesLeft(t *testing.T) {

@@ -3,13 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/netaiops/netaiops/agent/uplink/uplinktest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/netaiops/netaiops/controller"
+	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -95,15 +101,15 @@ func TestCheckConfig(t *testing.T) {
 }
 
 // TestRunsWithoutController: the agent starts, polls and keeps running when
-// nothing listens at the controller's address, then stops cleanly when its
-// context ends; when a controller appears it connects.
+// nothing listens at the controller's address, connects to the real
+// controller once it appears, and stops cleanly when its context ends.
 func TestRunsWithoutController(t *testing.T) {
-	srv, err := uplinktest.Start("127.0.0.1:0", uplinktest.NewStore(), uplinktest.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := srv.Addr()
-	srv.Stop() // nothing listens there now
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
 
 	cfg := writeConfig(t, strings.ReplaceAll(validConfig, "%CONTROLLER%", addr))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -122,21 +128,38 @@ func TestRunsWithoutController(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	st := uplinktest.NewStore()
-	srv2, err := uplinktest.Start(addr, st, uplinktest.Options{})
+
+	ccfg := controller.DefaultConfig()
+	ccfg.Listen, ccfg.DBPath, ccfg.ShutdownTimeout = addr, filepath.Join(t.TempDir(), "c.db"), 2*time.Second
+	c := controller.New(ccfg, slog.New(slog.DiscardHandler))
+	cctx, ccancel := context.WithCancel(context.Background())
+	cdone := make(chan error, 1)
+	go func() { cdone <- c.Run(cctx) }()
+	defer func() {
+		ccancel()
+		if err := <-cdone; err != nil {
+			t.Errorf("controller: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv2.Stop()
-	deadline = time.Now().Add(15 * time.Second)
-	for len(st.Hellos()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("agent did not connect within 15s of the controller appearing; log:\n%s", stderr.String())
+	defer conn.Close()
+	fc := netaiopsv1.NewFleetServiceClient(conn)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		resp, err := fc.ListAgents(context.Background(), &netaiopsv1.ListAgentsRequest{})
+		if err == nil && len(resp.GetAgents()) == 1 && resp.GetAgents()[0].GetConnected() {
+			if a := resp.GetAgents()[0]; a.GetId() != "edge-1" || a.GetTargetCount() != 1 {
+				t.Fatalf("agent record %v", a)
+			}
+			break
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if h := st.Hellos()[0]; h.AgentID != "edge-1" || h.Targets != 1 {
-		t.Fatalf("hello %+v", h)
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not connected within 20s of the controller appearing (%v); log:\n%s", err, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	cancel()
 	select {
