@@ -197,3 +197,46 @@ func TestSharedRecordings(t *testing.T) {
 	}
 	t.Logf("%d recordings, %d line warnings", len(devs), warned)
 }
+
+// TestTooBigValue: a recorded value larger than the message cap answers
+// tooBig to Get and GetBulk instead of an oversized datagram.
+func TestTooBigValue(t *testing.T) {
+	dir := t.TempDir()
+	rec := "1.3.6.1.2.1.1.1.0|4|" + strings.Repeat("x", 600) + "\n1.3.6.1.2.1.1.5.0|4|big\n"
+	if err := os.WriteFile(filepath.Join(dir, "big.snmprec"), []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	devs, err := RecordingsIn(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, &Scenario{Devices: devs, Source: dir}, newFakeClock(), Options{MaxMessageSize: 484})
+	dec := &gosnmp.GoSNMP{}
+	for _, v := range []gosnmp.SnmpVersion{gosnmp.Version1, gosnmp.Version2c} {
+		enc := &gosnmp.GoSNMP{Version: v, Community: "big"}
+		for _, pdu := range []gosnmp.PDUType{gosnmp.GetRequest, gosnmp.GetNextRequest, gosnmp.GetBulkRequest} {
+			if v == gosnmp.Version1 && pdu == gosnmp.GetBulkRequest {
+				continue
+			}
+			name := ".1.3.6.1.2.1.1.1.0"
+			if pdu != gosnmp.GetRequest {
+				name = ".1.3.6.1.2.1.1"
+			}
+			req, err := enc.SnmpEncodePacket(pdu, []gosnmp.SnmpPDU{{Name: name, Type: gosnmp.Null}}, 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := srv.HandlePacket(req)
+			p, err := dec.SnmpDecodePacket(out)
+			if err != nil {
+				t.Fatalf("%v %v: %v", v, pdu, err)
+			}
+			if p.Error != gosnmp.TooBig || len(out) > 484 {
+				t.Errorf("%v %v: error %v, %d bytes; want tooBig within 484", v, pdu, p.Error, len(out))
+			}
+		}
+	}
+	if got := srv.Stats().TooBig; got != 5 {
+		t.Errorf("tooBig count %d, want 5", got)
+	}
+}
