@@ -101,3 +101,29 @@ run: build $(TOOLS)/grpcurl
 
 clean:
 	rm -rf bin var
+
+# --- detection quality and speed (agent/detect/anomaly) -------------------------
+# eval-nab scores the streaming anomaly detector on the Numenta Anomaly
+# Benchmark: results go to var/nab/, NAB's scorer prints the table.
+# bench-detect measures updates per second over 100 000 interleaved series.
+NAB_DIR ?= ../shared/nab
+NABSCORE_DIR ?= ../shared/tools/nabscore
+
+.PHONY: eval-nab bench-detect
+
+eval-nab:
+	@if [ ! -d "$(NAB_DIR)/data" ] || [ ! -d "$(NABSCORE_DIR)" ]; then \
+		echo "eval-nab: skipped: no NAB data at $(NAB_DIR)/data or scorer at $(NABSCORE_DIR) (set NAB_DIR, NABSCORE_DIR)"; \
+		exit 0; fi; \
+	set -e; mkdir -p bin var; rm -rf var/nab; \
+	$(GO) build -o bin/netaiops-eval ./cmd/netaiops-eval; \
+	bin/netaiops-eval nab --data "$(NAB_DIR)/data" --out var/nab; \
+	cd "$(NABSCORE_DIR)" && $(GO) run . -labels "$(abspath $(NAB_DIR))/labels/combined_windows.json" \
+		-results "$(CURDIR)/var/nab" -d netaiops
+
+bench-detect:
+	@set -o pipefail; $(GO) test -run '^$$' -bench 'Update$$' -benchtime 3000000x ./agent/detect/anomaly/ | \
+	awk 'BEGIN { printf "%-24s %12s %14s %14s %14s\n", "benchmark", "ns/update", "updates/s", "bytes/series", "allocs/update" } \
+	/^Benchmark/ { delete m; for (i = 3; i < NF; i += 2) m[$$(i+1)] = $$i; \
+		printf "%-24s %12s %14.0f %14s %14s\n", $$1, m["ns/op"], m["updates/s"], m["B/series"], m["allocs/op"] } \
+	/^(FAIL|ok|PASS)/ { print }'

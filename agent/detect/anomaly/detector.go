@@ -45,6 +45,7 @@ var (
 	qMul         float32 = 1
 	escalate     float32 = 1
 	escMargin    float32 = 0.05
+	qMin         float32 = 0.01
 	qEta         float32 = 0.05
 	qP           float32 = 0.99
 	qFloor       float32 = 0.5
@@ -287,9 +288,8 @@ type quantile struct{ q, m float32 }
 
 // ratio returns x relative to the quantile seen so far, then learns x.
 func (t *quantile) ratio(x, sm float32) float32 {
-	if t.q == 0 {
-		t.q = x
-	}
+	// A multiplicative tracker stuck at zero would never move.
+	t.q = max(t.q, qMin)
 	ref := qMul * t.q
 	if mm := maxShare * t.m; mm > ref {
 		ref = mm

@@ -1,0 +1,55 @@
+package anomaly
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSetEvictsIdleSeries(t *testing.T) {
+	s := NewSet(4, time.Hour)
+	for k := range uint64(4) {
+		if _, err := s.Update(k, t0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Full: a fifth series is refused and counted while nobody is idle.
+	if _, err := s.Update(5, t0.Add(time.Minute), 1); !errors.Is(err, ErrFull) {
+		t.Fatalf("fifth series: err %v, want ErrFull", err)
+	}
+	if st := s.Stats(); st.Dropped != 1 || st.Series != 4 {
+		t.Fatalf("stats %+v, want 4 series, 1 dropped", st)
+	}
+	// Series 0 keeps reporting; after two hours the others are idle and
+	// the per-update sweep evicts them.
+	for i := range 130 {
+		if _, err := s.Update(0, t0.Add(time.Duration(i)*time.Minute), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.Stats()
+	if st.Series != 1 || st.Evicted != 3 {
+		t.Fatalf("stats %+v, want 1 series and 3 evicted", st)
+	}
+	// An evicted series that comes back learns from scratch.
+	res, err := s.Update(1, t0.Add(131*time.Minute), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Learning {
+		t.Error("returning series is not learning from scratch")
+	}
+}
+
+func TestSetFullEvictsOnDemand(t *testing.T) {
+	s := NewSet(2, time.Minute)
+	s.Update(1, t0, 1)
+	s.Update(2, t0, 1)
+	// Both are idle by the time series 3 arrives: it takes a slot.
+	if _, err := s.Update(3, t0.Add(time.Hour), 1); err != nil {
+		t.Fatalf("new series with idle ones to evict: %v", err)
+	}
+	if st := s.Stats(); st.Dropped != 0 || st.Evicted == 0 {
+		t.Fatalf("stats %+v, want an eviction and no drop", st)
+	}
+}

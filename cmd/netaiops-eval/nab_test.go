@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNABWritesResultsInNABLayout(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()
+	var in strings.Builder
+	in.WriteString("timestamp,value\n")
+	for i := range 400 {
+		v := "10"
+		if i == 300 {
+			v = "1e3"
+		}
+		fmt.Fprintf(&in, "2014-04-01 %02d:%02d:00,%s\n", i/60%24, i%60, v)
+	}
+	writeFile(t, filepath.Join(data, "realKnownCause", "cpu.csv"), in.String())
+	var stdout strings.Builder
+	if err := run([]string{"nab", "--data", data, "--out", out}, &stdout, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "netaiops", "realKnownCause", "netaiops_cpu.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	want := strings.Split(strings.TrimSuffix(in.String(), "\n"), "\n")
+	if len(got) != len(want) || got[0] != "timestamp,value,anomaly_score" {
+		t.Fatalf("got %d lines, header %q; want %d lines and the NAB header", len(got), got[0], len(want))
+	}
+	top, topAt := -1.0, 0
+	for i := 1; i < len(got); i++ {
+		cut := strings.LastIndexByte(got[i], ',')
+		if got[i][:cut] != want[i] {
+			t.Fatalf("line %d: row %q, want the input row %q kept as is", i+1, got[i][:cut], want[i])
+		}
+		s, err := strconv.ParseFloat(got[i][cut+1:], 64)
+		if err != nil || s < 0 || s > 1 {
+			t.Fatalf("line %d: score %q not in [0,1]", i+1, got[i][cut+1:])
+		}
+		if s > top {
+			top, topAt = s, i-1
+		}
+	}
+	if topAt != 300 {
+		t.Errorf("highest score at row %d, want the spike at row 300", topAt)
+	}
+}
+
+func TestNABBadCSVNamesFileAndLine(t *testing.T) {
+	cases := []struct{ name, text, want string }{
+		{"header", "time,value\n", "line 1: header"},
+		{"fields", "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,1,2\n", "line 3: want 2 fields"},
+		{"timestamp", "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01T00:05,1\n", "line 3: timestamp \"2014-04-01T00:05\""},
+		{"value", "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,x\n", "line 3: value"},
+		{"order", "timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,1\n", "line 3: timestamp 2014-04-01 00:00:00 is before"},
+		{"empty", "", "line 1: empty file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data := t.TempDir()
+			file := filepath.Join(data, "cat", c.name+".csv")
+			writeFile(t, file, c.text)
+			_, err := runNAB(data, t.TempDir())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q, want it to name %s and say %q", err, file, c.want)
+			}
+		})
+	}
+}
+
+func TestNABNoFiles(t *testing.T) {
+	if _, err := runNAB(t.TempDir(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "no <category>/<file>.csv") {
+		t.Fatalf("err %v, want one saying there are no data files", err)
+	}
+}
