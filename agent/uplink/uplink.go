@@ -214,11 +214,36 @@ func (u *Uplink) Run(ctx context.Context) error {
 // ctx ended; any other end is an error that says why.
 func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceClient) error {
 	u.attempts.Add(1)
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// The watchdog ends the stream when the controller is silent for too
+	// long: first HandshakeTimeout for the welcome, then deadAfter
+	// heartbeat intervals. Cancelling the stream's context also frees a
+	// Send blocked by a controller that stopped reading.
+	var silence atomic.Int64 // current allowance, in nanoseconds
+	silence.Store(int64(u.cfg.HandshakeTimeout))
+	watchdog := time.AfterFunc(u.cfg.HandshakeTimeout, func() {
+		cancel(fmt.Errorf("stream dead: no message from controller for %s", time.Duration(silence.Load())))
+	})
+	defer watchdog.Stop()
+	heard := func() { watchdog.Reset(time.Duration(silence.Load())) }
+
+	// fail reports why the stream ended: nothing when ctx ended, the
+	// watchdog's verdict when it fired, else err.
+	fail := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if sctx.Err() != nil {
+			return context.Cause(sctx)
+		}
+		return err
+	}
+
 	stream, err := client.Connect(sctx)
 	if err != nil {
-		return fmt.Errorf("open stream: %w", err)
+		return fail(fmt.Errorf("open stream: %w", err))
 	}
 
 	// The reader is the only goroutine that calls Recv; this goroutine is
@@ -230,15 +255,13 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 		ackc     = make(chan struct{}, 1)
 		errc     = make(chan error, 1)
 		ackedSeq atomic.Uint64
-		lastRecv atomic.Int64 // unix nanos of the last message from the controller
 		wg       sync.WaitGroup
 	)
-	lastRecv.Store(time.Now().UnixNano())
 	wg.Go(func() {
-		errc <- u.read(stream, welcomec, ackc, &ackedSeq, &lastRecv)
+		errc <- u.read(stream, welcomec, ackc, &ackedSeq, heard)
 	})
 	defer wg.Wait() // runs after cancel: Recv returns once sctx is done
-	defer cancel()
+	defer cancel(nil)
 
 	// sendErr turns a failed Send into the stream's real status: Send
 	// reports io.EOF when the stream ended, and the reason comes from Recv.
@@ -246,11 +269,11 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 		if errors.Is(err, io.EOF) {
 			select {
 			case rerr := <-errc:
-				return rerr
+				return fail(rerr)
 			case <-time.After(5 * time.Second):
 			}
 		}
-		return fmt.Errorf("send %s: %w", what, err)
+		return fail(fmt.Errorf("send %s: %w", what, err))
 	}
 
 	hello := &netaiopsv1.Hello{
@@ -269,24 +292,20 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 	}
 
 	var welcome *netaiopsv1.Welcome
-	hs := time.NewTimer(u.cfg.HandshakeTimeout)
 	select {
-	case <-ctx.Done():
-		hs.Stop()
-		return nil
+	case <-sctx.Done():
+		return fail(nil)
 	case err := <-errc:
-		hs.Stop()
-		return err
-	case <-hs.C:
-		return fmt.Errorf("await welcome: none within %s", u.cfg.HandshakeTimeout)
+		return fail(err)
 	case welcome = <-welcomec:
-		hs.Stop()
 	}
 
 	hb := welcome.GetHeartbeatInterval().AsDuration()
 	if hb <= 0 {
 		hb = DefaultHeartbeatInterval
 	}
+	silence.Store(int64(deadAfter * hb))
+	heard()
 	maxBatch := int(welcome.GetMaxBatchEvents())
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatchEvents
@@ -322,11 +341,13 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 		}
 
 		select {
-		case <-ctx.Done():
-			_ = stream.CloseSend()
-			return nil
+		case <-sctx.Done():
+			if ctx.Err() != nil {
+				_ = stream.CloseSend()
+			}
+			return fail(nil)
 		case err := <-errc:
-			return err
+			return fail(err)
 		case <-ackc:
 			a := ackedSeq.Load()
 			u.applyAck(a)
@@ -337,9 +358,6 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 		case <-u.ob.Notify():
 			// new entries: the loop's top sends them
 		case now := <-ticker.C:
-			if silent := now.Sub(time.Unix(0, lastRecv.Load())); silent > deadAfter*hb {
-				return fmt.Errorf("stream dead: no message from controller for %s", silent.Round(time.Millisecond))
-			}
 			beat := &netaiopsv1.Heartbeat{
 				Time:          timestamppb.New(now),
 				PendingEvents: uint64(u.ob.Len()),
@@ -368,7 +386,7 @@ func (u *Uplink) applyAck(seq uint64) {
 
 // read receives until the stream ends and returns why it ended.
 func (u *Uplink) read(stream grpc.BidiStreamingClient[netaiopsv1.ConnectRequest, netaiopsv1.ConnectResponse],
-	welcomec chan<- *netaiopsv1.Welcome, ackc chan<- struct{}, acked *atomic.Uint64, lastRecv *atomic.Int64) error {
+	welcomec chan<- *netaiopsv1.Welcome, ackc chan<- struct{}, acked *atomic.Uint64, heard func()) error {
 	welcomed := false
 	for {
 		msg, err := stream.Recv()
@@ -378,7 +396,7 @@ func (u *Uplink) read(stream grpc.BidiStreamingClient[netaiopsv1.ConnectRequest,
 			}
 			return fmt.Errorf("receive: %w", err)
 		}
-		lastRecv.Store(time.Now().UnixNano())
+		heard()
 		switch m := msg.GetMsg().(type) {
 		case *netaiopsv1.ConnectResponse_Welcome:
 			if welcomed {
@@ -404,7 +422,7 @@ func (u *Uplink) read(stream grpc.BidiStreamingClient[netaiopsv1.ConnectRequest,
 			default: // a wake-up is pending; it will read the newest ack
 			}
 		case *netaiopsv1.ConnectResponse_Heartbeat:
-			// lastRecv is all a heartbeat is for
+			// heard() is all a heartbeat is for
 		default:
 			u.log.Debug("ignoring unknown message from controller", "type", fmt.Sprintf("%T", m))
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -480,6 +481,39 @@ func TestDeadStreamReconnects(t *testing.T) {
 	if err := contiguous(st.Seqs(ob.LogID()), 4); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStuckControllerReconnects: a controller that welcomes and then stops
+// reading makes the agent's Send block on flow control; the silence
+// watchdog still ends the stream and the agent connects again.
+func TestStuckControllerReconnects(t *testing.T) {
+	st := uplinktest.NewStore()
+	hb := 100 * time.Millisecond
+	srv := startServer(t, "127.0.0.1:0", st, uplinktest.Options{HeartbeatInterval: hb, Stuck: true})
+	ob := newOutbox(t)
+	big := strings.Repeat("x", 4096)
+	for i := 1; i <= 2000; i++ { // ~8 MB: far beyond the HTTP/2 windows
+		c := mkChange(i)
+		c.Issue.Summary = big
+		if _, err := ob.Append(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := uplink.New(fastConfig(srv.Addr()), ob, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, u)
+	waitFor(t, 10*time.Second, "three streams", func() bool { return len(st.Hellos()) >= 3 })
+	if ob.Len() != 2000 {
+		t.Fatalf("outbox len %d, want all 2000 unacked", ob.Len())
+	}
+	// Each stream could take a full window of 4 batches if sends did not
+	// block; fewer completed sends show the watchdog freed blocked ones.
+	if s := u.Stats(); s.Batches >= 4*s.Attempts {
+		t.Fatalf("stats %+v: sends never blocked, the test proves nothing", s)
+	}
+	stop() // Run must return although a Send may be blocked
 }
 
 func TestControllerAbsentThenAppears(t *testing.T) {

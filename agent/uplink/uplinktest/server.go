@@ -2,8 +2,8 @@
 // server side of docs/stream.md over a real TCP socket: it validates hellos,
 // replaces an agent's older stream, stores batches idempotently under a
 // per-log watermark and acks after storing, and exchanges heartbeats. Its
-// Faults let a test make it misbehave in ways the real controller never
-// does (stay silent, refuse streams, delay acks).
+// Options let a test make it misbehave in ways the real controller never
+// does: refuse streams, stay silent, stop reading.
 //
 // It lives beside agent/uplink because it speaks proto; agent tests use it
 // through domain types.
@@ -40,6 +40,9 @@ type Options struct {
 	RejectStreams bool
 	// Silent sends the welcome and then nothing: no acks, no heartbeats.
 	Silent bool
+	// Stuck sends the welcome and then neither reads nor sends until the
+	// stream ends, so that the agent's sends block on flow control.
+	Stuck bool
 }
 
 // Event is one stored event.
@@ -239,6 +242,11 @@ func (s *service) Connect(stream grpc.BidiStreamingServer[netaiopsv1.ConnectRequ
 		MaxBatchEvents:    s.opts.MaxBatchEvents,
 	}}}); err != nil {
 		return err
+	}
+
+	if s.opts.Stuck {
+		<-stream.Context().Done()
+		return stream.Context().Err()
 	}
 
 	// The reader outlives this handler by a moment: its Recv returns only
