@@ -46,6 +46,7 @@ var (
 	escalate     float32 = 1
 	escMargin    float32 = 0.05
 	qMin         float32 = 0.01
+	slotS        float32 = 1
 	qEta         float32 = 0.05
 	qP           float32 = 0.99
 	qFloor       float32 = 0.5
@@ -122,18 +123,7 @@ func (d *Detector) update(ts int64, v float64) Result {
 	}
 	d.n++
 	b0, b1, w1 := slots(ts)
-	lo, hi := b0-1, b1+1
-	if lo < 0 {
-		lo += buckets
-	}
-	if hi >= buckets {
-		hi -= buckets
-	}
-	bn := b0
-	if w1 >= 0.5 {
-		bn = b1
-	}
-	s0, s1, sl, sh, sn := &d.slot[b0], &d.slot[b1], &d.slot[lo], &d.slot[hi], &d.slot[bn]
+	s0, s1 := &d.slot[b0], &d.slot[b1]
 	seasonal := s0.mean*(1-w1) + s1.mean*w1
 	floor := absScale + minRelScale*abs32(d.longLevel)
 	tracking := d.n > warmup/3
@@ -190,12 +180,10 @@ func (d *Detector) update(ts int64, v float64) Result {
 		d.since++
 		return res
 	}
-	r := d.qN.ratio(d.shortN, slotShare*max(sl.memN, s0.memN, s1.memN, sh.memN))
-	sn.memN = max(sn.memN*slotDecay, d.shortN)
-	rl := d.qL.ratio(devL, slotShare*max(sl.memL, s0.memL, s1.memL, sh.memL))
-	sn.memL = max(sn.memL*slotDecay, devL)
+	r := d.qN.ratio(d.shortN)
+	rl := d.qL.ratio(devL)
 	if midMode > 0 {
-		if rm := d.qM.ratio(devM, 0); rm > rl {
+		if rm := d.qM.ratio(devM); rm > rl {
 			rl = rm
 		}
 	}
@@ -205,7 +193,8 @@ func (d *Detector) update(ts int64, v float64) Result {
 		res.Lower, res.Upper = res.Expected-3*float64(sigL), res.Expected+3*float64(sigL)
 	}
 	if ts-d.first >= minSeason && d.madS < seasonGain*d.madL {
-		if rs := d.qS.ratio(d.shortS, 0); rs > r {
+		rs := d.qS.ratio(d.shortS)
+		if rs > r {
 			r = rs
 			res.Expected, res.Deviation = float64(predS), float64(devS)
 			res.Lower, res.Upper = res.Expected-3*float64(sigS), res.Expected+3*float64(sigS)
@@ -287,15 +276,12 @@ func abs32(x float32) float32 {
 type quantile struct{ q, m float32 }
 
 // ratio returns x relative to the quantile seen so far, then learns x.
-func (t *quantile) ratio(x, sm float32) float32 {
+func (t *quantile) ratio(x float32) float32 {
 	// A multiplicative tracker stuck at zero would never move.
 	t.q = max(t.q, qMin)
 	ref := qMul * t.q
 	if mm := maxShare * t.m; mm > ref {
 		ref = mm
-	}
-	if sm > ref {
-		ref = sm
 	}
 	r := x / (ref + qFloor)
 	t.m *= maxDecay
@@ -314,6 +300,4 @@ func (t *quantile) ratio(x, sm float32) float32 {
 type slotState struct {
 	mean float32 // seasonal offset from the deseasonalised level
 	mad  float32 // mean absolute error of the seasonal predictor
-	memN float32 // decaying max of channel N's deviation in this slot
-	memL float32 // decaying max of channel L's deviation in this slot
 }
