@@ -189,7 +189,7 @@ func (a *Agent) Stats() Stats {
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a.log.Info("agent starting", "agent_id", a.cfg.Agent.ID, "version", Version, "targets", len(a.targets),
+	a.log.Info("agent starting", "version", Version, "targets", len(a.targets),
 		"controller", a.cfg.Controller.Address, "log_id", a.ob.LogID())
 
 	// Polls go to the engine's goroutine. When it falls behind, pollers

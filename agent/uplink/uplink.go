@@ -184,6 +184,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if err == nil {
+			err = errors.New("stream ended")
+		}
 		lived := time.Since(start)
 		if lived >= u.cfg.ResetAfter {
 			bo.Reset()
