@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -248,4 +249,42 @@ targets:
 		t.Fatalf("resolved issue %v, want the opened one (%s) with resolved_at", r, opened.GetId())
 	}
 	waitFor(t, 5*time.Second, "outbox drained", func() bool { return a.Stats().Pending == 0 })
+}
+
+// TestRunLeavesNoGoroutines: with the controller away and a device that
+// never answers, Run still returns promptly on cancel and leaves nothing
+// running.
+func TestRunLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctlAddr := l.Addr().String()
+	l.Close()
+	yaml := fmt.Sprintf("agent: {id: a1, data_dir: %s}\ncontroller: {address: %s, insecure: true}\n"+
+		"snmp: {interval: 200ms, timeout: 150ms, retries: 0}\ntargets:\n  - {name: d1, address: 127.0.0.1:%d}\n  - {name: d2, address: 127.0.0.1:%d}\n",
+		t.TempDir(), ctlAddr, freeUDPPort(t), freeUDPPort(t))
+	cfg, err := config.Parse([]byte(yaml), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitFor(t, 5*time.Second, "failed polls", func() bool { return a.Stats().PollErrors >= 4 })
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within 2s of cancel (a poll in flight must end with ctx)")
+	}
+	waitFor(t, 5*time.Second, fmt.Sprintf("goroutines back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
 }

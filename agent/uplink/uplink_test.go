@@ -318,6 +318,31 @@ func TestDeliversAndAcks(t *testing.T) {
 	waitFor(t, 5*time.Second, "controller to mark the agent disconnected", func() bool { return !agentRecord(t, fc, "agent-1").GetConnected() })
 }
 
+// TestDroppedEventsReported: events dropped by a full outbox leave a gap the
+// controller accepts, and heartbeats report the drops on the agent record.
+func TestDroppedEventsReported(t *testing.T) {
+	c := startController(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "c.db"), 0)
+	_, fc := ctlClient(t, c.addr())
+	ob, err := outbox.New(outbox.Options{MaxEntries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, ob, 1, 12) // seqs 1-7 dropped, 8-12 kept
+	if ob.Dropped() != 7 {
+		t.Fatalf("dropped %d, want 7", ob.Dropped())
+	}
+	u, err := uplink.New(fastConfig(c.addr()), ob, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	waitFor(t, 5*time.Second, "kept events acked", func() bool { return ob.Len() == 0 })
+	waitFor(t, 5*time.Second, "a heartbeat with the drop count", func() bool {
+		a := agentRecord(t, fc, "agent-1")
+		return a.GetDroppedEvents() == 7 && a.GetLastStoredSeq() == 12
+	})
+}
+
 // TestControllerRestartNoLoss restarts the controller on the same address
 // and database while events stream and while more are appended; afterwards
 // every event is stored and acked.
