@@ -22,7 +22,7 @@ const (
 
 var (
 	refractory   uint32  = 200   // samples an alarm suppresses repeats for
-	alphaLevel   float32 = 0.5   // naive predictor: EWMA of the value
+	alphaLevel   float32 = 1.0   // naive predictor: EWMA of the value
 	alphaSLevel  float32 = 0.003 // deseasonalised level of the seasonal predictor
 	alphaSeason  float32 = 0.2   // seasonal offsets, per visit of a slot
 	alphaErr     float32 = 0.01  // mean absolute error of each predictor
@@ -47,6 +47,8 @@ var (
 	escMargin    float32 = 0.05
 	qMin         float32 = 0.01
 	slotS        float32 = 1
+	youngGamma   float32 = 0
+	youngRef     float32 = 3000
 	qEta         float32 = 0.05
 	qP           float32 = 0.99
 	qFloor       float32 = 0.5
@@ -206,6 +208,9 @@ func (d *Detector) update(ts int64, v float64) Result {
 	if d.n < warmup {
 		res.Learning = true
 		return res
+	}
+	if youngGamma > 0 && float32(d.n) < youngRef {
+		r *= float32(math.Pow(float64(float32(d.n)/youngRef), float64(youngGamma)))
 	}
 	r2 := float64(r * r)
 	score := r2 * r2 / (1 + r2*r2)
