@@ -1,5 +1,5 @@
-// Package snmp polls devices over SNMP v1/v2c and turns the replies into
-// collector samples. It owns everything gosnmp-specific: sessions, GetBulk
+// Package snmp polls devices over SNMP v1, v2c and v3 (USM) and turns the
+// replies into collector samples. It owns everything gosnmp-specific: sessions, GetBulk
 // and GetNext walks, value decoding and error classification, behind one
 // call, Poller.Poll. It never imports the agent: what to poll and how often
 // is decided by the caller.
@@ -41,14 +41,17 @@ type Options struct {
 	Community      string
 	Timeout        time.Duration // per request; 0: 2s
 	Retries        int           // resends after a timeout; negative counts as 0
-	MaxRepetitions uint32        // GetBulk max-repetitions (v2c); 0: 25
+	MaxRepetitions uint32        // GetBulk max-repetitions (v2c, v3); 0: 25
+	USM            USM           // SNMPv3 credentials and context (Target.Version "3")
 }
 
-// Poller polls devices. It holds no per-device state, so one Poller is safe
-// for concurrent use: every Poll opens its own session (one UDP socket) and
-// closes it before returning.
+// Poller polls devices. One Poller is safe for concurrent use: every Poll
+// opens its own session (one UDP socket) and closes it before returning. The
+// only per-device state is the SNMPv3 engine cache (engine ID, boots, time
+// and localized keys), so that a v3 poll needs no discovery round trip.
 type Poller struct {
-	log *slog.Logger
+	log     *slog.Logger
+	engines engines
 }
 
 // NewPoller returns a Poller that logs to logger (nil: discard).
@@ -79,6 +82,17 @@ func (p *Poller) Poll(ctx context.Context, o Options) collector.Poll {
 	start := time.Now()
 	res := collector.Poll{Target: o.Target, Time: start}
 	samples, err := p.poll(ctx, o, start)
+	if err != nil && o.Target.Version == "3" && ctx.Err() == nil && (errors.Is(err, errRediscover) || errors.Is(err, ErrTimeout)) {
+		// The device's engine may have changed under our cache (a new engine
+		// ID after a reboot that lost its state): its reports cannot be
+		// authenticated with the old keys, so they look like no answer.
+		// Forget the engine; after a report asking for rediscovery, rediscover now.
+		cached := p.engines.forget(o)
+		if cached && errors.Is(err, errRediscover) {
+			p.log.Debug("rediscovering SNMPv3 engine", "device", o.Target.Name, "err", err)
+			samples, err = p.poll(ctx, o, start)
+		}
+	}
 	res.Duration = time.Since(start)
 	if err != nil {
 		res.Err = fmt.Errorf("poll %s (%s): %w", o.Target.Name, o.Target.Address, err)
@@ -90,11 +104,11 @@ func (p *Poller) Poll(ctx context.Context, o Options) collector.Poll {
 }
 
 func (p *Poller) poll(ctx context.Context, o Options, at time.Time) ([]collector.Sample, error) {
-	s, err := dial(ctx, o)
+	s, err := p.dial(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
+	defer p.closeSession(s, o)
 
 	var samples []collector.Sample
 	add := func(metric string, kind collector.MetricKind, value float64, labels collector.Labels) {
@@ -208,9 +222,14 @@ type session struct {
 	g       *gosnmp.GoSNMP
 	stop    func() bool
 	version gosnmp.SnmpVersion
+	usm     USM
+	rc      *recordingConn // v3 only
+	// engineOK is set once an authenticated answer arrived, so that only an
+	// engine that answered us is cached.
+	engineOK bool
 }
 
-func dial(ctx context.Context, o Options) (*session, error) {
+func (p *Poller) dial(ctx context.Context, o Options) (*session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
@@ -225,9 +244,9 @@ func dial(ctx context.Context, o Options) (*session, error) {
 	case "2c", "":
 		version = gosnmp.Version2c
 	case "3":
-		return nil, errors.New("connect: SNMPv3 is not supported yet")
+		version = gosnmp.Version3
 	default:
-		return nil, fmt.Errorf("connect: bad SNMP version %q (want \"1\" or \"2c\")", o.Target.Version)
+		return nil, fmt.Errorf("connect: bad SNMP version %q (want \"1\", \"2c\" or \"3\")", o.Target.Version)
 	}
 	timeout := o.Timeout
 	if timeout <= 0 {
@@ -252,6 +271,19 @@ func dial(ctx context.Context, o Options) (*session, error) {
 		// as no answer, so a dead agent is a timeout, not a socket error.
 		UseUnconnectedUDPSocket: true,
 	}
+	if version == gosnmp.Version3 {
+		flags, sp, err := o.USM.params()
+		if err != nil {
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+		if c, ok := p.engines.get(o, time.Now()); ok {
+			sp.AuthoritativeEngineID = c.id
+			sp.AuthoritativeEngineBoots, sp.AuthoritativeEngineTime = c.boots, c.time
+			sp.SecretKey, sp.PrivacyKey = c.authKey, c.privKey
+		}
+		g.SecurityModel, g.MsgFlags, g.SecurityParameters = gosnmp.UserSecurityModel, flags, sp
+		g.ContextName = o.USM.Context
+	}
 	connect := g.Connect
 	if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
 		connect = g.ConnectIPv4
@@ -263,14 +295,25 @@ func dial(ctx context.Context, o Options) (*session, error) {
 	}
 	// gosnmp looks at ctx only between retries; closing the socket makes a
 	// cancelled poll return now instead of after the request timeout.
+	s := &session{version: version, usm: o.USM}
+	if uc, ok := g.Conn.(*net.UDPConn); ok && version == gosnmp.Version3 {
+		s.rc = &recordingConn{UDPConn: uc}
+		g.Conn = s.rc
+	}
 	conn := g.Conn
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	return &session{g: g, stop: stop, version: version}, nil
+	s.g = g
+	s.stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
+	return s, nil
 }
 
-func (s *session) close() {
+// closeSession closes s and keeps what it learnt about the device's engine.
+func (p *Poller) closeSession(s *session, o Options) {
 	s.stop()
 	_ = s.g.Close() // a second close after cancellation fails harmlessly
+	if sp, ok := s.g.SecurityParameters.(*gosnmp.UsmSecurityParameters); ok && s.version == gosnmp.Version3 && s.engineOK {
+		cp := sp.Copy().(*gosnmp.UsmSecurityParameters)
+		p.engines.put(o, cp, time.Now())
+	}
 }
 
 // splitAddress parses "host:port" or "host" (port 161).
@@ -297,8 +340,9 @@ func (s *session) get(ctx context.Context, oids []string) ([]gosnmp.SnmpPDU, err
 	for len(oids) > 0 {
 		pkt, err := s.g.Get(oids)
 		if err != nil {
-			return nil, s.classify(ctx, err)
+			return nil, s.classify(ctx, pkt, err)
 		}
+		s.engineOK = true
 		if pkt.Error == gosnmp.NoSuchName && s.version == gosnmp.Version1 &&
 			pkt.ErrorIndex >= 1 && int(pkt.ErrorIndex) <= len(oids) {
 			i := int(pkt.ErrorIndex) - 1
@@ -344,8 +388,9 @@ func (s *session) walk(ctx context.Context, column string, fn func(index string,
 			pkt, err = s.g.GetBulk([]string{next}, 0, s.g.MaxRepetitions)
 		}
 		if err != nil {
-			return s.classify(ctx, err)
+			return s.classify(ctx, pkt, err)
 		}
+		s.engineOK = true
 		if pkt.Error == gosnmp.NoSuchName && s.version == gosnmp.Version1 {
 			return nil // v1's end of the MIB view
 		}
@@ -381,11 +426,49 @@ func (s *session) walk(ctx context.Context, column string, fn func(index string,
 	}
 }
 
+// errRediscover marks an SNMPv3 failure that a fresh engine discovery may cure.
+var errRediscover = errors.New("engine changed")
+
+// reportNames names the SNMPv3 report OIDs that gosnmp lumps together as
+// "unknown report PDU".
+var reportNames = map[string]string{
+	".1.3.6.1.6.3.12.1.1.4.0": "snmpUnknownContexts: the device has no such context",
+	".1.3.6.1.6.3.12.1.1.5.0": "snmpUnavailableContexts: the context is unavailable",
+	".1.3.6.1.6.3.11.2.1.1.0": "snmpUnknownSecurityModels",
+	".1.3.6.1.6.3.11.2.1.2.0": "snmpInvalidMsgs",
+	".1.3.6.1.6.3.11.2.1.3.0": "snmpUnknownPDUHandlers",
+}
+
 // classify maps gosnmp's errors to ours: ctx's error when the poll was
-// cancelled, ErrTimeout when the device did not answer.
-func (s *session) classify(ctx context.Context, err error) error {
+// cancelled, ErrTimeout when the device did not answer, ErrAuthFailure
+// (saying auth or priv) when a v3 device rejected our credentials.
+func (s *session) classify(ctx context.Context, pkt *gosnmp.SnmpPacket, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
+	}
+	if s.version == gosnmp.Version3 {
+		if strings.Contains(err.Error(), "not authentic") && s.rc != nil {
+			if r, ok := reportErrors[s.rc.report(s.usm.Username)]; ok {
+				err = r
+			}
+		}
+		if errors.Is(err, gosnmp.ErrNotInTimeWindow) || errors.Is(err, gosnmp.ErrUnknownEngineID) {
+			return fmt.Errorf("%w: %w", errRediscover, usmError(err, s.usm))
+		}
+		if errors.Is(err, gosnmp.ErrUnknownReportPDU) && pkt != nil && len(pkt.Variables) == 1 {
+			name := pkt.Variables[0].Name
+			if n, ok := reportNames[name]; ok {
+				name = n
+			}
+			ctxName := ""
+			if s.usm.Context != "" {
+				ctxName = fmt.Sprintf(" (context %q)", s.usm.Context)
+			}
+			return fmt.Errorf("device reported %s%s", name, ctxName)
+		}
+		if u := usmError(err, s.usm); u != err {
+			return u
+		}
 	}
 	// gosnmp reports a socket deadline taken from ctx as ctx's error, a hair
 	// before ctx itself expires; that is the caller's deadline, not the device's.
@@ -395,6 +478,11 @@ func (s *session) classify(ctx context.Context, err error) error {
 	var ne net.Error
 	if errors.Is(err, gosnmp.ErrMaxRetriesExceeded) && strings.Contains(err.Error(), "timeout") ||
 		errors.As(err, &ne) && ne.Timeout() {
+		if s.version == gosnmp.Version3 && s.usm.SecurityLevel == AuthPriv && s.rc != nil && s.rc.received && !s.engineOK {
+			if perr := s.diagnosePriv(); perr != nil {
+				return perr
+			}
+		}
 		return ErrTimeout
 	}
 	return err

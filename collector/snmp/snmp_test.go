@@ -22,13 +22,16 @@ import (
 type snmpd struct {
 	t    *testing.T
 	bin  string
-	dir  string
+	dir  string // the config
+	pers string // SNMP_PERSISTENT_DIR: snmpd rewrites its snmpd.conf on exit
 	addr string
 	cmd  *exec.Cmd
 	out  *syncBuffer
 }
 
-func newSNMPD(t *testing.T) *snmpd {
+// newSNMPD writes an snmpd config (a v2c community "public" plus the extra
+// lines) for an snmpd on a free loopback port; start runs it.
+func newSNMPD(t *testing.T, extra ...string) *snmpd {
 	t.Helper()
 	bin, err := exec.LookPath("snmpd")
 	if err != nil {
@@ -41,8 +44,8 @@ func newSNMPD(t *testing.T) *snmpd {
 	if bin == "" {
 		t.Skip("net-snmp snmpd not installed (apt-get install snmpd): the poller tests need a real SNMP agent")
 	}
-	s := &snmpd{t: t, bin: bin, dir: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))}
-	conf := "rocommunity public 127.0.0.1\nsysName test-device\ndontLogTCPWrappersConnects yes\n"
+	s := &snmpd{t: t, bin: bin, dir: t.TempDir(), pers: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))}
+	conf := "rocommunity public 127.0.0.1\nsysName test-device\ndontLogTCPWrappersConnects yes\n" + strings.Join(extra, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(s.dir, "snmpd.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +57,16 @@ func newSNMPD(t *testing.T) *snmpd {
 func (s *snmpd) start() {
 	s.t.Helper()
 	s.out = &syncBuffer{}
-	s.cmd = exec.Command(s.bin, "-f", "-Lo", "-C", "-c", filepath.Join(s.dir, "snmpd.conf"),
+	// -C keeps snmpd from reading the host's config, and with it the
+	// persistent file: name that too, so that a restarted snmpd keeps its
+	// engine ID and counts its engine boots up, as a rebooted device does.
+	conf := filepath.Join(s.dir, "snmpd.conf")
+	if pers := filepath.Join(s.pers, "snmpd.conf"); fileExists(pers) {
+		conf += "," + pers
+	}
+	s.cmd = exec.Command(s.bin, "-f", "-Lo", "-C", "-c", conf,
 		"-p", filepath.Join(s.dir, "snmpd.pid"), "udp:"+s.addr)
-	s.cmd.Env = append(os.Environ(), "SNMP_PERSISTENT_DIR="+s.dir, "MIBS=")
+	s.cmd.Env = append(os.Environ(), "SNMP_PERSISTENT_DIR="+s.pers, "MIBS=")
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start snmpd: %v", err)
@@ -112,6 +122,11 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func freeUDPPort(t *testing.T) int {
@@ -283,8 +298,8 @@ func TestPollBadOptions(t *testing.T) {
 		target collector.Target
 		want   string
 	}{
-		{collector.Target{Name: "d", Address: "127.0.0.1:1", Version: "3"}, "poll d (127.0.0.1:1): connect: SNMPv3 is not supported yet"},
-		{collector.Target{Name: "d", Address: "127.0.0.1:1", Version: "2"}, `poll d (127.0.0.1:1): connect: bad SNMP version "2" (want "1" or "2c")`},
+		{collector.Target{Name: "d", Address: "127.0.0.1:1", Version: "3"}, "poll d (127.0.0.1:1): connect: SNMPv3 needs a username"},
+		{collector.Target{Name: "d", Address: "127.0.0.1:1", Version: "2"}, `poll d (127.0.0.1:1): connect: bad SNMP version "2" (want "1", "2c" or "3")`},
 		{collector.Target{Name: "d", Address: "127.0.0.1:99999"}, `poll d (127.0.0.1:99999): connect: bad address "127.0.0.1:99999": want host:port with port 1-65535`},
 		{collector.Target{Name: "d", Address: ""}, `poll d (): connect: bad address "": want host:port`},
 	}
