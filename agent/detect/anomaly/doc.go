@@ -1,2 +1,46 @@
-// Package anomaly scores numeric series for anomalies, one sample at a time.
+// Package anomaly scores numeric series for anomalies, one sample at a time,
+// with a small fixed state per series. It is pure computation: no I/O, no
+// clocks (time is the sample's), no allocation per sample.
+//
+// # Method
+//
+// Each sample updates four cheap models of the series and measures how far
+// the value is from each, in units of that model's robust sigma (1.25 times
+// a mean absolute error that is winsorised at 4 sigma so one spike does not
+// inflate it):
+//
+//   - step: the previous value (spikes, jumps), averaged over the last ~3
+//     samples;
+//   - season: a Holt-Winters-like additive daily profile of 48 slots,
+//     interpolated between slot centres, with its own error per slot; it
+//     speaks after a day of history and only while it explains the series
+//     better than a flat level (a cycle that stops or shifts);
+//   - level: the long-run level (EWMA, ~200 samples) against the value and
+//     against the average of the last ~10 values (slow shifts, values out
+//     of the usual range).
+//
+// Every deviation is then compared with its own record: the largest value it
+// has taken lately, decaying by 0.02% per sample. The score is r⁴/(1+r⁴) of
+// the largest ratio r of deviation to record, so 0.5 means "as large as the
+// largest seen lately" and scores near 1 break the series' record by far.
+// Judging a series by its own records rather than by a fixed sigma threshold
+// lets one set of parameters serve calm and heavy-tailed series alike, and it
+// stops recurring behaviour (a nightly job, a noisy series' usual bursts)
+// from alarming every time. After a score of 0.5 or more, further scores are
+// halved for 200 samples unless they escalate past the alarm, so that an
+// event is reported once. New series learn from scratch: averages start as
+// plain means, records are kept from sample 50, scores start at sample 150.
+//
+// # Cost
+//
+// A Detector is StateBytes (464) bytes with no pointers; a Set adds 24 bytes
+// of bookkeeping per series and a map entry. `make bench-detect` measures
+// about 6 million updates per second on one core with 100 000 interleaved
+// series, and no allocation.
+//
+// # Quality
+//
+// On the development half of the Numenta Anomaly Benchmark (31 files, see
+// `make eval-nab`), strictly causally and with these constant parameters:
+// standard profile 69.9, reward low FP 55.9, reward low FN 77.0.
 package anomaly
