@@ -74,13 +74,35 @@ type SNMP struct {
 // or those inherited from SNMP).
 type Target struct {
 	Name      string        `yaml:"name"`
-	Address   string        `yaml:"address"`   // host or host:port; port default 161
-	Version   string        `yaml:"version"`   // "1" or "2c", default "2c"
-	Community Secret        `yaml:"community"` // default "public"
-	Interval  time.Duration `yaml:"interval"`  // 0: inherit snmp.interval
-	Timeout   time.Duration `yaml:"timeout"`   // 0: inherit snmp.timeout
-	Retries   *int          `yaml:"retries"`   // nil: inherit snmp.retries
+	Address   string        `yaml:"address"`             // host or host:port; port default 161
+	Version   string        `yaml:"version"`             // "1", "2c" or "3", default "2c"
+	Community Secret        `yaml:"community,omitempty"` // v1/v2c only, default "public"
+	Interval  time.Duration `yaml:"interval"`            // 0: inherit snmp.interval
+	Timeout   time.Duration `yaml:"timeout"`             // 0: inherit snmp.timeout
+	Retries   *int          `yaml:"retries"`             // nil: inherit snmp.retries
+
+	// SNMPv3 (USM), version "3" only.
+	SecurityLevel string `yaml:"security_level,omitempty"` // noAuthNoPriv, authNoPriv or authPriv; required
+	Username      string `yaml:"username,omitempty"`       // required
+	AuthProtocol  string `yaml:"auth_protocol,omitempty"`  // MD5, SHA, SHA224, SHA256, SHA384, SHA512
+	AuthPassword  Secret `yaml:"auth_password,omitempty"`  // at least 8 characters
+	PrivProtocol  string `yaml:"priv_protocol,omitempty"`  // DES, AES, AES192, AES256, AES192C, AES256C
+	PrivPassword  Secret `yaml:"priv_password,omitempty"`  // at least 8 characters
+	Context       string `yaml:"context,omitempty"`        // context name; default the default context ""
 }
+
+// SNMPv3 choices, as the config spells them. AES192 and AES256 use the
+// Blumenthal key extension (net-snmp's AES-192/AES-256), AES192C and AES256C
+// the Reeder one (Cisco's).
+var (
+	SecurityLevels = []string{"noAuthNoPriv", "authNoPriv", "authPriv"}
+	AuthProtocols  = []string{"MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"}
+	PrivProtocols  = []string{"DES", "AES", "AES192", "AES256", "AES192C", "AES256C"}
+)
+
+// minPasswordLen is USM's shortest password (RFC 3414 section 11.2; net-snmp
+// refuses shorter ones).
+const minPasswordLen = 8
 
 // Error is one problem with a configuration: where it is and what is wrong.
 type Error struct {
@@ -216,7 +238,7 @@ func (c *Config) setDefaults() {
 		if !c.isSet(p + "version") {
 			t.Version = DefaultVersion
 		}
-		if !c.isSet(p + "community") {
+		if !c.isSet(p+"community") && t.Version != "3" {
 			t.Community = DefaultCommunity
 		}
 		if addr, err := normalizeAddress(t.Address); err == nil {
@@ -352,13 +374,16 @@ func (c *Config) Validate() error {
 		}
 		switch t.Version {
 		case "1", "2c":
+			if t.Community == "" {
+				bad(p+".community", "must not be empty")
+			}
+			for _, k := range t.v3Keys() {
+				bad(p+"."+k, "only for version 3 (this target has version %q)", t.Version)
+			}
 		case "3":
-			bad(p+".version", "SNMPv3 is not supported yet (allowed: \"1\", \"2c\")")
+			c.validateV3(t, p, bad)
 		default:
-			bad(p+".version", "bad version %q (allowed: \"1\", \"2c\")", t.Version)
-		}
-		if t.Community == "" {
-			bad(p+".community", "must not be empty")
+			bad(p+".version", "bad version %q (allowed: \"1\", \"2c\", \"3\")", t.Version)
 		}
 		if t.Interval < 0 {
 			bad(p+".interval", "must not be negative, got %s (0 or absent: inherit snmp.interval)", t.Interval)
@@ -387,6 +412,72 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// v3Keys lists the SNMPv3 keys a target sets.
+func (t Target) v3Keys() []string {
+	var keys []string
+	for _, kv := range []struct {
+		key string
+		set bool
+	}{
+		{"security_level", t.SecurityLevel != ""}, {"username", t.Username != ""},
+		{"auth_protocol", t.AuthProtocol != ""}, {"auth_password", t.AuthPassword != ""},
+		{"priv_protocol", t.PrivProtocol != ""}, {"priv_password", t.PrivPassword != ""},
+		{"context", t.Context != ""},
+	} {
+		if kv.set {
+			keys = append(keys, kv.key)
+		}
+	}
+	return keys
+}
+
+// validateV3 checks an SNMPv3 target's USM settings.
+func (c *Config) validateV3(t Target, p string, bad func(path, format string, args ...any)) {
+	if t.Community != "" {
+		bad(p+".community", "not used by version 3 (use username and the auth/priv keys)")
+	}
+	if t.Username == "" {
+		bad(p+".username", "required for version 3")
+	}
+	auth, priv := false, false
+	switch t.SecurityLevel {
+	case "noAuthNoPriv":
+	case "authNoPriv":
+		auth = true
+	case "authPriv":
+		auth, priv = true, true
+	case "":
+		bad(p+".security_level", "required for version 3 (allowed: %s)", strings.Join(SecurityLevels, ", "))
+		return
+	default:
+		bad(p+".security_level", "bad security level %q (allowed: %s)", t.SecurityLevel, strings.Join(SecurityLevels, ", "))
+		return
+	}
+	secret := func(key, proto, protoKey string, pw Secret, protos []string, need bool) {
+		if !need {
+			if proto != "" {
+				bad(p+"."+protoKey, "not used with security_level %s", t.SecurityLevel)
+			}
+			if pw != "" {
+				bad(p+"."+key, "not used with security_level %s", t.SecurityLevel)
+			}
+			return
+		}
+		if proto == "" {
+			bad(p+"."+protoKey, "required with security_level %s (allowed: %s)", t.SecurityLevel, strings.Join(protos, ", "))
+		} else if !slices.Contains(protos, proto) {
+			bad(p+"."+protoKey, "bad protocol %q (allowed: %s)", proto, strings.Join(protos, ", "))
+		}
+		if pw == "" {
+			bad(p+"."+key, "required with security_level %s", t.SecurityLevel)
+		} else if len(pw) < minPasswordLen {
+			bad(p+"."+key, "too short: USM passwords have at least %d characters", minPasswordLen)
+		}
+	}
+	secret("auth_password", t.AuthProtocol, "auth_protocol", t.AuthPassword, AuthProtocols, auth)
+	secret("priv_password", t.PrivProtocol, "priv_protocol", t.PrivPassword, PrivProtocols, priv)
 }
 
 // line returns the line of path in the file, or of its nearest enclosing

@@ -106,33 +106,47 @@ func TestInvalid(t *testing.T) {
 		"invalid-duration.yaml":                   `:7: snmp.interval: bad duration "10x": time: unknown unit "x" in duration "10x"`,
 		"invalid-empty.yaml": `: controller.address: required (host:port of the controller)` + "\n" +
 			`testdata/invalid-empty.yaml: controller.insecure: TLS is not implemented yet: set insecure: true to talk to the controller in plaintext`,
-		"invalid-insecure-absent.yaml":          `:3: controller.insecure: TLS is not implemented yet: set insecure: true to talk to the controller in plaintext`,
-		"invalid-insecure-false.yaml":           `:5: controller.insecure: TLS is not implemented yet: set insecure: true to talk to the controller in plaintext`,
-		"invalid-insecure-not-bool.yaml":        `:5: controller.insecure: expected true or false, got "maybe"`,
-		"invalid-interval-negative.yaml":        `:7: snmp.interval: must be positive, got -5s`,
-		"invalid-interval-zero.yaml":            `:7: snmp.interval: must be positive, got 0s`,
-		"invalid-labels.yaml":                   `:3: agent.labels: expected a mapping of names to strings, got a list`,
-		"invalid-max-concurrency.yaml":          `:10: snmp.max_concurrency: must be at least 1, got 0`,
-		"invalid-max-repetitions-negative.yaml": `:10: snmp.max_repetitions: must be between 0 and 4294967295, got -3`,
-		"invalid-max-repetitions.yaml":          `:10: snmp.max_repetitions: must be at least 1, got 0`,
-		"invalid-name-missing.yaml":             `:11: targets[0].name: required`,
-		"invalid-name-slash.yaml":               `:11: targets[0].name: bad name "core/sw1": must not contain whitespace or "/"`,
-		"invalid-repeated-key.yaml":             `:10: snmp.retries: key repeated (first at line 9)`,
-		"invalid-retries-negative.yaml":         `:9: snmp.retries: must not be negative, got -1`,
-		"invalid-retries-not-int.yaml":          `:9: snmp.retries: expected an integer, got "many"`,
-		"invalid-target-interval.yaml":          `:13: targets[0].interval: must be longer than the target's timeout (2s), got 1s`,
-		"invalid-target-retries.yaml":           `:13: targets[0].retries: must not be negative, got -2`,
-		"invalid-target-timeout.yaml":           `:14: targets[0].timeout: must be shorter than the target's interval (5s), got 5s`,
-		"invalid-targets-not-list.yaml":         `:10: targets: expected a list, got "core-sw1"`,
-		"invalid-timeout-not-shorter.yaml":      `:8: snmp.timeout: must be shorter than snmp.interval (10s), got 10s`,
-		"invalid-top-level-list.yaml":           `:1: expected a mapping with keys agent, controller, snmp, targets; got a list`,
-		"invalid-top-unknown-key.yaml":          `:1: agnet: unknown key (known: agent, controller, snmp, targets)`,
-		"invalid-two-documents.yaml":            `:10: more than one YAML document (want exactly one)`,
-		"invalid-unknown-key.yaml":              `:14: targets[1].adress: unknown key (known: name, address, version, community, interval, timeout, retries)`,
-		"invalid-unreachable-after.yaml":        `:10: snmp.unreachable_after: must be at least 1, got 0`,
-		"invalid-version-3.yaml":                `:13: targets[0].version: SNMPv3 is not supported yet (allowed: "1", "2c")`,
-		"invalid-version.yaml":                  `:13: targets[0].version: bad version "2" (allowed: "1", "2c")`,
-		"invalid-yaml-syntax.yaml":              `:6: invalid YAML: did not find expected '-' indicator`,
+		"invalid-insecure-absent.yaml":           `:3: controller.insecure: TLS is not implemented yet: set insecure: true to talk to the controller in plaintext`,
+		"invalid-insecure-false.yaml":            `:5: controller.insecure: TLS is not implemented yet: set insecure: true to talk to the controller in plaintext`,
+		"invalid-insecure-not-bool.yaml":         `:5: controller.insecure: expected true or false, got "maybe"`,
+		"invalid-interval-negative.yaml":         `:7: snmp.interval: must be positive, got -5s`,
+		"invalid-interval-zero.yaml":             `:7: snmp.interval: must be positive, got 0s`,
+		"invalid-labels.yaml":                    `:3: agent.labels: expected a mapping of names to strings, got a list`,
+		"invalid-max-concurrency.yaml":           `:10: snmp.max_concurrency: must be at least 1, got 0`,
+		"invalid-max-repetitions-negative.yaml":  `:10: snmp.max_repetitions: must be between 0 and 4294967295, got -3`,
+		"invalid-max-repetitions.yaml":           `:10: snmp.max_repetitions: must be at least 1, got 0`,
+		"invalid-name-missing.yaml":              `:11: targets[0].name: required`,
+		"invalid-name-slash.yaml":                `:11: targets[0].name: bad name "core/sw1": must not contain whitespace or "/"`,
+		"invalid-repeated-key.yaml":              `:10: snmp.retries: key repeated (first at line 9)`,
+		"invalid-retries-negative.yaml":          `:9: snmp.retries: must not be negative, got -1`,
+		"invalid-retries-not-int.yaml":           `:9: snmp.retries: expected an integer, got "many"`,
+		"invalid-target-interval.yaml":           `:13: targets[0].interval: must be longer than the target's timeout (2s), got 1s`,
+		"invalid-target-retries.yaml":            `:13: targets[0].retries: must not be negative, got -2`,
+		"invalid-target-timeout.yaml":            `:14: targets[0].timeout: must be shorter than the target's interval (5s), got 5s`,
+		"invalid-targets-not-list.yaml":          `:10: targets: expected a list, got "core-sw1"`,
+		"invalid-timeout-not-shorter.yaml":       `:8: snmp.timeout: must be shorter than snmp.interval (10s), got 10s`,
+		"invalid-top-level-list.yaml":            `:1: expected a mapping with keys agent, controller, snmp, targets; got a list`,
+		"invalid-top-unknown-key.yaml":           `:1: agnet: unknown key (known: agent, controller, snmp, targets)`,
+		"invalid-two-documents.yaml":             `:10: more than one YAML document (want exactly one)`,
+		"invalid-unknown-key.yaml":               `:14: targets[1].adress: unknown key (known: name, address, version, community, interval, timeout, retries, security_level, username, auth_protocol, auth_password, priv_protocol, priv_password, context)`,
+		"invalid-unreachable-after.yaml":         `:10: snmp.unreachable_after: must be at least 1, got 0`,
+		"invalid-version.yaml":                   `:13: targets[0].version: bad version "2" (allowed: "1", "2c", "3")`,
+		"invalid-v3-username-missing.yaml":       `:11: targets[0].username: required for version 3`,
+		"invalid-v3-security-level-missing.yaml": `:11: targets[0].security_level: required for version 3 (allowed: noAuthNoPriv, authNoPriv, authPriv)`,
+		"invalid-v3-security-level.yaml":         `:14: targets[0].security_level: bad security level "authpriv" (allowed: noAuthNoPriv, authNoPriv, authPriv)`,
+		"invalid-v3-auth-protocol.yaml":          `:16: targets[0].auth_protocol: bad protocol "SHA1" (allowed: MD5, SHA, SHA224, SHA256, SHA384, SHA512)`,
+		"invalid-v3-auth-protocol-missing.yaml":  `:11: targets[0].auth_protocol: required with security_level authNoPriv (allowed: MD5, SHA, SHA224, SHA256, SHA384, SHA512)`,
+		"invalid-v3-auth-password-missing.yaml":  `:11: targets[0].auth_password: required with security_level authNoPriv`,
+		"invalid-v3-auth-password-short.yaml":    `:17: targets[0].auth_password: too short: USM passwords have at least 8 characters`,
+		"invalid-v3-priv-protocol.yaml":          `:18: targets[0].priv_protocol: bad protocol "3DES" (allowed: DES, AES, AES192, AES256, AES192C, AES256C)`,
+		"invalid-v3-priv-protocol-missing.yaml":  `:11: targets[0].priv_protocol: required with security_level authPriv (allowed: DES, AES, AES192, AES256, AES192C, AES256C)`,
+		"invalid-v3-priv-password-missing.yaml":  `:11: targets[0].priv_password: required with security_level authPriv`,
+		"invalid-v3-priv-password-short.yaml":    `:19: targets[0].priv_password: too short: USM passwords have at least 8 characters`,
+		"invalid-v3-priv-with-authnopriv.yaml":   `:18: targets[0].priv_protocol: not used with security_level authNoPriv`,
+		"invalid-v3-auth-with-noauth.yaml":       `:16: targets[0].auth_password: not used with security_level noAuthNoPriv`,
+		"invalid-v3-community.yaml":              `:16: targets[0].community: not used by version 3 (use username and the auth/priv keys)`,
+		"invalid-v3-key-on-v2c.yaml":             `:14: targets[0].username: only for version 3 (this target has version "2c")`,
+		"invalid-yaml-syntax.yaml":               `:6: invalid YAML: did not find expected '-' indicator`,
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {
@@ -179,9 +193,43 @@ targets:
 	want := `many.yaml:5: snmp.retries: must not be negative, got -1
 many.yaml:7: targets[0].address: required
 many.yaml:8: targets[1].name: duplicate target name "a" (first at targets[0])
-many.yaml:10: targets[1].version: SNMPv3 is not supported yet (allowed: "1", "2c")`
+many.yaml:8: targets[1].username: required for version 3
+many.yaml:8: targets[1].security_level: required for version 3 (allowed: noAuthNoPriv, authNoPriv, authPriv)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n got: %v\nwant: %s", err, want)
+	}
+}
+
+// SNMPv3 targets load with their USM settings, and their passwords redact.
+func TestValidV3(t *testing.T) {
+	c, err := Load("testdata/valid-v3.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type v3 struct{ level, user, ap, apw, pp, ppw, ctx, community string }
+	want := []v3{
+		{"noAuthNoPriv", "observer", "", "", "", "", "", ""},
+		{"authNoPriv", "ops", "SHA512", "auth-s3cret", "", "", "", ""},
+		{"authPriv", "ops", "SHA256", "auth-s3cret", "AES256C", "priv-s3cret", "vrf-blue", ""},
+	}
+	for i, w := range want {
+		tg := c.Targets[i]
+		got := v3{tg.SecurityLevel, tg.Username, tg.AuthProtocol, string(tg.AuthPassword), tg.PrivProtocol, string(tg.PrivPassword), tg.Context, string(tg.Community)}
+		if got != w || tg.Version != "3" {
+			t.Errorf("targets[%d] = %+v (version %q), want %+v", i, got, tg.Version, w)
+		}
+	}
+	out := c.Redacted() + fmt.Sprintf("%+v", c.Targets)
+	for _, secret := range []string{"auth-s3cret", "priv-s3cret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("password %q leaks: %s", secret, out)
+		}
+	}
+	if _, err := Parse([]byte(c.Redacted()), "redacted-v3.yaml"); err != nil {
+		t.Errorf("Redacted() of v3 targets does not load: %v", err)
+	}
+	if !strings.Contains(c.Redacted(), "priv_password: <secret>") {
+		t.Errorf("Redacted() does not show priv_password: <secret>:\n%s", c.Redacted())
 	}
 }
 
