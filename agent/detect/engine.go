@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/netaiops/netaiops/agent/detect/anomaly"
 	"github.com/netaiops/netaiops/collector"
 )
 
@@ -26,19 +27,83 @@ const (
 // device_unreachable when Options leave it 0.
 const DefaultUnreachableAfter = 3
 
-// Options tune the rules.
+// Options tune the rules. The zero value runs the shipped defaults.
 type Options struct {
 	// UnreachableAfter is the number of consecutive failed polls that opens
 	// device_unreachable; 0 or less means DefaultUnreachableAfter.
 	UnreachableAfter int
+
+	// Thresholds are the threshold rules; nil means DefaultThresholds(),
+	// an empty non-nil slice none. For one kind and one series, the first
+	// rule whose metric and match fit applies, so put overrides for some
+	// devices or interfaces before the general rule.
+	Thresholds []ThresholdRule
+	// Anomalies are the anomaly rules; nil means DefaultAnomalies(), an
+	// empty non-nil slice none.
+	Anomalies []AnomalyRule
+	// Flap tunes interface_flapping.
+	Flap FlapOptions
+
+	// Settle is how long after a device comes back (from unreachable or a
+	// reboot), or after a root issue resolves, the issues it caused stay
+	// suppressed: interfaces coming up and counters restarting are not
+	// news. 0 means DefaultSettle.
+	Settle time.Duration
+	// CorrelationWait is how many more failed polls a device_unreachable
+	// that no known cause explains waits while an upstream neighbour has
+	// not been polled since, or is failing itself; 0 means
+	// DefaultCorrelationWait, negative none.
+	CorrelationWait int
+	// Topology lists known parent/child links. With Roots, LLDP neighbour
+	// samples add the links the configuration does not name.
+	Topology []Link
+	// Roots are the devices closest to the agent: LLDP adjacencies are
+	// oriented away from them.
+	Roots []string
+
+	// Scorer scores metric series for metric_anomaly; nil means an
+	// anomaly.Set of MaxAnomalySeries series, made at the first sample an
+	// anomaly rule matches.
+	Scorer Scorer
+	// MaxAnomalySeries bounds the series scored; 0 means
+	// DefaultMaxAnomalySeries.
+	MaxAnomalySeries int
+	// StaleAfter drops the state of a series or rule condition that got
+	// no sample for that long (an open issue of it resolves with "no
+	// data"); 0 means DefaultStaleAfter.
+	StaleAfter time.Duration
+	// MaxRateGap is the longest gap between two samples of a counter over
+	// which a rate is still computed; 0 means DefaultMaxRateGap.
+	MaxRateGap time.Duration
+}
+
+// Scorer scores one value of a series for anomaly rules. *anomaly.Set is
+// one; key identifies the series (device, metric and labels).
+type Scorer interface {
+	Update(key uint64, t time.Time, v float64) (anomaly.Result, error)
+}
+
+// Stats counts what the engine did beyond the changes it returned.
+type Stats struct {
+	Suppressed      uint64 // issues opened as caused by another issue, not returned
+	Released        uint64 // suppressed issues that outlived their cause and were returned as opened
+	Attributed      uint64 // returned issues later marked as caused by a root issue
+	Deferred        uint64 // failed polls an unexplained device_unreachable waited for its upstream
+	Discontinuities uint64 // counter samples that went backwards or spanned a reboot: no rate
+	AnomalyDropped  uint64 // samples not scored because the scorer was full
 }
 
 // Engine holds the state of every device it has seen. It is not safe for
-// concurrent use: one goroutine owns it and feeds it polls.
+// concurrent use: one goroutine owns it and feeds it polls and events.
 type Engine struct {
-	agentID string
-	opts    Options
-	devices map[string]*deviceState
+	agentID    string
+	opts       Options
+	devices    map[string]*deviceState
+	thresholds []thresholdRule
+	anomalies  []anomalyRule
+	scorer     Scorer
+	topo       topology
+	stats      Stats
 }
 
 // deviceState is what the rules remember of one device between polls.
@@ -54,28 +119,103 @@ type deviceState struct {
 	haveUptime bool
 
 	open map[string]*Issue // open issues by fingerprint
+	// held are the open issues caused by another issue and not returned
+	// (suppressed); released when their cause is gone for Settle.
+	held map[string]bool
+	// ifaceOf names the interface an open issue concerns, for correlation.
+	ifaceOf map[string]string
+	// recent remembers resolved issues that can cause others, for Settle.
+	recent map[string]recentRoot
+	// quietUntil: issues of the device opening before it are caused by
+	// quietCause (a reboot, a recovery from unreachable).
+	quietUntil time.Time
+	quietCause string
+	// rebootAt is the time of the last reboot seen; counters sampled
+	// before it give no rate.
+	rebootAt     time.Time
+	trapRebootAt time.Time // last reboot reported by a trap
+
+	counters map[string]*counter // raw counter values by series
+	conds    map[string]*cond    // threshold and anomaly rule state by fingerprint
+	flaps    map[string]*flap    // interface state history by object
+	ifaces   map[string]ifKnown  // interfaces of the last poll by object
+	lldp     []neighbour         // LLDP neighbours of the last poll that had some
+	sysName  string
+}
+
+// recentRoot is a resolved issue that may still explain others.
+type recentRoot struct {
+	at   time.Time
+	root string // its root fingerprint: itself or what caused it
 }
 
 // New returns an engine whose issue ids are derived from agentID.
+// Invalid rules (see Options.Validate) are left out.
 func New(agentID string, opts Options) *Engine {
 	if opts.UnreachableAfter <= 0 {
 		opts.UnreachableAfter = DefaultUnreachableAfter
 	}
-	return &Engine{agentID: agentID, opts: opts, devices: map[string]*deviceState{}}
+	if opts.Settle <= 0 {
+		opts.Settle = DefaultSettle
+	}
+	if opts.CorrelationWait == 0 {
+		opts.CorrelationWait = DefaultCorrelationWait
+	} else if opts.CorrelationWait < 0 {
+		opts.CorrelationWait = 0
+	}
+	if opts.MaxAnomalySeries <= 0 {
+		opts.MaxAnomalySeries = DefaultMaxAnomalySeries
+	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = DefaultStaleAfter
+	}
+	if opts.MaxRateGap <= 0 {
+		opts.MaxRateGap = DefaultMaxRateGap
+	}
+	if opts.Flap.Window < 2 {
+		opts.Flap.Window = DefaultFlapWindow
+	}
+	if opts.Flap.High <= 0 {
+		opts.Flap.High, opts.Flap.Low = DefaultFlapHigh, DefaultFlapLow
+	}
+	th, an, _ := compileRules(opts)
+	e := &Engine{agentID: agentID, opts: opts, devices: map[string]*deviceState{}, thresholds: th, anomalies: an,
+		scorer: opts.Scorer}
+	e.topo.dirty = true
+	return e
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+func (e *Engine) device(name string) *deviceState {
+	d := e.devices[name]
+	if d == nil {
+		d = &deviceState{open: map[string]*Issue{}, held: map[string]bool{}, ifaceOf: map[string]string{},
+			recent: map[string]recentRoot{}, counters: map[string]*counter{}, conds: map[string]*cond{},
+			flaps: map[string]*flap{}, ifaces: map[string]ifKnown{}}
+		e.devices[name] = d
+		e.topo.dirty = true
+	}
+	return d
 }
 
 // Observe runs the rules on one poll and returns the changes it caused, in a
 // fixed order: device_unreachable, device_rebooted, then interfaces by
-// ifIndex and vanished interfaces by name. A poll older than the newest one
-// already observed for its device is ignored (nil): rules only move forward
-// in time.
+// ifIndex (flapping before down) and vanished interfaces by name, then
+// metric rules by fingerprint, then suppressed issues released and issues
+// of other devices attributed to a root this poll opened. A poll older than
+// the newest one already observed for its device is ignored (nil): rules
+// only move forward in time.
+//
+// Issues caused by another (interfaces and metrics of a device that is
+// unreachable or just rebooted, a device behind a link that went down) are
+// suppressed: kept open with CausedBy set, visible in Open and Suppressed,
+// but not returned. The device-level rules run before the others, so a
+// child never fires in the same poll as its cause.
 func (e *Engine) Observe(p collector.Poll) []Change {
 	name := p.Target.Name
-	d := e.devices[name]
-	if d == nil {
-		d = &deviceState{open: map[string]*Issue{}}
-		e.devices[name] = d
-	}
+	d := e.device(name)
 	if !d.lastPoll.IsZero() && p.Time.Before(d.lastPoll) {
 		return nil
 	}
@@ -86,16 +226,36 @@ func (e *Engine) Observe(p collector.Poll) []Change {
 	} else {
 		e.succeeded(&ch, d, name, p)
 	}
+	e.settle(&ch, d, name, p.Time)
 	return ch
 }
 
-// Open returns copies of the currently open issues, ordered by device and
-// fingerprint.
-func (e *Engine) Open() []Issue {
+// ObserveSamples runs the rules on samples of one device that did not come
+// from a whole poll (flow features, a partial walk): metric rules only.
+// Samples must be of one device, in time order, at one time.
+func (e *Engine) ObserveSamples(device string, at time.Time, samples []collector.Sample) []Change {
+	d := e.device(device)
+	var ch changes
+	e.metrics(&ch, d, device, at, samples)
+	e.settle(&ch, d, device, at)
+	return ch
+}
+
+// Open returns copies of the currently open issues, suppressed ones
+// included (CausedBy set), ordered by device and fingerprint.
+func (e *Engine) Open() []Issue { return e.list(false) }
+
+// Suppressed returns copies of the open issues that were never returned
+// because another issue caused them, ordered by device and fingerprint.
+func (e *Engine) Suppressed() []Issue { return e.list(true) }
+
+func (e *Engine) list(heldOnly bool) []Issue {
 	var out []Issue
 	for _, d := range e.devices {
-		for _, is := range d.open {
-			out = append(out, clone(is))
+		for fp, is := range d.open {
+			if !heldOnly || d.held[fp] {
+				out = append(out, clone(is))
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -116,6 +276,7 @@ func (e *Engine) Forget(device string, at time.Time) []Change {
 		return nil
 	}
 	delete(e.devices, device)
+	e.topo.dirty = true
 	var ch changes
 	for _, fp := range sortedKeys(d.open) {
 		ch.resolve(d, d.open[fp], at, "target removed")
@@ -130,16 +291,40 @@ func (c *changes) add(t ChangeType, at time.Time, is *Issue) {
 	*c = append(*c, Change{Type: t, Time: at, Issue: clone(is)})
 }
 
+// resolve closes an open issue; a suppressed one goes silently, as it was
+// never announced.
 func (c *changes) resolve(d *deviceState, is *Issue, at time.Time, resolution string) {
 	is.State = StateResolved
 	is.ResolvedAt = at
 	is.LastSeen = at
 	is.Attributes["resolution"] = resolution
-	delete(d.open, is.Fingerprint)
+	fp := is.Fingerprint
+	delete(d.open, fp)
+	delete(d.ifaceOf, fp)
+	if canCause(is.Kind) {
+		d.recent[fp] = recentRoot{at: at, root: rootOf(is)}
+	}
+	if d.held[fp] {
+		delete(d.held, fp)
+		return
+	}
 	c.add(Resolved, at, is)
 }
 
+// update announces a changed open issue, unless it is suppressed.
+func (c *changes) update(d *deviceState, is *Issue, at time.Time) {
+	if !d.held[is.Fingerprint] {
+		c.add(Updated, at, is)
+	}
+}
+
+// open opens an issue of an interface or the device (iface ""), suppressed
+// when another issue causes it.
 func (e *Engine) open(c *changes, d *deviceState, kind, device, object string, sev Severity, firstSeen, at time.Time, summary string, attrs map[string]string) {
+	e.openIface(c, d, kind, device, object, "", sev, firstSeen, at, summary, attrs)
+}
+
+func (e *Engine) openIface(c *changes, d *deviceState, kind, device, object, iface string, sev Severity, firstSeen, at time.Time, summary string, attrs map[string]string) {
 	fp := Fingerprint(kind, device, object)
 	is := &Issue{
 		ID:          IssueID(e.agentID, fp, firstSeen),
@@ -155,6 +340,15 @@ func (e *Engine) open(c *changes, d *deviceState, kind, device, object string, s
 		Attributes:  attrs,
 	}
 	d.open[fp] = is
+	if iface != "" {
+		d.ifaceOf[fp] = iface
+	}
+	if cause := e.cause(d, kind, device, iface, at); cause != "" {
+		is.CausedBy = cause
+		d.held[fp] = true
+		e.stats.Suppressed++
+		return
+	}
 	c.add(Opened, at, is)
 }
 
@@ -179,6 +373,14 @@ func (e *Engine) failed(c *changes, d *deviceState, device string, p collector.P
 	if d.failures < e.opts.UnreachableAfter {
 		return
 	}
+	// Wait a little for an upstream cause that may not be known yet (the
+	// parent not polled since, or failing itself), so that the order in
+	// which devices are polled does not decide what is the root.
+	if d.failures < e.opts.UnreachableAfter+e.opts.CorrelationWait &&
+		e.upstreamCause(device, p.Time) == "" && e.upstreamUndecided(device, d.firstFailure) {
+		e.stats.Deferred++
+		return
+	}
 	lastSuccess := "never"
 	if !d.lastSuccess.IsZero() {
 		lastSuccess = formatTime(d.lastSuccess)
@@ -198,10 +400,22 @@ func (e *Engine) succeeded(c *changes, d *deviceState, device string, p collecto
 	d.lastError = ""
 	d.lastSuccess = p.Time
 	if is := d.open[Fingerprint(KindDeviceUnreachable, device, "")]; is != nil {
+		// Interfaces coming back and counters restarting are part of the
+		// recovery, not news: hold them for Settle.
+		d.quiet(p.Time.Add(e.opts.Settle), rootOf(is))
 		c.resolve(d, is, p.Time, "poll succeeded")
 	}
 	e.reboot(c, d, device, p)
+	e.neighbours(d, device, p.Samples)
 	e.interfaces(c, d, device, p)
+	e.metrics(c, d, device, p.Time, p.Samples)
+}
+
+// quiet makes the device's issues opening before until caused by cause.
+func (d *deviceState) quiet(until time.Time, cause string) {
+	if until.After(d.quietUntil) {
+		d.quietUntil, d.quietCause = until, cause
+	}
 }
 
 // uptimeWrap is where sysUpTime (TimeTicks, 32 bits of 1/100 s) wraps:
@@ -226,6 +440,15 @@ func (e *Engine) reboot(c *changes, d *deviceState, device string, p collector.P
 		return
 	}
 	if d.haveUptime && uptime < d.uptime && !wrapped(d.uptime, uptime, p.Time.Sub(d.uptimeAt)) {
+		d.rebootAt = p.Time
+		fp := Fingerprint(KindDeviceRebooted, device, "")
+		d.quiet(p.Time.Add(e.opts.Settle), fp)
+		boot := p.Time.Add(-time.Duration(uptime * float64(time.Second)))
+		if !d.trapRebootAt.IsZero() && absDuration(boot.Sub(d.trapRebootAt)) <= 2*time.Minute {
+			// A cold_start trap already reported this reboot.
+			d.uptime, d.uptimeAt = uptime, p.Time
+			return
+		}
 		e.open(c, d, KindDeviceRebooted, device, "", SeverityWarning, p.Time, p.Time,
 			fmt.Sprintf("%s rebooted (up %s, was up %s)", device, seconds(uptime), seconds(d.uptime)),
 			map[string]string{
@@ -286,6 +509,7 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 	sort.Slice(list, func(i, j int) bool { return indexLess(list[i].index, list[j].index) })
 
 	seen := map[string]bool{} // objects present in this poll
+	ifaces := make(map[string]ifKnown, len(list))
 	for _, st := range list {
 		object := st.name
 		if object == "" || seen[object] {
@@ -293,8 +517,14 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 			object = "ifIndex." + st.index
 		}
 		seen[object] = true
+		ifaces[object] = ifKnown{index: st.index, name: st.name, descr: st.descr, admin: st.admin, haveAdmin: st.haveAdmin}
 		if !st.haveAdmin || !st.haveOper {
 			continue // not enough to judge; leave any issue as it is
+		}
+		if st.admin == 1 {
+			// Flapping first: the down that makes an interface flap is
+			// part of the flapping, not an issue of its own.
+			e.flapCheck(c, d, device, object, st.oper == 1, p.Time)
 		}
 		fp := Fingerprint(KindInterfaceDown, device, object)
 		is := d.open[fp]
@@ -308,15 +538,16 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 		}
 		switch {
 		case down && is == nil:
-			e.open(c, d, KindInterfaceDown, device, object, SeverityMajor, p.Time, p.Time,
+			e.openIface(c, d, KindInterfaceDown, device, object, object, SeverityMajor, p.Time, p.Time,
 				fmt.Sprintf("%s on %s down (oper %s, admin %s)", object, device, attrs["ifOperStatus"], attrs["ifAdminStatus"]),
 				attrs)
 		case down:
 			is.LastSeen = p.Time
 			if !maps.Equal(is.Attributes, attrs) {
 				is.Attributes = attrs
-				is.Summary = fmt.Sprintf("%s on %s down (oper %s, admin %s)", object, device, attrs["ifOperStatus"], attrs["ifAdminStatus"])
-				c.add(Updated, p.Time, is)
+				is.Summary = fmt.Sprintf("%s on %s down for %s (oper %s, admin %s)", object, device,
+					p.Time.Sub(is.FirstSeen).Round(time.Second), attrs["ifOperStatus"], attrs["ifAdminStatus"])
+				c.update(d, is, p.Time)
 			}
 		case is != nil:
 			is.Attributes = attrs
@@ -328,9 +559,15 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 		}
 	}
 
+	d.ifaces = ifaces
+	for object := range d.flaps {
+		if !seen[object] {
+			delete(d.flaps, object)
+		}
+	}
 	var gone []string
 	for fp, is := range d.open {
-		if is.Kind == KindInterfaceDown && !seen[is.Object] {
+		if (is.Kind == KindInterfaceDown || is.Kind == KindInterfaceFlapping) && !seen[is.Object] {
 			gone = append(gone, fp)
 		}
 	}
@@ -378,6 +615,13 @@ func sortedKeys(m map[string]*Issue) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
