@@ -48,7 +48,12 @@ func (f *flap) record(up bool, window int) (pct float64, transitions int) {
 // flapCheck records one check of an administratively up interface and
 // opens or resolves interface_flapping with hysteresis: it opens at the
 // high threshold and resolves only below the low one.
+// Checks while the device settles after a reboot or an outage are not
+// recorded: interfaces coming up then are not flapping.
 func (e *Engine) flapCheck(c *changes, d *deviceState, device, object string, up bool, at time.Time) {
+	if at.Before(d.quietUntil) || d.open[Fingerprint(KindDeviceUnreachable, device, "")] != nil {
+		return
+	}
 	f := d.flaps[object]
 	if f == nil {
 		f = &flap{}
@@ -76,8 +81,9 @@ func (e *Engine) flapCheck(c *changes, d *deviceState, device, object string, up
 	case !f.flapping && pct >= o.High:
 		f.flapping = true
 		e.openIface(c, d, KindInterfaceFlapping, device, object, object, SeverityWarning, at, at, summary(), attrs())
-		// A down already announced is now part of the flapping.
-		if is := d.open[Fingerprint(KindInterfaceDown, device, object)]; is != nil && !d.held[is.Fingerprint] && is.CausedBy == "" {
+		// A down already announced is now part of the flapping (unless
+		// this check is the up that resolves it).
+		if is := d.open[Fingerprint(KindInterfaceDown, device, object)]; !up && is != nil && !d.held[is.Fingerprint] && is.CausedBy == "" {
 			if fl := d.open[fp]; fl != nil {
 				is.CausedBy = rootOf(fl)
 				c.update(d, is, at)
