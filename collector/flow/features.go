@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"math"
 	"net/netip"
 	"strconv"
 	"time"
@@ -27,8 +28,10 @@ func (c *FeatureConfig) defaults() {
 	}
 }
 
-// Talker is a source ranked by bytes sent in the interval. Bytes may
-// overestimate the truth by at most Error (Space-Saving).
+// Talker is a source ranked by bytes sent in the interval. Bytes and
+// Packets are count-min estimates: never below the truth, and above it by
+// more than Error (0.07% of the interval's bytes) with probability under
+// 14%.
 type Talker struct {
 	Addr           netip.Addr
 	Bytes, Packets uint64
@@ -95,7 +98,8 @@ type Features struct {
 	packets  uint64
 	bytes    uint64
 	src, dst hll
-	talkers  *spaceSaving // by bytes; aux = packets
+	cm       *cmSketch    // bytes and packets per source
+	talkers  *spaceSaving // top sources by count-min bytes; aux = packets
 	fanOut   *spaceSaving // by new flows; hllA = dst addrs, hllB = dst ports
 	fanIn    *spaceSaving // by new flows; hllA = sources, aux = SYNs
 }
@@ -107,6 +111,7 @@ func NewFeatures(cfg FeatureConfig) *Features {
 		cfg:     cfg,
 		src:     newHLL(12),
 		dst:     newHLL(12),
+		cm:      new(cmSketch),
 		talkers: newSpaceSaving(cfg.Counters, 0, false),
 		fanOut:  newSpaceSaving(cfg.Counters, 8, true),
 		fanIn:   newSpaceSaving(cfg.Counters, 8, false),
@@ -120,8 +125,10 @@ func (f *Features) Observe(m *Meta, wireLen int, isNew, fromInitiator bool) {
 	f.bytes += uint64(wireLen)
 	src := addrKeyOf(&m.Src, m.Family)
 	sh := src.hash()
-	c := f.talkers.add(&src, sh, uint64(wireLen))
-	f.talkers.aux[c]++
+	eb, ep := f.cm.add(fmix64(sh), uint64(wireLen))
+	if c, ok := f.talkers.set(&src, sh, eb); ok {
+		f.talkers.aux[c] = uint64(ep)
+	}
 	if !isNew {
 		return
 	}
@@ -136,7 +143,7 @@ func (f *Features) Observe(m *Meta, wireLen int, isNew, fromInitiator bool) {
 	f.newFlows++
 	f.src.add(sh)
 	f.dst.add(dh)
-	c = f.fanOut.add(&src, sh, 1)
+	c := f.fanOut.add(&src, sh, 1)
 	f.fanOut.hllA[c].add(dh)
 	f.fanOut.hllB[c].add(mix(uint64(dport)|uint64(m.Proto)<<16, 0x94d049bb133111eb))
 	c = f.fanIn.add(&dst, dh, 1)
@@ -158,9 +165,10 @@ func (f *Features) Snapshot(capture string, start, end time.Time, tab TableStats
 	if f.newFlows == 0 {
 		s.DistinctSrc, s.DistinctDst = 0, 0
 	}
+	cmErr := uint64(float64(f.bytes) * math.E / cmWidth)
 	for _, c := range f.talkers.top(f.cfg.TopN) {
 		s.TopTalkers = append(s.TopTalkers, Talker{Addr: f.talkers.keys[c].Addr(),
-			Bytes: f.talkers.count[c], Packets: f.talkers.aux[c], Error: f.talkers.err[c]})
+			Bytes: f.talkers.count[c], Packets: f.talkers.aux[c], Error: cmErr})
 	}
 	for _, c := range f.fanOut.top(f.cfg.TopN) {
 		s.FanOut = append(s.FanOut, FanOut{Src: f.fanOut.keys[c].Addr(), Flows: f.fanOut.count[c],
@@ -174,6 +182,7 @@ func (f *Features) Snapshot(capture string, start, end time.Time, tab TableStats
 	f.src.reset()
 	f.dst.reset()
 	f.talkers.reset()
+	f.cm.reset()
 	f.fanOut.reset()
 	f.fanIn.reset()
 	return s

@@ -254,6 +254,76 @@ func (s *spaceSaving) down(i int) {
 	}
 }
 
+// set records value v for key when v earns it a place: the key is held
+// already, or the table has room, or v exceeds the lightest held value. It
+// turns the structure into the top-k of a stream of estimates (used with
+// cmSketch); err stays 0.
+func (s *spaceSaving) set(key *addrKey, h uint64, v uint64) (int32, bool) {
+	if len(s.keys) == cap(s.keys) && v <= s.count[s.heap[0]] {
+		// Not heavier than the lightest: only an update of a held key
+		// matters, and a held key is never below the minimum.
+		if v < s.count[s.heap[0]] {
+			return -1, false
+		}
+	}
+	i := h & s.mask
+	for {
+		c := s.index[i]
+		if c == 0 {
+			break
+		}
+		if s.keys[c-1] == *key {
+			s.count[c-1] = v
+			s.down(int(s.pos[c-1]))
+			return c - 1, true
+		}
+		i = (i + 1) & s.mask
+	}
+	if len(s.keys) < cap(s.keys) {
+		c := s.add(key, h, v)
+		return c, true
+	}
+	if v <= s.count[s.heap[0]] {
+		return -1, false
+	}
+	c := s.heap[0]
+	s.unindex(&s.keys[c])
+	s.keys[c] = *key
+	s.count[c], s.err[c], s.aux[c] = v, 0, 0
+	j := h & s.mask
+	for s.index[j] != 0 {
+		j = (j + 1) & s.mask
+	}
+	s.index[j] = c + 1
+	s.down(0)
+	return c, true
+}
+
+// cmSketch is a count-min sketch of bytes and packets per address, two rows
+// of 4096 counters (Cormode and Muthukrishnan): an estimate never falls
+// short and overshoots by more than e/4096 (0.07%) of the interval's total
+// with probability at most e^-2 per query. Feeding its estimates to a
+// top-k costs two counter increments per packet and a heap update only for
+// the heavy keys, where Space-Saving alone churns its heap on every packet
+// of a light source.
+type cmSketch struct {
+	bytes [2][cmWidth]uint64
+	pkts  [2][cmWidth]uint32
+}
+
+const cmWidth = 4096
+
+func (c *cmSketch) add(h uint64, bytes uint64) (estBytes uint64, estPkts uint32) {
+	i, j := h&(cmWidth-1), (h>>32)&(cmWidth-1)
+	c.bytes[0][i] += bytes
+	c.bytes[1][j] += bytes
+	c.pkts[0][i]++
+	c.pkts[1][j]++
+	return min(c.bytes[0][i], c.bytes[1][j]), min(c.pkts[0][i], c.pkts[1][j])
+}
+
+func (c *cmSketch) reset() { *c = cmSketch{} }
+
 // top returns the counters sorted by count, heaviest first, at most n.
 func (s *spaceSaving) top(n int) []int32 {
 	idx := make([]int32, len(s.keys))

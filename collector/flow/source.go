@@ -98,12 +98,20 @@ func OpenFile(path string, opt FileOptions) (*FileSource, error) {
 		}
 		r = ng
 	} else {
+		var order binary.ByteOrder = binary.LittleEndian
+		if m := binary.BigEndian.Uint32(magic); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
+			order = binary.BigEndian
+		}
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("open capture %s: pcap: %w", path, err)
 		}
-		r = pr
+		// pcapgo has parsed and checked the file header; records are read
+		// straight from the buffer (pcapgo's two io.ReadFull calls per
+		// packet cost more than the whole flow update).
+		r = &pcapRecords{br: br, order: order, link: pr.LinkType(), snaplen: pr.Snaplen(),
+			nanos: pr.Resolution() == gopacket.TimestampResolutionNanosecond}
 	}
 	return &FileSource{name: "file:" + path, f: f, r: r, paced: opt.Paced}, nil
 }
@@ -118,7 +126,7 @@ func (s *FileSource) LinkType() layers.LinkType { return s.r.LinkType() }
 func (s *FileSource) ReadPacket(ctx context.Context) ([]byte, gopacket.CaptureInfo, error) {
 	data, ci, err := s.r.ZeroCopyReadPacketData()
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) && len(data) == 0 {
+		if errors.Is(err, io.EOF) {
 			return nil, ci, io.EOF
 		}
 		return nil, ci, fmt.Errorf("read %s: %w", s.name, err)
@@ -185,4 +193,53 @@ func (b *statsBox) store(s SourceStats) {
 func (b *statsBox) load() SourceStats {
 	return SourceStats{Packets: b.packets.Load(), KernelPackets: b.kernelPackets.Load(),
 		KernelDrops: b.kernelDrops.Load(), QueueFreezes: b.freezes.Load()}
+}
+
+// pcapRecords reads classic pcap records from a buffered reader without
+// copying: a record is peeked in the buffer and skipped on the next call.
+type pcapRecords struct {
+	br      *bufio.Reader
+	order   binary.ByteOrder
+	link    layers.LinkType
+	snaplen uint32
+	nanos   bool
+	pending int // bytes of the previous record still to skip
+}
+
+func (r *pcapRecords) LinkType() layers.LinkType { return r.link }
+
+func (r *pcapRecords) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	var ci gopacket.CaptureInfo
+	if r.pending > 0 {
+		if _, err := r.br.Discard(r.pending); err != nil {
+			return nil, ci, err
+		}
+		r.pending = 0
+	}
+	h, err := r.br.Peek(16)
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(h) > 0 {
+			return nil, ci, io.ErrUnexpectedEOF
+		}
+		return nil, ci, err
+	}
+	sec, frac := r.order.Uint32(h[0:]), r.order.Uint32(h[4:])
+	capLen, wireLen := r.order.Uint32(h[8:]), r.order.Uint32(h[12:])
+	if capLen > max(r.snaplen, 262144) || capLen > uint32(r.br.Size()-16) {
+		return nil, ci, fmt.Errorf("pcap record of %d bytes exceeds the snap length %d", capLen, r.snaplen)
+	}
+	rec, err := r.br.Peek(16 + int(capLen))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, ci, io.ErrUnexpectedEOF
+		}
+		return nil, ci, err
+	}
+	r.pending = 16 + int(capLen)
+	if !r.nanos {
+		frac *= 1000
+	}
+	ci.Timestamp = time.Unix(int64(sec), int64(frac))
+	ci.CaptureLength, ci.Length = int(capLen), int(wireLen)
+	return rec[16:], ci, nil
 }
