@@ -22,27 +22,28 @@ const (
 	day       = 86400 // seconds
 	minSeason = day   // history needed before the seasonal channel speaks
 
-	alphaShort   = 0.3    // channels N and S: short average of |deviation|
-	alphaErr     = 0.01   // channels N and S: mean absolute error
-	alphaSLevel  = 0.003  // channel S: deseasonalised level
-	alphaSeason  = 0.2    // channel S: slot offsets, per sample at the slot
-	alphaSlotMAE = 0.05   // channel S: slot mean absolute errors
-	slotMAEFloor = 0.5    // channel S: a slot's MAE is at least this share of the global one
-	seasonGain   = 0.8    // channel S speaks when its MAE is below this share of channel L's
-	alphaMid     = 0.1    // channel M: average of the last ~10 values
-	alphaLong    = 0.005  // channels L and M: long-run level and spread
-	clipErr      = 4      // errors beyond clipErr*MAE update the MAE as clipErr*MAE
-	maxDev       = 12     // deviations (in sigmas) are capped here
-	normScale    = 1.2533 // sigma / mean absolute deviation of a normal law
-	minRelScale  = 1e-4   // scale floor relative to the level's magnitude
-	absScale     = 1e-9   // absolute scale floor
-	recordDecay  = 0.9998 // per sample; the record memory halves in ~3500 samples
-	recordFloor  = 0.5    // sigmas added to a record so tiny ones do not dominate
-	alarmAt      = 0.5    // a score this high starts the refractory period
-	refractory   = 200    // samples after an alarm in which repeats are damped
-	damping      = 0.5    // factor on scores in the refractory period
-	escalateBy   = 0.05   // a score beyond the last alarm's by this much passes undamped
-	sigmasInBand = 3      // Lower and Upper are Expected ± this many sigmas
+	alphaShort      = 0.3    // channels N and S: short average of |deviation|
+	alphaErr        = 0.01   // channels N and S: mean absolute error
+	alphaSLevel     = 0.003  // channel S: deseasonalised level
+	alphaSeason     = 0.2    // channel S: slot offsets, per sample at the slot
+	alphaSlotMAE    = 0.05   // channel S: slot mean absolute errors
+	slotMAEFloor    = 0.5    // channel S: a slot's MAE is at least this share of the global one
+	seasonGain      = 0.8    // channel S speaks when its MAE is below this share of channel L's
+	alphaMid        = 0.1    // channel M: average of the last ~10 values
+	alphaLong       = 0.005  // channels L and M: long-run level and spread
+	clipErr         = 4      // errors beyond clipErr*MAE update the MAE as clipErr*MAE
+	maxDev          = 12     // deviations (in sigmas) are capped here
+	normScale       = 1.2533 // sigma / mean absolute deviation of a normal law
+	minRelScale     = 1e-4   // scale floor relative to the level's magnitude
+	absScale        = 1e-9   // absolute scale floor
+	recordDecay     = 0.9998 // per sample; the record memory halves in ~3500 samples
+	recordFloor     = 0.5    // sigmas added to a record so tiny ones do not dominate
+	slotRecordDecay = 0.995  // per sample at the slot: ~3%/day at 5-minute samples
+	alarmAt         = 0.5    // a score this high starts the refractory period
+	refractory      = 200    // samples after an alarm in which repeats are damped
+	damping         = 0.5    // factor on scores in the refractory period
+	escalateBy      = 0.05   // a score beyond the last alarm's by this much passes undamped
+	sigmasInBand    = 3      // Lower and Upper are Expected ± this many sigmas
 )
 
 // Channel names the model whose deviation decided a score.
@@ -122,6 +123,8 @@ type Detector struct {
 type slotState struct {
 	mean float32 // offset from the deseasonalised level
 	mae  float32 // mean absolute error of the seasonal prediction
+	recN float32 // decaying record of channel N at this time of day
+	recL float32 // decaying record of channels L and M at this time of day
 }
 
 // StateBytes is the size of one series' state in bytes.
@@ -205,8 +208,26 @@ func (d *Detector) update(ts int64, v float64) Result {
 
 	// Records: how far each channel's deviation exceeds the largest it
 	// has shown lately. The largest ratio decides.
+	lo, hi := b0-1, b1+1
+	if lo < 0 {
+		lo += buckets
+	}
+	if hi >= buckets {
+		hi -= buckets
+	}
+	sl, sh := &d.slot[lo], &d.slot[hi]
+	sn := s0 // the slot this sample is nearest to
+	if w1 >= 0.5 {
+		sn = s1
+	}
 	r := record(&d.recN, d.shortN)
 	rl := max(record(&d.recL, devL), record(&d.recM, devM))
+	// ... and off what it has shown at this time of day (this slot and
+	// its neighbours, for jitter): a nightly job is not news.
+	r = min(r, d.shortN/(max(sl.recN, s0.recN, s1.recN, sh.recN)+recordFloor))
+	rl = min(rl, max(devL, devM)/(max(sl.recL, s0.recL, s1.recL, sh.recL)+recordFloor))
+	sn.recN = max(sn.recN*slotRecordDecay, d.shortN)
+	sn.recL = max(sn.recL*slotRecordDecay, devL, devM)
 	if rl > r {
 		r = rl
 		res = evidence(Level, predL, x, sigL)

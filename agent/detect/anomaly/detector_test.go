@@ -225,3 +225,30 @@ func TestStateSize(t *testing.T) {
 	walk(reflect.TypeFor[Detector](), "Detector")
 	t.Logf("state: %d bytes per series", StateBytes)
 }
+
+// TestRecurringDailySpike: a spike every night at the same time stops
+// scoring once it has been seen a few times, while a larger one at an
+// unusual hour scores high.
+func TestRecurringDailySpike(t *testing.T) {
+	day := int(24 * time.Hour / step)
+	nightly := 3*day/24 + 6 // 03:30
+	odd := 12*day + 15*day/24
+	v := series(14*day, 6, func(i int) float64 {
+		switch {
+		case i%day == nightly:
+			return 100 + 12
+		case i == odd:
+			return 100 + 18
+		}
+		return 100
+	})
+	s := scores(v)
+	for d := 4; d < 14; d++ {
+		if got, _ := maxIn(s, d*day+nightly, d*day+nightly+3); got >= 0.6 {
+			t.Errorf("nightly spike of day %d scored %.3f, want < 0.6", d, got)
+		}
+	}
+	if got, _ := maxIn(s, odd, odd+3); got < 0.7 {
+		t.Errorf("a larger spike at 15:00 scored %.3f, want >= 0.7", got)
+	}
+}

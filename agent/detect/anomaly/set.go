@@ -2,6 +2,7 @@ package anomaly
 
 import (
 	"errors"
+	"math/bits"
 	"time"
 )
 
@@ -23,9 +24,13 @@ var ErrFull = errors.New("anomaly: series set is full")
 // labels). Series idle for longer than the idle timeout, measured on sample
 // timestamps, are evicted a few slots per update. A Set is not safe for
 // concurrent use: one goroutine owns it.
+//
+// Memory is allocated once, in NewSet: StateBytes per series for the
+// detectors, 24 bytes of bookkeeping and 8 to 16 bytes of index.
 type Set struct {
-	idle   int64 // seconds
-	index  map[uint64]int32
+	idle   int64      // seconds
+	index  []int32    // open addressing, linear probing: slot+1, 0 when empty
+	mask   uint64     // len(index)-1
 	meta   []slotMeta // apart from dets so the idle sweep reads little memory
 	dets   []Detector
 	free   []int32
@@ -49,14 +54,16 @@ type SetStats struct {
 
 // NewSet returns a Set for at most capacity series; a series with no sample
 // for idle (on sample time) is forgotten and, if it comes back, learns from
-// scratch. All memory is allocated here.
+// scratch. An idle of zero keeps series until the set is full, then refuses
+// new ones.
 func NewSet(capacity int, idle time.Duration) *Set {
-	if capacity < 1 {
-		capacity = 1
-	}
+	capacity = max(capacity, 1)
+	// At most half full, so probe sequences stay short.
+	size := 1 << bits.Len(uint(2*capacity-1))
 	s := &Set{
 		idle:  int64(idle / time.Second),
-		index: make(map[uint64]int32, capacity),
+		index: make([]int32, size),
+		mask:  uint64(size - 1),
 		meta:  make([]slotMeta, capacity),
 		dets:  make([]Detector, capacity),
 		free:  make([]int32, capacity),
@@ -76,20 +83,22 @@ func (s *Set) Update(key uint64, t time.Time, v float64) (Result, error) {
 		s.now = ts
 	}
 	s.sweep(sweepPerUpdate)
-	i, ok := s.index[key]
-	if !ok {
+	i, pos := s.find(key)
+	if i < 0 {
 		if len(s.free) == 0 {
 			s.sweep(fullSweep)
-		}
-		if len(s.free) == 0 {
-			s.stats.Dropped++
-			return Result{}, ErrFull
+			if len(s.free) == 0 {
+				s.stats.Dropped++
+				return Result{}, ErrFull
+			}
+			// The sweep may have moved entries of the index.
+			_, pos = s.find(key)
 		}
 		i = s.free[len(s.free)-1]
 		s.free = s.free[:len(s.free)-1]
 		s.meta[i] = slotMeta{key: key, used: true}
 		s.dets[i] = Detector{}
-		s.index[key] = i
+		s.index[pos] = i + 1
 		s.stats.Series++
 	}
 	if m := &s.meta[i]; ts > m.last {
@@ -101,16 +110,59 @@ func (s *Set) Update(key uint64, t time.Time, v float64) (Result, error) {
 // Stats returns the counters of the set.
 func (s *Set) Stats() SetStats { return s.stats }
 
+// hash spreads a caller's key over the index (the finaliser of MurmurHash3),
+// so keys that are small integers or share low bits do not collide.
+func hash(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return k
+}
+
+// find returns the slot of key, or -1 and the index position to insert it.
+func (s *Set) find(key uint64) (int32, uint64) {
+	for p := hash(key) & s.mask; ; p = (p + 1) & s.mask {
+		e := s.index[p]
+		if e == 0 {
+			return -1, p
+		}
+		if s.meta[e-1].key == key {
+			return e - 1, p
+		}
+	}
+}
+
+// remove deletes the index entry at position p by shifting later entries of
+// the same probe run back, so lookups never need tombstones.
+func (s *Set) remove(p uint64) {
+	for q := (p + 1) & s.mask; ; q = (q + 1) & s.mask {
+		e := s.index[q]
+		if e == 0 {
+			break
+		}
+		home := hash(s.meta[e-1].key) & s.mask
+		// The entry at q may move to p only if its home is not in (p, q].
+		if (q-home)&s.mask >= (q-p)&s.mask {
+			s.index[p] = e
+			p = q
+		}
+	}
+	s.index[p] = 0
+}
+
 // sweep inspects the next n slots and evicts those idle for too long.
 func (s *Set) sweep(n int) {
 	if s.idle <= 0 {
 		return
 	}
 	for ; n > 0; n-- {
-		sl := &s.meta[s.cursor]
-		if sl.used && s.now-sl.last > s.idle {
-			delete(s.index, sl.key)
-			sl.used = false
+		m := &s.meta[s.cursor]
+		if m.used && s.now-m.last > s.idle {
+			_, p := s.find(m.key)
+			s.remove(p)
+			m.used = false
 			s.free = append(s.free, int32(s.cursor))
 			s.stats.Series--
 			s.stats.Evicted++

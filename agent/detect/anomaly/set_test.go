@@ -2,6 +2,7 @@ package anomaly
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -51,5 +52,47 @@ func TestSetFullEvictsOnDemand(t *testing.T) {
 	}
 	if st := s.Stats(); st.Dropped != 0 || st.Evicted == 0 {
 		t.Fatalf("stats %+v, want an eviction and no drop", st)
+	}
+}
+
+// TestSetIndexUnderChurn drives series in and out of a small set and checks
+// after every update that the index and the slots agree: every held series
+// is found, every index entry names a held series, nothing is lost.
+func TestSetIndexUnderChurn(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	s := NewSet(64, 30*time.Second)
+	now := t0
+	for n := range 20000 {
+		now = now.Add(time.Duration(r.IntN(500)) * time.Millisecond)
+		key := uint64(r.IntN(200)) << (r.IntN(2) * 40) // some keys share low bits
+		_, err := s.Update(key, now, 1)
+		if err != nil && !errors.Is(err, ErrFull) {
+			t.Fatal(err)
+		}
+		held := 0
+		for i, m := range s.meta {
+			if !m.used {
+				continue
+			}
+			held++
+			if got, _ := s.find(m.key); got != int32(i) {
+				t.Fatalf("update %d: series %x in slot %d is found in slot %d", n, m.key, i, got)
+			}
+		}
+		entries := 0
+		for _, e := range s.index {
+			if e != 0 {
+				entries++
+				if !s.meta[e-1].used {
+					t.Fatalf("update %d: index names free slot %d", n, e-1)
+				}
+			}
+		}
+		if held != entries || held != s.Stats().Series || held+len(s.free) != len(s.meta) {
+			t.Fatalf("update %d: %d held, %d index entries, %d counted, %d free", n, held, entries, s.Stats().Series, len(s.free))
+		}
+	}
+	if st := s.Stats(); st.Evicted == 0 || st.Dropped == 0 {
+		t.Fatalf("stats %+v: the test should exercise eviction and refusal", st)
 	}
 }
