@@ -127,3 +127,29 @@ bench-detect:
 	/^Benchmark/ { delete m; for (i = 3; i < NF; i += 2) m[$$(i+1)] = $$i; \
 		printf "%-24s %12s %14.0f %14s %14s\n", $$1, m["ns/op"], m["updates/s"], m["B/series"], m["allocs/op"] } \
 	/^(FAIL|ok|PASS)/ { print }'
+
+# --- flow benchmark (collector/flow) -------------------------------------------
+# Writes a seeded 4-million-packet capture (~660 000 flows: IPv4/IPv6,
+# TCP/UDP/ICMP, some 802.1Q, Zipf-popular servers, a port scan and a SYN
+# flood) with netaiops-pcapgen, runs the in-package Go benchmarks (allocs per
+# packet), then times the flow pipeline from memory and end to end from the
+# file next to softflowd and nfpcapd on the same file. softflowd and nfdump
+# are installed with apt-get when missing and we are root; otherwise their
+# rows are skipped with a message.
+FLOW_BENCH_DIR ?= $(CURDIR)/var/bench-flow
+.PHONY: bench-flow
+bench-flow:
+	@mkdir -p $(FLOW_BENCH_DIR)
+	@for p in softflowd:softflowd nfpcapd:nfdump; do \
+		bin=$${p%%:*}; pkg=$${p##*:}; \
+		command -v $$bin >/dev/null && continue; \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing $$pkg for the comparison rows"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null 2>&1 || \
+			{ apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null 2>&1; } || \
+			echo "could not install $$pkg: the $$bin row will be skipped"; \
+		else echo "$$bin missing and not root: the $$bin row will be skipped"; fi; \
+	done
+	$(GO) run ./cmd/netaiops-pcapgen -preset bench -o $(FLOW_BENCH_DIR)/bench.pcap
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 4000000x ./collector/flow/
+	$(GO) run ./collector/flow/flowbench -pcap $(FLOW_BENCH_DIR)/bench.pcap -runs 5
