@@ -141,13 +141,19 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 
 	hostname, _ := os.Hostname()
 	ucfg := uplink.Config{
-		Address:  cfg.Controller.Address,
-		Insecure: cfg.Controller.Insecure,
-		AgentID:  cfg.Agent.ID,
-		Version:  Version,
-		Hostname: hostname,
-		Labels:   cfg.Agent.Labels,
-		Targets:  infos,
+		Address:    cfg.Controller.Address,
+		Insecure:   cfg.Controller.Insecure,
+		CAFile:     cfg.Controller.CAFile,
+		CertFile:   cfg.Controller.CertFile,
+		KeyFile:    cfg.Controller.KeyFile,
+		ServerName: cfg.Controller.ServerName,
+		Token:      string(cfg.Controller.Token),
+		TokenFile:  cfg.Controller.TokenFile,
+		AgentID:    cfg.Agent.ID,
+		Version:    Version,
+		Hostname:   hostname,
+		Labels:     cfg.Agent.Labels,
+		Targets:    infos,
 	}
 	if o.uplink != nil {
 		o.uplink(&ucfg)

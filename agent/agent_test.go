@@ -104,6 +104,7 @@ func startController(t *testing.T, addr string) (stop func()) {
 	t.Helper()
 	cfg := controller.DefaultConfig()
 	cfg.Listen, cfg.DBPath, cfg.HeartbeatInterval, cfg.ShutdownTimeout = addr, filepath.Join(t.TempDir(), "c.db"), time.Second, 2*time.Second
+	cfg.Insecure = true // plaintext on loopback, as the agent config says
 	c := controller.New(cfg, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -7,19 +7,24 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/netaiops/netaiops/controller/auth"
 	"github.com/netaiops/netaiops/controller/server"
 	"github.com/netaiops/netaiops/controller/store"
 	"github.com/netaiops/netaiops/controller/watch"
@@ -29,9 +34,27 @@ import (
 type Config struct {
 	// Listen is the gRPC listen address, host:port.
 	Listen string
+	// TLSCert and TLSKey are the server's certificate and key (PEM files);
+	// required unless Insecure.
+	TLSCert, TLSKey string
+	// ClientCA is a PEM bundle of the CAs that sign agent client
+	// certificates; empty: agents authenticate with tokens only.
+	ClientCA string
+	// TokensFile holds the bearer tokens of agents and operators (see
+	// auth.LoadTokens). With TLS, authentication is always on; in plaintext
+	// mode it is on only when a tokens file is given.
+	TokensFile string
+	// Insecure serves plaintext gRPC instead of TLS, on loopback only
+	// unless InsecureAllowRemote.
+	Insecure bool
 	// InsecureAllowRemote allows a non-loopback Listen although the server
-	// speaks plaintext.
+	// speaks plaintext; it implies Insecure.
 	InsecureAllowRemote bool
+	// MaxConnectionAge ends a connection (GOAWAY) after this long, plus
+	// MaxConnectionAgeGrace for open streams, so that agents reconnect and
+	// spread over controller replicas. gRPC adds ±10% jitter.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 	// DBPath is the SQLite file; its directory is created.
 	DBPath string
 	// HeartbeatInterval is how often each side of an agent stream sends a
@@ -56,10 +79,19 @@ func DefaultConfig() Config {
 		HeartbeatInterval: server.DefaultHeartbeatInterval,
 		MaxBatchEvents:    server.DefaultMaxBatchEvents,
 		WatchBuffer:       watch.DefaultBuffer,
-		MaxRecvMsgSize:    8 << 20,
+		MaxRecvMsgSize:    server.DefaultMaxMsgSize,
 		ShutdownTimeout:   10 * time.Second,
+
+		MaxConnectionAge:      30 * time.Minute,
+		MaxConnectionAgeGrace: time.Minute,
 	}
 }
+
+// plaintext reports whether the listener serves without TLS.
+func (c Config) plaintext() bool { return c.Insecure || c.InsecureAllowRemote }
+
+// authOn reports whether callers must authenticate.
+func (c Config) authOn() bool { return !c.plaintext() || c.TokensFile != "" }
 
 // Limits checked by Validate.
 const (
@@ -70,8 +102,23 @@ const (
 // Validate checks the config; messages name the flag.
 func (c Config) Validate() error {
 	var errs []error
-	if err := checkListen(c.Listen, c.InsecureAllowRemote); err != nil {
+	if err := checkListen(c.Listen, !c.plaintext() || c.InsecureAllowRemote); err != nil {
 		errs = append(errs, err)
+	}
+	if !c.plaintext() {
+		if c.TLSCert == "" || c.TLSKey == "" {
+			errs = append(errs, errors.New("--tls-cert, --tls-key: required (TLS is the default); "+
+				"create a lab CA with 'netaiops-controller certs', or pass --insecure for plaintext on loopback"))
+		}
+		if c.TokensFile == "" && c.ClientCA == "" {
+			errs = append(errs, errors.New("--tokens, --client-ca: neither given, so no agent or operator could authenticate; pass at least one"))
+		}
+	}
+	if c.MaxConnectionAge < time.Minute {
+		errs = append(errs, fmt.Errorf("--max-connection-age: %s, want at least 1m", c.MaxConnectionAge))
+	}
+	if c.MaxConnectionAgeGrace <= 0 {
+		errs = append(errs, fmt.Errorf("max connection age grace: %s, want more than 0", c.MaxConnectionAgeGrace))
 	}
 	if c.DBPath == "" {
 		errs = append(errs, errors.New("--db: empty; want a file path such as ./var/controller.db"))
@@ -110,8 +157,58 @@ func checkListen(addr string, allowRemote bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--listen: %q is not a loopback address and the gRPC server is plaintext (no TLS yet); "+
-		"listen on 127.0.0.1 or [::1], or pass --insecure-allow-remote to expose it anyway", addr)
+	return fmt.Errorf("--listen: %q is not a loopback address and --insecure makes the gRPC server plaintext; "+
+		"listen on 127.0.0.1 or [::1], use TLS (--tls-cert, --tls-key), or pass --insecure-allow-remote to expose plaintext anyway", addr)
+}
+
+// KeepaliveMinTime is the shortest interval between client pings the
+// controller tolerates (a client pinging more often gets GOAWAY).
+const KeepaliveMinTime = 20 * time.Second
+
+// security returns the server options for transport security and
+// authentication: TLS with the server certificate (and client certificate
+// verification when a client CA is given) unless plaintext, and the auth
+// interceptors with the tokens file.
+func (c *Controller) security() ([]grpc.ServerOption, error) {
+	cfg := c.cfg
+	var tokens *auth.Tokens
+	if cfg.TokensFile != "" {
+		t, err := auth.LoadTokens(cfg.TokensFile)
+		if err != nil {
+			return nil, err
+		}
+		tokens = t
+	}
+	if !cfg.authOn() {
+		c.logger.Warn("authentication is off: plaintext without --tokens lets anyone on loopback call everything")
+	}
+	a := auth.New(tokens, server.Policy(), server.ProtectedPrefixes, !cfg.authOn())
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(a.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(a.StreamInterceptor()),
+	}
+	if cfg.plaintext() {
+		return opts, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("load --tls-cert %s, --tls-key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if cfg.ClientCA != "" {
+		pem, err := os.ReadFile(cfg.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("load --client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("load --client-ca %s: no PEM certificate in it", cfg.ClientCA)
+		}
+		// Operators and token-authenticated agents send no certificate;
+		// one that is sent must verify.
+		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return append(opts, grpc.Creds(credentials.NewTLS(tc))), nil
 }
 
 // Controller is the running controller.
@@ -172,6 +269,11 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("controller: %w", err)
 	}
 
+	security, err := c.security()
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("controller: listen on %s: %w", cfg.Listen, err)
@@ -183,11 +285,19 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		MaxBatchEvents:    cfg.MaxBatchEvents,
 	}, st, hub, c.logger.With("component", "grpc"))
 
-	g := grpc.NewServer(
+	g := grpc.NewServer(append(security,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+		grpc.MaxSendMsgSize(cfg.MaxRecvMsgSize),
+		// Clients may ping every KeepaliveMinTime; the agent's uplink pings
+		// every 30s (uplink.keepaliveTime), never more often.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  30 * time.Second,
+			Timeout:               10 * time.Second,
+			MaxConnectionAge:      cfg.MaxConnectionAge,
+			MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
+		}),
+	)...)
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
@@ -205,7 +315,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	c.addr, c.srv = lis.Addr(), srv
 	c.mu.Unlock()
 	close(c.ready)
-	c.logger.Info("controller listening", "addr", lis.Addr().String(), "db", cfg.DBPath,
+	c.logger.Info("controller listening", "addr", lis.Addr().String(), "tls", !cfg.plaintext(), "auth", cfg.authOn(), "db", cfg.DBPath,
 		"heartbeat_interval", cfg.HeartbeatInterval, "max_batch_events", cfg.MaxBatchEvents)
 
 	var runErr error

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -25,9 +26,22 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err == nil || !strings.Contains(err.Error(), "--tls-cert, --tls-key: required (TLS is the default)") {
+		t.Errorf("defaults without certificates: got %v, want TLS required", err)
+	}
+	tlsOK := DefaultConfig()
+	tlsOK.Listen, tlsOK.TLSCert, tlsOK.TLSKey, tlsOK.TokensFile = "0.0.0.0:7443", "s.crt", "s.key", "tokens"
+	if err := tlsOK.Validate(); err != nil {
+		t.Errorf("TLS on a remote address: %v", err)
+	}
+	tlsOK.TokensFile = ""
+	if err := tlsOK.Validate(); err == nil || !strings.Contains(err.Error(), "--tokens, --client-ca: neither given") {
+		t.Errorf("TLS without tokens or client CA: got %v", err)
+	}
 	ok := DefaultConfig()
+	ok.Insecure = true
 	if err := ok.Validate(); err != nil {
-		t.Fatalf("defaults: %v", err)
+		t.Fatalf("defaults with --insecure: %v", err)
 	}
 	for _, listen := range []string{"127.0.0.1:0", "[::1]:7443", "localhost:7443", "127.1.2.3:9"} {
 		c := ok
@@ -74,9 +88,19 @@ func run(t *testing.T, dbPath string) *running {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.Insecure = true
 	cfg.DBPath = dbPath
+	return runConfig(t, cfg, insecure.NewCredentials())
+}
+
+// runConfig runs a controller with cfg; r.conn dials it with creds.
+func runConfig(t *testing.T, cfg Config, creds credentials.TransportCredentials) *running {
+	t.Helper()
 	cfg.ShutdownTimeout = 5 * time.Second
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	ctl := New(cfg, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{ctl: ctl, cancel: cancel, done: make(chan error, 1)}
@@ -86,7 +110,7 @@ func run(t *testing.T, dbPath string) *running {
 	case err := <-r.done:
 		t.Fatalf("Run: %v", err)
 	}
-	conn, err := grpc.NewClient(ctl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(ctl.Addr().String(), grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatal(err)
 	}

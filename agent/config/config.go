@@ -56,7 +56,21 @@ type Agent struct {
 // Controller says where the controller is.
 type Controller struct {
 	Address  string `yaml:"address"`  // host:port, required
-	Insecure bool   `yaml:"insecure"` // plaintext gRPC; must be true until TLS exists
+	Insecure bool   `yaml:"insecure"` // plaintext gRPC instead of TLS (a controller on loopback)
+	// CAFile verifies the controller's certificate (PEM); empty: the
+	// system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the agent's client certificate and key for
+	// mTLS; the certificate must name this agent's id.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the controller's
+	// certificate (default: the host of address).
+	ServerName string `yaml:"server_name"`
+	// Token is this agent's bearer token; TokenFile names a file holding it
+	// (read at every connection, so it can be rotated). At most one.
+	Token     Secret `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // SNMP holds the polling settings every target inherits.
@@ -328,8 +342,21 @@ func (c *Config) Validate() error {
 	} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
 		bad("controller.address", "bad address %q: bad port %q (want 1-65535)", c.Controller.Address, port)
 	}
-	if !c.Controller.Insecure {
-		bad("controller.insecure", "TLS is not implemented yet: set insecure: true to talk to the controller in plaintext")
+	if cc := c.Controller; cc.Insecure {
+		for _, k := range []struct{ key, val string }{{"ca_file", cc.CAFile}, {"cert_file", cc.CertFile}, {"key_file", cc.KeyFile}, {"server_name", cc.ServerName}} {
+			if k.val != "" {
+				bad("controller."+k.key, "TLS setting with controller.insecure: true (plaintext); remove one of them")
+			}
+		}
+	} else if (cc.CertFile == "") != (cc.KeyFile == "") {
+		if cc.CertFile == "" {
+			bad("controller.cert_file", "required with controller.key_file (the client certificate for mTLS)")
+		} else {
+			bad("controller.key_file", "required with controller.cert_file (the client certificate's key)")
+		}
+	}
+	if c.Controller.Token != "" && c.Controller.TokenFile != "" {
+		bad("controller.token_file", "set with controller.token; use one of them")
 	}
 
 	s := c.SNMP

@@ -10,10 +10,13 @@ package uplink
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -46,17 +50,31 @@ const (
 	// keepaliveTime is how often gRPC pings an idle connection; the
 	// controller's enforcement MinTime is 20s, so never less than that.
 	keepaliveTime = 30 * time.Second
+	// MaxMsgSize bounds one gRPC message each way, as the controller does.
+	MaxMsgSize = 8 << 20
+	// DefaultMaxBatchBytes bounds the encoded size of one event batch, far
+	// below MaxMsgSize, when the welcome does not say.
+	DefaultMaxBatchBytes = 1 << 20
 )
 
 // Config says where the controller is and who the agent is.
 type Config struct {
 	Address  string // host:port of the controller
-	Insecure bool   // plaintext; otherwise TLS with the system's roots
-	AgentID  string
-	Version  string
-	Hostname string
-	Labels   map[string]string
-	Targets  []collector.Target // names and addresses only; never secrets
+	Insecure bool   // plaintext; otherwise TLS
+	// CAFile verifies the controller (PEM); empty: the system's roots.
+	CAFile string
+	// CertFile and KeyFile: the agent's client certificate for mTLS.
+	CertFile, KeyFile string
+	// ServerName overrides the name checked in the controller's certificate.
+	ServerName string
+	// Token is sent as "authorization: Bearer <token>"; TokenFile is read
+	// at every connection instead (rotation without restart).
+	Token, TokenFile string
+	AgentID          string
+	Version          string
+	Hostname         string
+	Labels           map[string]string
+	Targets          []collector.Target // names and addresses only; never secrets
 
 	// Zero values mean the defaults above.
 	MaxInFlight int
@@ -139,13 +157,55 @@ func (u *Uplink) Stats() Stats {
 	}
 }
 
-func (u *Uplink) dialOptions() []grpc.DialOption {
-	creds := insecure.NewCredentials()
-	if !u.cfg.Insecure {
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+// transportCredentials builds TLS from the config's files (or plaintext).
+func (c Config) transportCredentials() (credentials.TransportCredentials, error) {
+	if c.Insecure {
+		return insecure.NewCredentials(), nil
 	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("controller CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("controller CA %s: no PEM certificate in it", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s, key %s: %w", c.CertFile, c.KeyFile, err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(tc), nil
+}
+
+// token returns the bearer token to send, "" for none.
+func (c Config) token() (string, error) {
+	if c.TokenFile == "" {
+		return c.Token, nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("read token: %s is empty", c.TokenFile)
+	}
+	return t, nil
+}
+
+func (u *Uplink) dialOptions(creds credentials.TransportCredentials) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
+		// Bounded both ways, like the controller's server; batches stay
+		// far below (MaxBatchBytes).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMsgSize), grpc.MaxCallSendMsgSize(MaxMsgSize)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                keepaliveTime,
 			Timeout:             20 * time.Second,
@@ -169,7 +229,11 @@ func (u *Uplink) dialOptions() []grpc.DialOption {
 // after every failure. It returns nil when ctx ends and an error only when
 // the connection cannot be set up at all (a malformed address).
 func (u *Uplink) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient(u.cfg.Address, u.dialOptions()...)
+	creds, err := u.cfg.transportCredentials()
+	if err != nil {
+		return fmt.Errorf("uplink to %s: %w", u.cfg.Address, err)
+	}
+	conn, err := grpc.NewClient(u.cfg.Address, u.dialOptions(creds)...)
 	if err != nil {
 		return fmt.Errorf("uplink to %s: %w", u.cfg.Address, err)
 	}
@@ -244,7 +308,15 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 		return err
 	}
 
-	stream, err := client.Connect(sctx)
+	tok, err := u.cfg.token()
+	if err != nil {
+		return err
+	}
+	streamCtx := sctx
+	if tok != "" {
+		streamCtx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+tok)
+	}
+	stream, err := client.Connect(streamCtx)
 	if err != nil {
 		return fail(fmt.Errorf("open stream: %w", err))
 	}

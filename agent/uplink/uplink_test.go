@@ -150,6 +150,7 @@ func startController(t *testing.T, addr, db string, maxBatch int) *ctl {
 	t.Helper()
 	cfg := controller.DefaultConfig()
 	cfg.Listen, cfg.DBPath, cfg.HeartbeatInterval = addr, db, time.Second
+	cfg.Insecure = true
 	if maxBatch > 0 {
 		cfg.MaxBatchEvents = maxBatch
 	}

@@ -262,7 +262,7 @@ func startController(t *testing.T, addr, db string) *controllerProc {
 	t.Helper()
 	c := &controllerProc{addr: addr, db: db}
 	c.p = start(t, filepath.Join(binDir, "netaiops-controller"), nil,
-		"--listen", addr, "--db", db, "--heartbeat-interval", "1s", "--log-level", "debug")
+		"--listen", addr, "--insecure", "--db", db, "--heartbeat-interval", "1s", "--log-level", "debug")
 	return c
 }
 

@@ -131,6 +131,7 @@ func TestRunsWithoutController(t *testing.T) {
 
 	ccfg := controller.DefaultConfig()
 	ccfg.Listen, ccfg.DBPath, ccfg.ShutdownTimeout = addr, filepath.Join(t.TempDir(), "c.db"), 2*time.Second
+	ccfg.Insecure = true
 	c := controller.New(ccfg, slog.New(slog.DiscardHandler))
 	cctx, ccancel := context.WithCancel(context.Background())
 	cdone := make(chan error, 1)

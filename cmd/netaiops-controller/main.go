@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/netaiops/netaiops/controller"
+	"github.com/netaiops/netaiops/controller/certs"
 )
 
 func main() {
@@ -20,10 +23,19 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "certs" {
+		return runCerts(args[1:])
+	}
 	cfg := controller.DefaultConfig()
 	fs := flag.NewFlagSet("netaiops-controller", flag.ContinueOnError)
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "gRPC listen address (host:port); plaintext, so loopback unless --insecure-allow-remote")
-	fs.BoolVar(&cfg.InsecureAllowRemote, "insecure-allow-remote", false, "allow a non-loopback --listen although the server has no TLS")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "gRPC listen address (host:port)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM `file`); TLS is the default")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM `file`)")
+	fs.StringVar(&cfg.ClientCA, "client-ca", "", "CA bundle (PEM `file`) that signs agent client certificates (mTLS)")
+	fs.StringVar(&cfg.TokensFile, "tokens", "", "bearer tokens `file`: lines of \"ROLE NAME TOKEN\", ROLE agent, viewer, operator or admin")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "serve plaintext gRPC (no TLS) on a loopback --listen; authentication only with --tokens")
+	fs.BoolVar(&cfg.InsecureAllowRemote, "insecure-allow-remote", false, "like --insecure, and allow a non-loopback --listen")
+	fs.DurationVar(&cfg.MaxConnectionAge, "max-connection-age", cfg.MaxConnectionAge, "end connections after this long (±10%) so agents spread over replicas")
 	fs.StringVar(&cfg.DBPath, "db", cfg.DBPath, "SQLite database file (its directory is created)")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "heartbeat interval of agent streams, both ways")
 	fs.IntVar(&cfg.MaxBatchEvents, "max-batch-events", cfg.MaxBatchEvents, "most events an agent may send in one batch")
@@ -53,4 +65,43 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// runCerts implements "netaiops-controller certs": a lab CA, a server
+// certificate and agent client certificates.
+func runCerts(args []string) int {
+	fs := flag.NewFlagSet("netaiops-controller certs", flag.ContinueOnError)
+	out := fs.String("out", "", "output `directory` (created; an existing ca.crt/ca.key there is reused)")
+	agents := fs.String("agents", "", "comma-separated agent `ids` that get a client certificate")
+	hosts := fs.String("hosts", "", "comma-separated extra DNS names or IP addresses of the server certificate (localhost, 127.0.0.1 and ::1 are always in)")
+	validity := fs.Duration("validity", 365*24*time.Hour, "validity of the server and agent certificates")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "netaiops-controller certs: want --out DIR [--agents a,b] [--hosts h1,h2]")
+		return 2
+	}
+	res, err := certs.Generate(certs.Options{Dir: *out, Agents: splitList(*agents), Hosts: splitList(*hosts), Validity: *validity})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "netaiops-controller certs: %v\n", err)
+		return 1
+	}
+	if res.ReusedCA {
+		fmt.Printf("reused the CA in %s\n", *out)
+	}
+	for _, f := range res.Files {
+		fmt.Println("wrote", f)
+	}
+	return 0
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

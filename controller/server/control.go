@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/netaiops/netaiops/controller/auth"
 	"github.com/netaiops/netaiops/controller/store"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
@@ -99,6 +100,14 @@ func (c *controlService) Connect(stream connectStream) error {
 	}
 	info := agentInfoFromHello(hello)
 	log := s.logger.With("agent", info.ID, "log_id", info.LogID)
+	p, err := principal(ctx)
+	if err != nil {
+		return err
+	}
+	if p.Kind == auth.KindAgent && p.Name != info.ID {
+		log.Warn("agent refused: its credentials name another agent", "authenticated_as", p.Name, "via", p.Via)
+		return status.Errorf(codes.PermissionDenied, "hello.agent_id: %q, but the %s credentials are for agent %q", info.ID, p.Via, p.Name)
+	}
 
 	st := &agentStream{agentID: info.ID, replaced: make(chan struct{})}
 	s.register(st)

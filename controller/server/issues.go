@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/netaiops/netaiops/controller/auth"
 	"github.com/netaiops/netaiops/controller/store"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
@@ -45,13 +46,23 @@ func (i *issueService) GetIssue(ctx context.Context, req *netaiopsv1.GetIssueReq
 }
 
 func (i *issueService) AcknowledgeIssue(ctx context.Context, req *netaiopsv1.AcknowledgeIssueRequest) (*netaiopsv1.AcknowledgeIssueResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// An authenticated operator acknowledges under the token's name; by is
+	// free text only when authentication is off.
+	by := req.GetBy()
+	if p.Kind == auth.KindOperator {
+		by = p.Name
+	}
 	switch {
 	case req.GetId() == "":
 		return nil, status.Error(codes.InvalidArgument, "id: required")
-	case req.GetBy() == "":
+	case by == "":
 		return nil, status.Error(codes.InvalidArgument, "by: required (who acknowledges)")
 	}
-	is, changed, err := i.s.store.Acknowledge(ctx, req.GetId(), req.GetBy())
+	is, changed, err := i.s.store.Acknowledge(ctx, req.GetId(), by)
 	if err != nil {
 		return nil, i.s.toStatus("acknowledge issue", err)
 	}

@@ -28,6 +28,8 @@ const (
 	DefaultMaxBatchEvents    = 500
 	DefaultHelloTimeout      = 30 * time.Second
 	DefaultSendQueue         = 16
+	// DefaultMaxMsgSize bounds one gRPC message each way, in bytes.
+	DefaultMaxMsgSize = 8 << 20
 )
 
 // Config tunes the services. Zero fields take the defaults.

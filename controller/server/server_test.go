@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/netaiops/netaiops/controller/auth"
 	"github.com/netaiops/netaiops/controller/store"
 	"github.com/netaiops/netaiops/controller/watch"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
@@ -44,7 +45,8 @@ func start(t *testing.T, cfg Config, watchBuffer int) *env {
 		t.Fatal(err)
 	}
 	srv := New(cfg, st, watch.New(watchBuffer), logger)
-	g := grpc.NewServer()
+	a := auth.New(nil, Policy(), ProtectedPrefixes, true)
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryInterceptor()), grpc.ChainStreamInterceptor(a.StreamInterceptor()))
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
