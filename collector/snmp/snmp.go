@@ -11,11 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gosnmp/gosnmp"
 
@@ -30,10 +29,6 @@ var ErrTimeout = errors.New("request timeout")
 // DefaultPort is the SNMP port used when a target's address has none.
 const DefaultPort = 161
 
-// maxRowsPerColumn bounds one column walk, so that a device that keeps
-// inventing rows cannot keep a poll going forever.
-const maxRowsPerColumn = 100_000
-
 // Options says what to poll and how. Secrets (the community) travel here,
 // never in collector.Target.
 type Options struct {
@@ -43,6 +38,9 @@ type Options struct {
 	Retries        int           // resends after a timeout; negative counts as 0
 	MaxRepetitions uint32        // GetBulk max-repetitions (v2c, v3); 0: 25
 	USM            USM           // SNMPv3 credentials and context (Target.Version "3")
+	Plan           *Plan         // what to read; nil: DefaultPlan (system and if_mib)
+	MaxOIDsPerGet  int           // scalars per Get request; 0: 60
+	MaxWalks       int           // tables walked at once, each on its own socket; 0: 1
 }
 
 // Poller polls devices. One Poller is safe for concurrent use: every Poll
@@ -52,6 +50,7 @@ type Options struct {
 type Poller struct {
 	log     *slog.Logger
 	engines engines
+	noBulk  sync.Map // engineKey -> true: walk this device with GetNext
 }
 
 // NewPoller returns a Poller that logs to logger (nil: discard).
@@ -62,7 +61,7 @@ func NewPoller(logger *slog.Logger) *Poller {
 	return &Poller{log: logger}
 }
 
-// Object identifiers of what a poll reads, with gosnmp's leading dot.
+// Object identifiers the tests and the priv probe use, with gosnmp's leading dot.
 const (
 	oidSysUpTime     = ".1.3.6.1.2.1.1.3.0"
 	oidSysName       = ".1.3.6.1.2.1.1.5.0"
@@ -104,117 +103,121 @@ func (p *Poller) Poll(ctx context.Context, o Options) collector.Poll {
 }
 
 func (p *Poller) poll(ctx context.Context, o Options, at time.Time) ([]collector.Sample, error) {
+	plan := o.Plan
+	if plan == nil {
+		var err error
+		if plan, err = DefaultPlan(); err != nil {
+			return nil, err
+		}
+	}
 	s, err := p.dial(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer p.closeSession(s, o)
 
-	var samples []collector.Sample
-	add := func(metric string, kind collector.MetricKind, value float64, labels collector.Labels) {
-		samples = append(samples, collector.Sample{
-			Device: o.Target.Name, Metric: metric, Labels: labels, Value: value, Kind: kind, Time: at,
-		})
-	}
-
-	sys, err := s.get(ctx, []string{oidSysUpTime, oidSysName})
-	if err != nil {
-		return nil, fmt.Errorf("get system: %w", err)
-	}
-	for _, v := range sys {
-		switch v.Name {
-		case oidSysUpTime:
-			ticks, err := number(v)
-			if err != nil {
-				return nil, fmt.Errorf("get system: sysUpTime: %w", err)
-			}
-			add("sysUpTime", collector.Gauge, ticks/100, nil)
-		case oidSysName:
-			name, err := text(v)
-			if err != nil {
-				return nil, fmt.Errorf("get system: sysName: %w", err)
-			}
-			add("sysName", collector.Info, 1, collector.NewLabels("sysName", name))
+	res := newResult(plan)
+	var st pollStats
+	if len(plan.scalars) > 0 {
+		oids := make([]string, len(plan.scalars))
+		for i, sc := range plan.scalars {
+			oids[i] = sc.oid
 		}
-	}
-
-	rows := map[uint32]*ifRow{}
-	row := func(i uint32) *ifRow {
-		r := rows[i]
-		if r == nil {
-			r = &ifRow{}
-			rows[i] = r
-		}
-		return r
-	}
-	columns := []struct {
-		name, oid string
-		set       func(r *ifRow, v gosnmp.SnmpPDU) error
-	}{
-		{"ifDescr", oidIfDescr, func(r *ifRow, v gosnmp.SnmpPDU) (err error) { r.descr, err = text(v); return }},
-		{"ifAdminStatus", oidIfAdminStatus, func(r *ifRow, v gosnmp.SnmpPDU) (err error) { r.admin, err = present(number(v)); return }},
-		{"ifOperStatus", oidIfOperStatus, func(r *ifRow, v gosnmp.SnmpPDU) (err error) { r.oper, err = present(number(v)); return }},
-		{"ifName", oidIfName, func(r *ifRow, v gosnmp.SnmpPDU) (err error) { r.name, err = text(v); return }},
-		{"ifHCInOctets", oidIfHCInOctets, func(r *ifRow, v gosnmp.SnmpPDU) (err error) { r.in, err = present(number(v)); return }},
-		{"ifHCOutOctets", oidIfHCOutOctets, func(r *ifRow, v gosnmp.SnmpPDU) (err error) { r.out, err = present(number(v)); return }},
-	}
-	for _, c := range columns {
-		err := s.walk(ctx, c.oid, func(index string, v gosnmp.SnmpPDU) error {
-			i, err := strconv.ParseUint(index, 10, 31)
-			if err != nil || i == 0 {
-				return fmt.Errorf("%s: bad ifIndex %q (want 1-2147483647)", v.Name, index)
-			}
-			if err := c.set(row(uint32(i)), v); err != nil {
-				return fmt.Errorf("%s: %w", v.Name, err)
-			}
-			return nil
-		})
+		n, err := s.get(ctx, oids, res.addScalar)
+		st.requests += n
 		if err != nil {
-			return nil, fmt.Errorf("walk %s: %w", c.name, err)
+			return nil, fmt.Errorf("get scalars: %w", err)
 		}
+		p.keepEngine(s, o) // parallel walkers dial with the engine just learnt
 	}
-
-	indexes := make([]uint32, 0, len(rows))
-	for i := range rows {
-		indexes = append(indexes, i)
+	if err := p.walkTables(ctx, o, s, plan, res, &st); err != nil {
+		return nil, err
 	}
-	sort.Slice(indexes, func(a, b int) bool { return indexes[a] < indexes[b] })
-	for _, i := range indexes {
-		r := rows[i]
-		name := r.name
-		if name == "" {
-			name = r.descr
-		}
-		labels := collector.NewLabels("ifIndex", strconv.FormatUint(uint64(i), 10), "ifName", name, "ifDescr", r.descr)
-		if r.admin.ok {
-			add("ifAdminStatus", collector.Gauge, r.admin.v, labels)
-		}
-		if r.oper.ok {
-			add("ifOperStatus", collector.Gauge, r.oper.v, labels)
-		}
-		if r.in.ok {
-			add("ifHCInOctets", collector.Counter, r.in.v, labels)
-		}
-		if r.out.ok {
-			add("ifHCOutOctets", collector.Counter, r.out.v, labels)
-		}
+	samples, _ := res.samples(o.Target.Name, collector.Sample{Time: at})
+	for _, b := range res.bad {
+		st.bad += b
+	}
+	if st.bad > 0 {
+		p.log.Debug("dropped undecodable varbinds", "device", o.Target.Name, "count", st.bad, "first", res.firstBad())
+	}
+	for _, f := range st.faults {
+		p.log.Debug("walk ended early; kept the rows read", "device", o.Target.Name, "err", f)
 	}
 	return samples, nil
 }
 
-// ifRow joins one interface's columns from ifTable and ifXTable.
-type ifRow struct {
-	descr, name          string
-	admin, oper, in, out optional
+// pollStats counts what one poll did, for the self-metrics.
+type pollStats struct {
+	requests int
+	varbinds int
+	bad      int         // varbinds dropped as undecodable
+	faults   []walkFault // walks ended early on a device bug
+	fellBack bool        // GetBulk abandoned for GetNext
 }
 
-type optional struct {
-	v  float64
-	ok bool
-}
-
-func present(v float64, err error) (optional, error) {
-	return optional{v: v, ok: err == nil}, err
+// walkTables walks the plan's tables, at most o.MaxWalks at a time, each
+// walker on its own session (s is the first walker's).
+func (p *Poller) walkTables(ctx context.Context, o Options, s *session, plan *Plan, res *result, st *pollStats) error {
+	if len(plan.tables) == 0 {
+		return nil
+	}
+	workers := min(max(o.MaxWalks, 1), len(plan.tables))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan int, len(plan.tables))
+	for i := range plan.tables {
+		jobs <- i
+	}
+	close(jobs)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	for w := range workers {
+		var first *session
+		if w == 0 {
+			first = s // the other walkers dial their own session
+		}
+		wg.Go(func() {
+			ws := first
+			for ti := range jobs {
+				if ws == nil {
+					var err error
+					if ws, err = p.dial(ctx, o); err != nil {
+						fail(err)
+						return
+					}
+					defer p.closeSession(ws, o)
+				}
+				t := plan.tables[ti]
+				wst, err := ws.walk(ctx, t.root, func(v *gosnmp.SnmpPDU) { res.addColumn(ti, v) })
+				mu.Lock()
+				st.requests += wst.requests
+				st.varbinds += wst.varbinds
+				st.fellBack = st.fellBack || wst.fellBack
+				if errors.Is(err, errNotIncreasing) || errors.Is(err, errTooManyRows) {
+					st.faults = append(st.faults, walkFault{table: t.name, err: err})
+					err = nil
+				}
+				mu.Unlock()
+				if err != nil {
+					fail(fmt.Errorf("walk %s: %w", t.name, err))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
 }
 
 // session is one gosnmp connection: one UDP socket, used by one poll.
@@ -224,6 +227,9 @@ type session struct {
 	version gosnmp.SnmpVersion
 	usm     USM
 	rc      *recordingConn // v3 only
+	maxReps uint32         // GetBulk max-repetitions; lowered on tooBig and timeouts
+	maxOIDs int            // OIDs per Get
+	noBulk  bool           // walk with GetNext: v1, or the device answers GetBulk badly
 	// engineOK is set once an authenticated answer arrived, so that only an
 	// engine that answered us is cached.
 	engineOK bool
@@ -295,7 +301,10 @@ func (p *Poller) dial(ctx context.Context, o Options) (*session, error) {
 	}
 	// gosnmp looks at ctx only between retries; closing the socket makes a
 	// cancelled poll return now instead of after the request timeout.
-	s := &session{version: version, usm: o.USM}
+	s := &session{version: version, usm: o.USM, maxReps: maxReps, maxOIDs: o.MaxOIDsPerGet, noBulk: p.bulkBroken(o)}
+	if s.maxOIDs <= 0 {
+		s.maxOIDs = DefaultMaxOIDsPerGet
+	}
 	if uc, ok := g.Conn.(*net.UDPConn); ok && version == gosnmp.Version3 {
 		s.rc = &recordingConn{UDPConn: uc}
 		g.Conn = s.rc
@@ -306,14 +315,33 @@ func (p *Poller) dial(ctx context.Context, o Options) (*session, error) {
 	return s, nil
 }
 
-// closeSession closes s and keeps what it learnt about the device's engine.
+// DefaultMaxOIDsPerGet is how many OIDs one Get asks for unless told otherwise
+// (gosnmp's own limit, and what most agents take).
+const DefaultMaxOIDsPerGet = 60
+
+// closeSession closes s and keeps what it learnt about the device's engine
+// and its GetBulk support.
 func (p *Poller) closeSession(s *session, o Options) {
 	s.stop()
 	_ = s.g.Close() // a second close after cancellation fails harmlessly
+	p.keepEngine(s, o)
+	if s.noBulk && s.version != gosnmp.Version1 {
+		p.noBulk.Store(engineKey(o), true)
+	}
+}
+
+// keepEngine caches the v3 engine a session has been answered by.
+func (p *Poller) keepEngine(s *session, o Options) {
 	if sp, ok := s.g.SecurityParameters.(*gosnmp.UsmSecurityParameters); ok && s.version == gosnmp.Version3 && s.engineOK {
 		cp := sp.Copy().(*gosnmp.UsmSecurityParameters)
 		p.engines.put(o, cp, time.Now())
 	}
+}
+
+// bulkBroken reports whether o's device answered GetBulk badly before.
+func (p *Poller) bulkBroken(o Options) bool {
+	_, ok := p.noBulk.Load(engineKey(o))
+	return ok
 }
 
 // splitAddress parses "host:port" or "host" (port 161).
@@ -331,99 +359,6 @@ func splitAddress(addr string) (string, uint16, error) {
 		return "", 0, fmt.Errorf("bad address %q: want host:port with port 1-65535", addr)
 	}
 	return host, uint16(port), nil
-}
-
-// get reads scalars with one Get. Objects the device lacks are left out of
-// the result: noSuchObject/noSuchInstance in v2c, and in v1, where a missing
-// object fails the whole request with noSuchName, by asking again without it.
-func (s *session) get(ctx context.Context, oids []string) ([]gosnmp.SnmpPDU, error) {
-	for len(oids) > 0 {
-		pkt, err := s.g.Get(oids)
-		if err != nil {
-			return nil, s.classify(ctx, pkt, err)
-		}
-		s.engineOK = true
-		if pkt.Error == gosnmp.NoSuchName && s.version == gosnmp.Version1 &&
-			pkt.ErrorIndex >= 1 && int(pkt.ErrorIndex) <= len(oids) {
-			i := int(pkt.ErrorIndex) - 1
-			oids = append(oids[:i:i], oids[i+1:]...)
-			continue
-		}
-		if pkt.Error != gosnmp.NoError {
-			return nil, fmt.Errorf("device answered %s (error index %d)", pkt.Error, pkt.ErrorIndex)
-		}
-		var out []gosnmp.SnmpPDU
-		for _, v := range pkt.Variables {
-			switch v.Type {
-			case gosnmp.NoSuchObject, gosnmp.NoSuchInstance, gosnmp.EndOfMibView, gosnmp.Null:
-				continue
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	}
-	return nil, nil
-}
-
-// walk reads every instance under column, in order, calling fn with the
-// instance's index (the OID suffix after the column) and its value. v2c uses
-// GetBulk, v1 GetNext. A device that answers with an OID that does not
-// increase ends the walk with an error instead of looping.
-func (s *session) walk(ctx context.Context, column string, fn func(index string, v gosnmp.SnmpPDU) error) error {
-	prefix := column + "."
-	last, err := parseOID(column)
-	if err != nil {
-		return err
-	}
-	next := column
-	rows := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var pkt *gosnmp.SnmpPacket
-		if s.version == gosnmp.Version1 {
-			pkt, err = s.g.GetNext([]string{next})
-		} else {
-			pkt, err = s.g.GetBulk([]string{next}, 0, s.g.MaxRepetitions)
-		}
-		if err != nil {
-			return s.classify(ctx, pkt, err)
-		}
-		s.engineOK = true
-		if pkt.Error == gosnmp.NoSuchName && s.version == gosnmp.Version1 {
-			return nil // v1's end of the MIB view
-		}
-		if pkt.Error != gosnmp.NoError {
-			return fmt.Errorf("after %s: device answered %s (error index %d)", next, pkt.Error, pkt.ErrorIndex)
-		}
-		if len(pkt.Variables) == 0 {
-			return fmt.Errorf("after %s: empty response", next)
-		}
-		for _, v := range pkt.Variables {
-			switch v.Type {
-			case gosnmp.EndOfMibView, gosnmp.NoSuchObject, gosnmp.NoSuchInstance:
-				return nil
-			}
-			if !strings.HasPrefix(v.Name, prefix) {
-				return nil // past the column
-			}
-			oid, err := parseOID(v.Name)
-			if err != nil {
-				return err
-			}
-			if compareOID(oid, last) <= 0 {
-				return fmt.Errorf("OID %s does not increase after %s", v.Name, next)
-			}
-			if rows++; rows > maxRowsPerColumn {
-				return fmt.Errorf("more than %d rows", maxRowsPerColumn)
-			}
-			if err := fn(strings.TrimPrefix(v.Name, prefix), v); err != nil {
-				return err
-			}
-			last, next = oid, v.Name
-		}
-	}
 }
 
 // errRediscover marks an SNMPv3 failure that a fresh engine discovery may cure.
@@ -486,60 +421,4 @@ func (s *session) classify(ctx context.Context, pkt *gosnmp.SnmpPacket, err erro
 		return ErrTimeout
 	}
 	return err
-}
-
-func parseOID(s string) ([]uint32, error) {
-	parts := strings.Split(strings.TrimPrefix(s, "."), ".")
-	oid := make([]uint32, len(parts))
-	for i, p := range parts {
-		n, err := strconv.ParseUint(p, 10, 32)
-		if err != nil {
-			return nil, fmt.Errorf("bad OID %q", s)
-		}
-		oid[i] = uint32(n)
-	}
-	return oid, nil
-}
-
-func compareOID(a, b []uint32) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return len(a) - len(b)
-}
-
-// number decodes any SNMP integer type.
-func number(v gosnmp.SnmpPDU) (float64, error) {
-	switch x := v.Value.(type) {
-	case int:
-		return float64(x), nil
-	case int64:
-		return float64(x), nil
-	case uint:
-		return float64(x), nil
-	case uint32:
-		return float64(x), nil
-	case uint64:
-		return float64(x), nil
-	}
-	return 0, fmt.Errorf("want a number, got %s", v.Type)
-}
-
-// text decodes an OCTET STRING as display text: trailing NULs (some devices
-// send C strings) dropped, invalid UTF-8 replaced.
-func text(v gosnmp.SnmpPDU) (string, error) {
-	b, ok := v.Value.([]byte)
-	if !ok || v.Type != gosnmp.OctetString {
-		return "", fmt.Errorf("want an OCTET STRING, got %s", v.Type)
-	}
-	s := strings.TrimRight(string(b), "\x00")
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	return s, nil
 }

@@ -226,7 +226,7 @@ func TestPollTimeouts(t *testing.T) {
 		start := time.Now()
 		r := NewPoller(nil).Poll(context.Background(), dev.opts("2c", "not-the-community", timeout, retries))
 		took := time.Since(start)
-		want := fmt.Sprintf("poll dev1 (%s): get system: request timeout", dev.addr)
+		want := fmt.Sprintf("poll dev1 (%s): get scalars: request timeout", dev.addr)
 		if !errors.Is(r.Err, ErrTimeout) || r.Err.Error() != want {
 			t.Errorf("err = %v, want %s", r.Err, want)
 		}
@@ -242,7 +242,7 @@ func TestPollTimeouts(t *testing.T) {
 		start := time.Now()
 		r := NewPoller(nil).Poll(context.Background(), dev.opts("2c", "public", timeout, retries))
 		took := time.Since(start)
-		want := fmt.Sprintf("poll dev1 (%s): get system: request timeout", dev.addr)
+		want := fmt.Sprintf("poll dev1 (%s): get scalars: request timeout", dev.addr)
 		if !errors.Is(r.Err, ErrTimeout) || r.Err.Error() != want {
 			t.Errorf("err = %v, want %s", r.Err, want)
 		}

@@ -132,7 +132,7 @@ func TestPollV3WrongCredentials(t *testing.T) {
 	tests := []struct {
 		name string
 		usm  USM
-		want string // after "poll dev3 (addr): get system: "
+		want string // after "poll dev3 (addr): get scalars: "
 	}{
 		{"wrong auth password", wrongAuth, `authentication failure: auth failed for user "u_authpriv_sha256_aes": the device reports a wrong digest (usmStatsWrongDigests): check auth_password and auth_protocol (SHA256)`},
 		{"wrong auth password without priv", wrongAuthNoPriv, `authentication failure: auth failed for user "u_authnopriv_sha_": the device reports a wrong digest (usmStatsWrongDigests): check auth_password and auth_protocol (SHA)`},
@@ -148,7 +148,7 @@ func TestPollV3WrongCredentials(t *testing.T) {
 			start := time.Now()
 			r := NewPoller(nil).Poll(context.Background(), o)
 			took := time.Since(start)
-			want := fmt.Sprintf("poll dev3 (%s): get system: %s", dev.addr, tt.want)
+			want := fmt.Sprintf("poll dev3 (%s): get scalars: %s", dev.addr, tt.want)
 			if r.Err == nil || r.Err.Error() != want {
 				t.Errorf("err = %v\nwant %s", r.Err, want)
 			}
@@ -195,7 +195,7 @@ func TestPollV3Context(t *testing.T) {
 	}
 	u.Context = ""
 	r = NewPoller(nil).Poll(context.Background(), v3opts(dev.addr, u))
-	if want := "get system: device answered AuthorizationError"; r.Err == nil || !strings.Contains(r.Err.Error(), want) {
+	if want := "get scalars: device answered AuthorizationError"; r.Err == nil || !strings.Contains(r.Err.Error(), want) {
 		t.Errorf("default context: err = %v, want %q", r.Err, want)
 	}
 }
