@@ -46,6 +46,7 @@ func BenchmarkSetUpdate(b *testing.B) {
 	feed(warmup)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	n := 0
 	for n < b.N {
 		t := t0.Add(time.Duration(round) * time.Minute)
@@ -55,8 +56,9 @@ func BenchmarkSetUpdate(b *testing.B) {
 		round++
 	}
 	b.StopTimer()
-	reportRate(b)
-	b.ReportMetric(float64(StateBytes), "B/series")
+	reportRate(b, cpuTime()-cpu0)
+	// per series: its slot, and its share of the index
+	b.ReportMetric(float64(SlotBytes)+float64(4*len(s.index))/benchSeries, "B/series")
 	if s.Stats().Series != benchSeries {
 		b.Fatalf("set holds %d series, want %d", s.Stats().Series, benchSeries)
 	}
@@ -72,16 +74,23 @@ func BenchmarkDetectorUpdate(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		d.update(t0+int64(warmup+i)*60, benchValues[i&4095])
 	}
 	b.StopTimer()
-	reportRate(b)
+	reportRate(b, cpuTime()-cpu0)
 	b.ReportMetric(float64(StateBytes), "B/series")
 }
 
-func reportRate(b *testing.B) {
+// reportRate reports updates per second of wall time and per second of CPU
+// time; the second is the per-core figure on a machine shared with other
+// work.
+func reportRate(b *testing.B, cpu time.Duration) {
 	if s := b.Elapsed().Seconds(); s > 0 {
 		b.ReportMetric(float64(b.N)/s, "updates/s")
+	}
+	if cpu > 0 {
+		b.ReportMetric(float64(b.N)/cpu.Seconds(), "updates/cpu-s")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/bits"
 	"time"
+	"unsafe"
 )
 
 // sweepPerUpdate is how many slots each Update inspects for idleness, so
@@ -26,24 +27,39 @@ var ErrFull = errors.New("anomaly: series set is full")
 // concurrent use: one goroutine owns it.
 //
 // Memory is allocated once, in NewSet: StateBytes per series for the
-// detectors, 24 bytes of bookkeeping and 8 to 16 bytes of index.
+// detector plus 24 bytes of key and time, rounded up to whole cache lines
+// (SlotBytes), and 8 to 16 bytes of index.
 type Set struct {
-	idle   int64      // seconds
-	index  []int32    // open addressing, linear probing: slot+1, 0 when empty
-	mask   uint64     // len(index)-1
-	meta   []slotMeta // apart from dets so the idle sweep reads little memory
-	dets   []Detector
+	idle   int64   // seconds
+	index  []int32 // open addressing, linear probing: slot+1, 0 when empty
+	mask   uint64  // len(index)-1
+	slots  []slot
 	free   []int32
 	cursor int
 	now    int64 // newest sample time seen, unix seconds
 	stats  SetStats
 }
 
-type slotMeta struct {
+// slot is one series: its key and last sample time next to its detector,
+// so that an update touches the detector's first cache lines and nothing
+// else, padded to whole cache lines so no series straddles more lines than
+// it needs.
+type slot struct {
+	slotHead
+	det Detector
+	_   [slotPad]byte
+}
+
+type slotHead struct {
 	key  uint64
 	last int64 // unix seconds of the series' last sample
 	used bool
 }
+
+const (
+	cacheLine = 64
+	slotPad   = (cacheLine - (unsafe.Sizeof(slotHead{})+unsafe.Sizeof(Detector{}))%cacheLine) % cacheLine
+)
 
 // SetStats counts what a Set did.
 type SetStats struct {
@@ -64,8 +80,7 @@ func NewSet(capacity int, idle time.Duration) *Set {
 		idle:  int64(idle / time.Second),
 		index: make([]int32, size),
 		mask:  uint64(size - 1),
-		meta:  make([]slotMeta, capacity),
-		dets:  make([]Detector, capacity),
+		slots: make([]slot, capacity),
 		free:  make([]int32, capacity),
 	}
 	for i := range s.free {
@@ -96,15 +111,15 @@ func (s *Set) Update(key uint64, t time.Time, v float64) (Result, error) {
 		}
 		i = s.free[len(s.free)-1]
 		s.free = s.free[:len(s.free)-1]
-		s.meta[i] = slotMeta{key: key, used: true}
-		s.dets[i] = Detector{}
+		s.slots[i] = slot{slotHead: slotHead{key: key, used: true}}
 		s.index[pos] = i + 1
 		s.stats.Series++
 	}
-	if m := &s.meta[i]; ts > m.last {
-		m.last = ts
+	sl := &s.slots[i]
+	if ts > sl.last {
+		sl.last = ts
 	}
-	return s.dets[i].update(ts, v), nil
+	return sl.det.update(ts, v), nil
 }
 
 // Stats returns the counters of the set.
@@ -128,7 +143,7 @@ func (s *Set) find(key uint64) (int32, uint64) {
 		if e == 0 {
 			return -1, p
 		}
-		if s.meta[e-1].key == key {
+		if s.slots[e-1].key == key {
 			return e - 1, p
 		}
 	}
@@ -142,7 +157,7 @@ func (s *Set) remove(p uint64) {
 		if e == 0 {
 			break
 		}
-		home := hash(s.meta[e-1].key) & s.mask
+		home := hash(s.slots[e-1].key) & s.mask
 		// The entry at q may move to p only if its home is not in (p, q].
 		if (q-home)&s.mask >= (q-p)&s.mask {
 			s.index[p] = e
@@ -158,7 +173,7 @@ func (s *Set) sweep(n int) {
 		return
 	}
 	for ; n > 0; n-- {
-		m := &s.meta[s.cursor]
+		m := &s.slots[s.cursor]
 		if m.used && s.now-m.last > s.idle {
 			_, p := s.find(m.key)
 			s.remove(p)
@@ -168,8 +183,11 @@ func (s *Set) sweep(n int) {
 			s.stats.Evicted++
 		}
 		s.cursor++
-		if s.cursor == len(s.meta) {
+		if s.cursor == len(s.slots) {
 			s.cursor = 0
 		}
 	}
 }
+
+// SlotBytes is what a Set holds per series besides its index entry.
+const SlotBytes = int(unsafe.Sizeof(slot{}))

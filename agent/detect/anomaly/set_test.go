@@ -70,7 +70,7 @@ func TestSetIndexUnderChurn(t *testing.T) {
 			t.Fatal(err)
 		}
 		held := 0
-		for i, m := range s.meta {
+		for i, m := range s.slots {
 			if !m.used {
 				continue
 			}
@@ -83,16 +83,23 @@ func TestSetIndexUnderChurn(t *testing.T) {
 		for _, e := range s.index {
 			if e != 0 {
 				entries++
-				if !s.meta[e-1].used {
+				if !s.slots[e-1].used {
 					t.Fatalf("update %d: index names free slot %d", n, e-1)
 				}
 			}
 		}
-		if held != entries || held != s.Stats().Series || held+len(s.free) != len(s.meta) {
+		if held != entries || held != s.Stats().Series || held+len(s.free) != len(s.slots) {
 			t.Fatalf("update %d: %d held, %d index entries, %d counted, %d free", n, held, entries, s.Stats().Series, len(s.free))
 		}
 	}
 	if st := s.Stats(); st.Evicted == 0 || st.Dropped == 0 {
 		t.Fatalf("stats %+v: the test should exercise eviction and refusal", st)
 	}
+}
+
+func TestSlotIsWholeCacheLines(t *testing.T) {
+	if SlotBytes%cacheLine != 0 || SlotBytes < StateBytes {
+		t.Fatalf("a slot is %d bytes, want a multiple of %d holding %d bytes of state", SlotBytes, cacheLine, StateBytes)
+	}
+	t.Logf("slot: %d bytes per series", SlotBytes)
 }
