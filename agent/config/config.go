@@ -23,6 +23,8 @@ import (
 // Defaults, applied to keys the file leaves out.
 const (
 	DefaultDataDir          = "/var/lib/netaiops"
+	DefaultOutboxMaxBytes   = 64 << 20 // 64 MiB of queued issue events
+	MinOutboxMaxBytes       = 64 << 10
 	DefaultInterval         = 10 * time.Second
 	DefaultTimeout          = 2 * time.Second
 	DefaultRetries          = 1
@@ -40,6 +42,7 @@ type Config struct {
 	Controller Controller `yaml:"controller"`
 	SNMP       SNMP       `yaml:"snmp"`
 	Targets    []Target   `yaml:"targets"`
+	Rules      Rules      `yaml:"rules"` // detection rules; see rules.go
 
 	// file and lines let Validate name where a bad value came from.
 	file  string
@@ -50,6 +53,9 @@ type Config struct {
 type Agent struct {
 	ID      string            `yaml:"id"`       // default: the host name
 	DataDir string            `yaml:"data_dir"` // default: /var/lib/netaiops
+	// OutboxMaxBytes bounds the events queued on disk for the controller;
+	// when full, the oldest resolves and low-severity events go first.
+	OutboxMaxBytes int `yaml:"outbox_max_bytes"` // default 64 MiB
 	Labels  map[string]string `yaml:"labels"`
 }
 
@@ -227,6 +233,9 @@ func (c *Config) setDefaults() {
 	if c.Agent.DataDir == "" && !c.isSet("agent.data_dir") {
 		c.Agent.DataDir = DefaultDataDir
 	}
+	if !c.isSet("agent.outbox_max_bytes") {
+		c.Agent.OutboxMaxBytes = DefaultOutboxMaxBytes
+	}
 	s := &c.SNMP
 	if !c.isSet("snmp.interval") {
 		s.Interval = DefaultInterval
@@ -260,6 +269,7 @@ func (c *Config) setDefaults() {
 		}
 		t.inherit(s)
 	}
+	c.setRuleDefaults()
 }
 
 // inherit replaces "not set" overrides by the SNMP section's values.
@@ -328,6 +338,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Agent.DataDir == "" {
 		bad("agent.data_dir", "required")
+	}
+	if c.Agent.OutboxMaxBytes < MinOutboxMaxBytes {
+		bad("agent.outbox_max_bytes", "must be at least %d (64 KiB), got %d", MinOutboxMaxBytes, c.Agent.OutboxMaxBytes)
 	}
 	for _, k := range sortedKeys(c.Agent.Labels) {
 		if k == "" {
@@ -438,6 +451,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.validateRules(bad)
 	return errors.Join(errs...)
 }
 

@@ -135,6 +135,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 			return
 		}
 		v.SetInt(i)
+	case t.Kind() == reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&f) != nil ||
+			math.IsNaN(f) || math.IsInf(f, 0) {
+			d.errorf(n, path, "expected a number, got %s", kindName(n))
+			return
+		}
+		v.SetFloat(f)
 	default:
 		// Only reachable if a field of an unsupported type is added to Config.
 		d.errorf(n, path, "cannot decode into %s", t)
