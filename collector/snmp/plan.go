@@ -445,7 +445,7 @@ func (r *result) samples(device string, at collector.Sample) ([]collector.Sample
 		for idx := range r.rows[ti] {
 			idxs = append(idxs, idx)
 		}
-		sort.Slice(idxs, func(i, j int) bool { return compareOIDs(idxs[i], idxs[j]) < 0 })
+		sortOIDs(idxs)
 		for _, idx := range idxs {
 			rw := r.rows[ti][idx]
 			if len(rw.values) == 0 {
@@ -525,4 +525,9 @@ func withLabel(labels collector.Labels, name string, rowLabels []collector.Label
 	}
 	v := labelValue(rowLabels, name)
 	return collector.NewLabels(append(flatten(labels), name, v)...)
+}
+
+// sortOIDs sorts dotted OIDs (or indexes) numerically.
+func sortOIDs(s []string) {
+	sort.Slice(s, func(i, j int) bool { return compareOIDs(s[i], s[j]) < 0 })
 }

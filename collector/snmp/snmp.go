@@ -133,7 +133,9 @@ func (p *Poller) poll(ctx context.Context, o Options, at time.Time) ([]collector
 	if err := p.walkTables(ctx, o, s, plan, res, &st); err != nil {
 		return nil, err
 	}
-	samples, _ := res.samples(o.Target.Name, collector.Sample{Time: at})
+	base := collector.Sample{Device: o.Target.Name, Time: at}
+	samples, _ := res.samples(o.Target.Name, base)
+	samples = derive(samples, base)
 	for _, b := range res.bad {
 		st.bad += b
 	}
