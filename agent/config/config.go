@@ -23,8 +23,6 @@ import (
 // Defaults, applied to keys the file leaves out.
 const (
 	DefaultDataDir          = "/var/lib/netaiops"
-	DefaultOutboxMaxBytes   = 64 << 20 // 64 MiB of queued issue events
-	MinOutboxMaxBytes       = 64 << 10
 	DefaultInterval         = 10 * time.Second
 	DefaultTimeout          = 2 * time.Second
 	DefaultRetries          = 1
@@ -53,9 +51,6 @@ type Config struct {
 type Agent struct {
 	ID      string            `yaml:"id"`       // default: the host name
 	DataDir string            `yaml:"data_dir"` // default: /var/lib/netaiops
-	// OutboxMaxBytes bounds the events queued on disk for the controller;
-	// when full, the oldest resolves and low-severity events go first.
-	OutboxMaxBytes int `yaml:"outbox_max_bytes"` // default 64 MiB
 	Labels  map[string]string `yaml:"labels"`
 }
 
@@ -233,9 +228,6 @@ func (c *Config) setDefaults() {
 	if c.Agent.DataDir == "" && !c.isSet("agent.data_dir") {
 		c.Agent.DataDir = DefaultDataDir
 	}
-	if !c.isSet("agent.outbox_max_bytes") {
-		c.Agent.OutboxMaxBytes = DefaultOutboxMaxBytes
-	}
 	s := &c.SNMP
 	if !c.isSet("snmp.interval") {
 		s.Interval = DefaultInterval
@@ -338,9 +330,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Agent.DataDir == "" {
 		bad("agent.data_dir", "required")
-	}
-	if c.Agent.OutboxMaxBytes < MinOutboxMaxBytes {
-		bad("agent.outbox_max_bytes", "must be at least %d (64 KiB), got %d", MinOutboxMaxBytes, c.Agent.OutboxMaxBytes)
 	}
 	for _, k := range sortedKeys(c.Agent.Labels) {
 		if k == "" {
