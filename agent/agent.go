@@ -13,6 +13,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,7 +103,13 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 	if o.poller == nil {
 		o.poller = snmp.NewPoller(logger.With("component", "snmp"))
 	}
-	ob, err := outbox.New(outbox.Options{MaxEntries: o.outboxSize})
+	// The outbox lives on disk so that a restart or a crash loses no event
+	// detected but not yet stored by the controller.
+	ob, err := outbox.Open(filepath.Join(cfg.Agent.DataDir, "outbox"), outbox.Options{
+		MaxEntries: o.outboxSize,
+		MaxBytes:   int64(cfg.Agent.OutboxMaxBytes),
+		Logger:     logger.With("component", "outbox"),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
 	}
@@ -160,6 +167,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 	}
 	a.up, err = uplink.New(ucfg, ob, logger.With("component", "uplink"))
 	if err != nil {
+		ob.Close()
 		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
 	}
 	return a, nil
@@ -220,9 +228,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	if upErr != nil {
+		a.ob.Close()
 		return fmt.Errorf("run agent %s: %w", a.cfg.Agent.ID, upErr)
 	}
 	a.log.Info("agent stopped", "pending", a.ob.Len(), "dropped", a.ob.Dropped())
+	if err := a.ob.Close(); err != nil {
+		return fmt.Errorf("run agent %s: %w", a.cfg.Agent.ID, err)
+	}
 	return nil
 }
 

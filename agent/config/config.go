@@ -23,6 +23,8 @@ import (
 // Defaults, applied to keys the file leaves out.
 const (
 	DefaultDataDir          = "/var/lib/netaiops"
+	DefaultOutboxMaxBytes   = 64 << 20 // 64 MiB of queued issue events
+	MinOutboxMaxBytes       = 64 << 10
 	DefaultInterval         = 10 * time.Second
 	DefaultTimeout          = 2 * time.Second
 	DefaultRetries          = 1
@@ -52,6 +54,10 @@ type Agent struct {
 	ID      string            `yaml:"id"`       // default: the host name
 	DataDir string            `yaml:"data_dir"` // default: /var/lib/netaiops
 	Labels  map[string]string `yaml:"labels"`
+	// OutboxMaxBytes bounds the issue events queued on disk for the
+	// controller; when full, the oldest resolves and low-severity events go
+	// first. Default 64 MiB; 0 in a Config built in code means the default.
+	OutboxMaxBytes int `yaml:"outbox_max_bytes"`
 }
 
 // Controller says where the controller is.
@@ -228,6 +234,9 @@ func (c *Config) setDefaults() {
 	if c.Agent.DataDir == "" && !c.isSet("agent.data_dir") {
 		c.Agent.DataDir = DefaultDataDir
 	}
+	if !c.isSet("agent.outbox_max_bytes") {
+		c.Agent.OutboxMaxBytes = DefaultOutboxMaxBytes
+	}
 	s := &c.SNMP
 	if !c.isSet("snmp.interval") {
 		s.Interval = DefaultInterval
@@ -330,6 +339,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Agent.DataDir == "" {
 		bad("agent.data_dir", "required")
+	}
+	if n := c.Agent.OutboxMaxBytes; n < 0 || (n < MinOutboxMaxBytes && (n != 0 || c.isSet("agent.outbox_max_bytes"))) {
+		bad("agent.outbox_max_bytes", "must be at least %d (64 KiB), got %d", MinOutboxMaxBytes, n)
 	}
 	for _, k := range sortedKeys(c.Agent.Labels) {
 		if k == "" {

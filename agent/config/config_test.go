@@ -113,6 +113,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-interval-zero.yaml":              `:7: snmp.interval: must be positive, got 0s`,
 		"invalid-labels.yaml":                     `:3: agent.labels: expected a mapping of names to strings, got a list`,
 		"invalid-max-concurrency.yaml":            `:10: snmp.max_concurrency: must be at least 1, got 0`,
+		"invalid-outbox-max-bytes.yaml":           `:4: agent.outbox_max_bytes: must be at least 65536 (64 KiB), got 1000`,
 		"invalid-max-repetitions-negative.yaml":   `:10: snmp.max_repetitions: must be between 0 and 4294967295, got -3`,
 		"invalid-max-repetitions.yaml":            `:10: snmp.max_repetitions: must be at least 1, got 0`,
 		"invalid-name-missing.yaml":               `:11: targets[0].name: required`,

@@ -4,28 +4,48 @@
 // created); the uplink streams entries in seq order and deletes them only
 // when the controller acks them, cumulatively.
 //
-// The queue is bounded. When it is full, an append first drops the oldest
-// expendable entry (a resolve, or an info or warning severity change), else
-// the oldest entry, and counts every drop; the controller sees the gap in
-// the seq numbers.
+// Open keeps the log on disk, in a directory of append-only segment files
+// with a CRC-32C per record (see record.go): Append writes and fsyncs its
+// events before it returns, so nothing is sent that a crash could lose; the
+// log id, the seq counter and the drop counter survive restarts; a segment
+// file is deleted once every event in it is acked or dropped. A segment log
+// rather than an embedded B-tree (bbolt) because a torn or flipped record
+// must cost that record only: recovery skips a damaged record, counts it
+// (Corrupt) and keeps the rest, where a damaged B-tree page fails the whole
+// file. New keeps the log in memory only (tests, tools).
 //
-// This implementation keeps the log in memory; the API (Append returning an
-// error, LogID, OldestUnacked) is shaped so that a durable log on disk can
-// replace it without changing callers.
+// The queue is bounded in entries and in bytes (the events' encoded size).
+// When it is full, an append first drops the oldest expendable entry (a
+// resolve, or an info or warning severity change), else the oldest entry,
+// and counts every drop; the controller sees the gap in the seq numbers and
+// the count in heartbeats. Dropped and acked events stay in their segment
+// file until the whole segment can go; when dead records make the files
+// more than twice MaxBytes, the emptiest segments are rewritten.
 package outbox
 
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 
 	"github.com/netaiops/netaiops/agent/detect"
 )
 
-// DefaultMaxEntries bounds an outbox built with a zero MaxEntries.
-const DefaultMaxEntries = 100_000
+// Defaults for zero Options.
+const (
+	DefaultMaxEntries = 100_000
+	DefaultMaxBytes   = 64 << 20
+	minSegmentBytes   = 4 << 10
+	maxSegmentBytes   = 8 << 20
+)
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("outbox closed")
 
 // Entry is one numbered issue event.
 type Entry struct {
@@ -37,49 +57,116 @@ type Entry struct {
 type Options struct {
 	// MaxEntries is the most unacked entries kept; 0 means DefaultMaxEntries.
 	MaxEntries int
+	// MaxBytes bounds the encoded size of the unacked entries (record
+	// framing included); 0 means DefaultMaxBytes.
+	MaxBytes int64
+	// SegmentBytes is the size at which a new segment file starts; 0 means
+	// MaxBytes/8 within 4 KiB..8 MiB.
+	SegmentBytes int64
+	// Logger reports recovery and file errors; nil discards.
+	Logger *slog.Logger
 }
 
 // item is an entry in the log; gone is set when it is acked or dropped, so
-// the index of expendable items can skip it without a search.
+// the index of expendable items can skip it without a search. A durable
+// outbox keeps only where the record is; an in-memory one keeps the change.
 type item struct {
-	Entry
-	gone bool
+	seq    uint64
+	size   int64 // framed record bytes
+	exp    bool
+	gone   bool
+	seg    *segment
+	off    int64
+	change *detect.Change // in-memory outbox only
 }
 
 // Outbox is a bounded, numbered queue of issue events. It is safe for
 // concurrent use: the detection goroutine appends, the uplink reads and
 // acks.
 type Outbox struct {
-	logID string
-	max   int
+	logID      string
+	rawID      [16]byte
+	maxEntries int
+	maxBytes   int64
+	log        *slog.Logger
+	disk       *disk // nil for an in-memory outbox
+	// memSeg stands for "no file" in an in-memory outbox, so that segment
+	// counters need no nil checks.
+	memSeg *segment
 
-	mu      sync.Mutex
-	items   []*item // seq order; may hold gone items (dropped) until compacted
-	live    int     // items not gone
-	exp     []*item // expendable items in seq order; may hold gone items
-	nextSeq uint64
-	dropped uint64
-	notify  chan struct{}
+	mu        sync.Mutex
+	items     []*item // seq order; may hold gone items until compacted
+	live      int     // items not gone
+	liveBytes int64   // size of the items not gone
+	exp       []*item // expendable items in seq order; may hold gone items
+	nextSeq   uint64
+	acked     uint64
+	dropped   uint64
+	corrupt   uint64
+	closed    bool
+	notify    chan struct{}
 }
 
-// New creates an empty outbox with a fresh random log id.
-func New(opts Options) (*Outbox, error) {
-	if opts.MaxEntries < 0 {
-		return nil, fmt.Errorf("create outbox: max entries %d is negative", opts.MaxEntries)
+func (o Options) check() (Options, error) {
+	switch {
+	case o.MaxEntries < 0:
+		return o, fmt.Errorf("max entries %d is negative", o.MaxEntries)
+	case o.MaxBytes < 0:
+		return o, fmt.Errorf("max bytes %d is negative", o.MaxBytes)
+	case o.SegmentBytes < 0:
+		return o, fmt.Errorf("segment bytes %d is negative", o.SegmentBytes)
 	}
-	if opts.MaxEntries == 0 {
-		opts.MaxEntries = DefaultMaxEntries
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultMaxEntries
 	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.SegmentBytes == 0 {
+		o.SegmentBytes = min(max(o.MaxBytes/8, minSegmentBytes), maxSegmentBytes)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+func newOutbox(opts Options) *Outbox {
+	return &Outbox{
+		maxEntries: opts.MaxEntries,
+		maxBytes:   opts.MaxBytes,
+		log:        opts.Logger,
+		memSeg:     &segment{},
+		nextSeq:    1,
+		notify:     make(chan struct{}, 1),
+	}
+}
+
+func (o *Outbox) setLogID(id [16]byte) {
+	o.rawID = id
+	o.logID = hex.EncodeToString(id[:])
+}
+
+func randomLogID() ([16]byte, error) {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	_, err := rand.Read(b[:])
+	return b, err
+}
+
+// New creates an empty in-memory outbox with a fresh random log id. Its
+// entries are lost with the process; Open keeps them on disk.
+func New(opts Options) (*Outbox, error) {
+	opts, err := opts.check()
+	if err != nil {
+		return nil, fmt.Errorf("create outbox: %w", err)
+	}
+	o := newOutbox(opts)
+	id, err := randomLogID()
+	if err != nil {
 		return nil, fmt.Errorf("create outbox: log id: %w", err)
 	}
-	return &Outbox{
-		logID:   hex.EncodeToString(b[:]),
-		max:     opts.MaxEntries,
-		nextSeq: 1,
-		notify:  make(chan struct{}, 1),
-	}, nil
+	o.setLogID(id)
+	return o, nil
 }
 
 // LogID identifies this outbox's event log; seq numbers are unique within it.
@@ -91,60 +178,179 @@ func Expendable(c detect.Change) bool {
 	return c.Type == detect.Resolved || c.Issue.Severity <= detect.SeverityWarning
 }
 
-// Append numbers the changes, queues them and returns the new entries. When
-// the outbox is full, older entries are dropped to make room (see the
-// package comment) and counted in Dropped.
+// Append numbers the changes, stores them (on disk: written and fsynced)
+// and returns the new entries. When the outbox is full, older entries are
+// dropped to make room (see the package comment) and counted in Dropped. On
+// a write error the entries stored before it are returned with the error;
+// the others are not queued.
 func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
+	// Encode outside the lock; the seq goes into the record's binary part
+	// under it.
+	recs := make([][]byte, len(changes))
+	for i, c := range changes {
+		js, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("append to outbox: encode %s change of %s: %w", c.Type, c.Issue.Fingerprint, err)
+		}
+		recs[i] = js
+	}
+
 	o.mu.Lock()
-	out := make([]Entry, 0, len(changes))
-	for _, c := range changes {
-		for o.live >= o.max {
-			o.dropOneLocked()
-			o.compactLocked()
+	if o.closed {
+		o.mu.Unlock()
+		return nil, fmt.Errorf("append to outbox: %w", ErrClosed)
+	}
+	var (
+		out     = make([]Entry, 0, len(changes))
+		pending []*item // written to the buffer, not yet stored
+		buf     []byte
+		err     error
+	)
+	// commit stores the buffer (on disk: write and fsync) and queues the
+	// pending items.
+	commit := func() error {
+		if o.disk != nil && len(buf) > 0 {
+			if err := o.disk.write(buf, true); err != nil {
+				o.live -= len(pending)
+				for _, it := range pending {
+					o.liveBytes -= it.size
+					it.seg.live--
+					it.seg.liveBytes -= it.size
+				}
+				o.nextSeq -= uint64(len(pending))
+				pending, buf = nil, nil
+				return err
+			}
 		}
-		it := &item{Entry: Entry{Seq: o.nextSeq, Change: c}}
+		for _, it := range pending {
+			o.items = append(o.items, it)
+			if it.exp {
+				o.exp = append(o.exp, it)
+			}
+			out = append(out, Entry{Seq: it.seq, Change: *it.change})
+			if o.disk != nil {
+				it.change = nil // read back from the file when sent
+			}
+		}
+		pending, buf = nil, nil
+		return nil
+	}
+	for i, c := range changes {
+		exp := Expendable(c)
+		payload := eventPayload(o.nextSeq, exp, recs[i])
+		size := int64(frameHeader + len(payload))
+		if size > o.maxBytes {
+			err = fmt.Errorf("append to outbox: %s change of %s is %d bytes, more than the outbox's %d", c.Type, c.Issue.Fingerprint, size, o.maxBytes)
+			break
+		}
+		for o.live >= o.maxEntries || o.liveBytes+size > o.maxBytes {
+			if rec, ok := o.dropOneLocked(); ok {
+				buf = append(buf, rec...)
+				continue
+			}
+			// Only this call's own entries are left: store them, so
+			// that they can be dropped like any other.
+			if err = commit(); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+		ch := c
+		it := &item{seq: o.nextSeq, size: size, exp: exp, change: &ch, seg: o.memSeg}
+		if o.disk != nil {
+			// A segment whose base is the next seq holds no event yet; a
+			// new one would get the same name.
+			if o.disk.needsRotation(int64(len(buf))+size) && o.disk.active().base < o.nextSeq {
+				if err = commit(); err != nil {
+					break
+				}
+				if err = o.disk.rotate(o.header()); err != nil {
+					break
+				}
+			}
+			it.seg = o.disk.active()
+			it.off = it.seg.size + int64(len(buf))
+			it.seg.live++
+			it.seg.liveBytes += size
+			buf = appendFrame(buf, payload)
+		}
 		o.nextSeq++
-		o.items = append(o.items, it)
 		o.live++
-		if Expendable(c) {
-			o.exp = append(o.exp, it)
-		}
-		out = append(out, it.Entry)
+		o.liveBytes += size
+		pending = append(pending, it)
+	}
+	if err == nil {
+		err = commit()
+	} else if cerr := commit(); cerr != nil {
+		err = errors.Join(err, cerr)
 	}
 	o.compactLocked()
+	if err == nil && o.disk != nil {
+		o.collectLocked()
+	}
 	o.mu.Unlock()
-	select {
-	case o.notify <- struct{}{}:
-	default: // a wake-up is already pending
+	if len(out) > 0 {
+		select {
+		case o.notify <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("append to outbox: %w", err)
 	}
 	return out, nil
 }
 
+// header is the header a new segment gets now.
+func (o *Outbox) header() segHeader {
+	return segHeader{logID: o.rawID, base: o.nextSeq, acked: o.acked, dropped: o.dropped}
+}
+
 // dropOneLocked drops the oldest expendable live item, else the oldest live
-// item.
-func (o *Outbox) dropOneLocked() {
-	for len(o.exp) > 0 {
+// item, and returns the drop record to write (nil in memory). ok is false
+// when no stored item is left to drop.
+func (o *Outbox) dropOneLocked() (rec []byte, ok bool) {
+	var victim *item
+	for len(o.exp) > 0 && victim == nil {
 		it := o.exp[0]
 		o.exp[0] = nil
 		o.exp = o.exp[1:]
 		if !it.gone {
-			it.gone = true
-			o.live--
-			o.dropped++
-			return
+			victim = it
 		}
 	}
-	for _, it := range o.items {
-		if !it.gone {
-			it.gone = true
-			o.live--
-			o.dropped++
-			return
+	if victim == nil {
+		for _, it := range o.items {
+			if !it.gone {
+				victim = it
+				break
+			}
 		}
 	}
+	if victim == nil {
+		return nil, false
+	}
+	o.goneLocked(victim)
+	o.dropped++
+	if o.disk == nil {
+		return nil, true
+	}
+	o.disk.active().tombs = append(o.disk.active().tombs, victim.seq)
+	return appendFrame(nil, dropPayloadOf(victim.seq, o.dropped)), true
+}
+
+// goneLocked marks a live item acked or dropped.
+func (o *Outbox) goneLocked(it *item) {
+	it.gone = true
+	o.live--
+	o.liveBytes -= it.size
+	it.seg.live--
+	it.seg.liveBytes -= it.size
 }
 
 // compactLocked trims gone items from the front and, when more than half of
@@ -175,37 +381,68 @@ func (o *Outbox) compactLocked() {
 
 // Pending returns up to max entries with seq > afterSeq, in seq order. max <= 0
 // means no limit. The entries' issues share attribute maps with the outbox;
-// callers must not modify them.
+// callers must not modify them. A record that cannot be read back is
+// logged, counted in Corrupt and forgotten.
 func (o *Outbox) Pending(afterSeq uint64, max int) []Entry {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	i := sort.Search(len(o.items), func(i int) bool { return o.items[i].Seq > afterSeq })
+	i := sort.Search(len(o.items), func(i int) bool { return o.items[i].seq > afterSeq })
 	var out []Entry
 	for ; i < len(o.items); i++ {
 		if max > 0 && len(out) >= max {
 			break
 		}
-		if it := o.items[i]; !it.gone {
-			out = append(out, it.Entry)
+		it := o.items[i]
+		if it.gone {
+			continue
 		}
+		if it.change != nil {
+			out = append(out, Entry{Seq: it.seq, Change: *it.change})
+			continue
+		}
+		c, err := o.disk.read(it)
+		if err != nil {
+			o.log.Error("outbox: unreadable event skipped", "seq", it.seq, "err", err)
+			o.goneLocked(it)
+			o.corrupt++
+			continue
+		}
+		out = append(out, Entry{Seq: it.seq, Change: c})
 	}
 	return out
 }
 
-// Ack deletes every entry with seq <= seq: the controller stored them.
+// Ack deletes every entry with seq <= seq: the controller stored them. An
+// ack beyond the last seq (the controller holds events this log lost, say
+// after power loss) moves the seq counter past it, so that new events are
+// not taken for replays.
 func (o *Outbox) Ack(seq uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if seq <= o.acked || o.closed {
+		return
+	}
 	for _, it := range o.items {
-		if it.Seq > seq {
+		if it.seq > seq {
 			break
 		}
 		if !it.gone {
-			it.gone = true
-			o.live--
+			o.goneLocked(it)
 		}
 	}
+	o.acked = seq
+	if seq >= o.nextSeq {
+		o.log.Warn("outbox: controller acked seqs this log never wrote (lost on disk?): skipping them",
+			"acked_seq", seq, "last_seq", o.nextSeq-1)
+		o.nextSeq = seq + 1
+	}
 	o.compactLocked()
+	if o.disk != nil {
+		if err := o.disk.write(appendFrame(nil, ackPayloadOf(seq)), false); err != nil {
+			o.log.Warn("outbox: record ack", "seq", seq, "err", err)
+		}
+		o.collectLocked()
+	}
 }
 
 // OldestUnacked returns the seq of the oldest entry still held, 0 when empty.
@@ -214,7 +451,7 @@ func (o *Outbox) OldestUnacked() uint64 {
 	defer o.mu.Unlock()
 	for _, it := range o.items {
 		if !it.gone {
-			return it.Seq
+			return it.seq
 		}
 	}
 	return 0
@@ -234,11 +471,27 @@ func (o *Outbox) Len() int {
 	return o.live
 }
 
-// Dropped returns how many entries were dropped because the outbox was full.
+// Bytes returns the encoded size of the entries awaiting an ack.
+func (o *Outbox) Bytes() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.liveBytes
+}
+
+// Dropped returns how many entries were dropped because the outbox was
+// full, over the log's whole life (it survives restarts).
 func (o *Outbox) Dropped() uint64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.dropped
+}
+
+// Corrupt returns how many damaged records were skipped: at Open, and
+// records that could not be read back since.
+func (o *Outbox) Corrupt() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.corrupt
 }
 
 // Notify returns a channel that receives a value after entries are appended.
@@ -246,6 +499,20 @@ func (o *Outbox) Dropped() uint64 {
 // calls Pending after each receive. It is meant for a single reader.
 func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 
-// Close releases the outbox. The in-memory outbox holds nothing to release;
-// a durable one closes its file.
-func (o *Outbox) Close() error { return nil }
+// Close releases the outbox's files; appends fail afterwards. Closing an
+// in-memory outbox or closing twice is harmless.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	if o.disk == nil {
+		return nil
+	}
+	if err := o.disk.close(); err != nil {
+		return fmt.Errorf("close outbox %s: %w", o.disk.dir, err)
+	}
+	return nil
+}

@@ -98,13 +98,21 @@ func TestPendingAndAck(t *testing.T) {
 	if o.Len() != 5 {
 		t.Fatalf("stale ack removed entries: len %d", o.Len())
 	}
-	o.Ack(100) // beyond the last seq: everything is stored
+	o.Ack(10)
 	if o.Len() != 0 || o.OldestUnacked() != 0 || len(o.Pending(0, 0)) != 0 {
-		t.Fatalf("after ack 100: len %d oldest %d", o.Len(), o.OldestUnacked())
+		t.Fatalf("after ack 10: len %d oldest %d", o.Len(), o.OldestUnacked())
 	}
 	got, _ := o.Append(change(detect.Opened, detect.SeverityCritical, "d"))
 	if got[0].Seq != 11 {
 		t.Fatalf("seq after full ack = %d, want 11 (numbering never restarts)", got[0].Seq)
+	}
+	// Beyond the last seq: the controller holds seqs this log lost; new
+	// events must not reuse them, or the controller would take them for
+	// replays.
+	o.Ack(100)
+	got, _ = o.Append(change(detect.Opened, detect.SeverityCritical, "d"))
+	if got[0].Seq != 101 || o.Len() != 1 {
+		t.Fatalf("seq after ack 100 = %d (len %d), want 101", got[0].Seq, o.Len())
 	}
 }
 

@@ -1,0 +1,339 @@
+package outbox
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netaiops/netaiops/agent/detect"
+)
+
+func mustOpen(t *testing.T, dir string, opts Options) *Outbox {
+	t.Helper()
+	o, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+func mustClose(t *testing.T, o *Outbox) {
+	t.Helper()
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// richChange has every field set, so that a round trip through the file
+// shows any field lost.
+func richChange(i int) detect.Change {
+	at := time.Date(2026, 11, 24, 23, 0, 0, i, time.UTC)
+	return detect.Change{
+		Type: detect.Opened,
+		Time: at,
+		Issue: detect.Issue{
+			ID:          "0123456789abcdef0123456789abcdef",
+			Device:      "core-sw1",
+			Kind:        "interface_down",
+			Object:      "eth" + string(rune('0'+i%10)),
+			Fingerprint: "interface_down/core-sw1/eth",
+			Severity:    detect.SeverityMajor,
+			State:       detect.StateOpen,
+			Summary:     "eth down",
+			FirstSeen:   at,
+			LastSeen:    at.Add(time.Second),
+			Attributes:  map[string]string{"ifIndex": "3", "ifName": "eth3"},
+			CausedBy:    "device_unreachable/core-sw1/",
+		},
+	}
+}
+
+func segFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(m)
+	return m
+}
+
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	for _, f := range segFiles(t, dir) {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += st.Size()
+	}
+	return n
+}
+
+func TestOpenKeepsLogAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	o := mustOpen(t, dir, Options{})
+	id := o.LogID()
+	if len(id) != 32 {
+		t.Fatalf("log id %q: want 32 hex digits", id)
+	}
+	var want []detect.Change
+	for i := 1; i <= 10; i++ {
+		c := richChange(i)
+		want = append(want, c)
+		es, err := o.Append(c)
+		if err != nil || len(es) != 1 || es[0].Seq != uint64(i) {
+			t.Fatalf("append %d: %v %v", i, es, err)
+		}
+	}
+	o.Ack(4)
+	mustClose(t, o)
+
+	o = mustOpen(t, dir, Options{})
+	if o.LogID() != id {
+		t.Fatalf("log id after restart %q, want %q", o.LogID(), id)
+	}
+	if o.LastSeq() != 10 || o.Len() != 6 || o.OldestUnacked() != 5 || o.Corrupt() != 0 {
+		t.Fatalf("after restart: last %d len %d oldest %d corrupt %d, want 10 6 5 0", o.LastSeq(), o.Len(), o.OldestUnacked(), o.Corrupt())
+	}
+	got := o.Pending(0, 0)
+	if !equal(seqs(got), []uint64{5, 6, 7, 8, 9, 10}) {
+		t.Fatalf("pending after restart %v", seqs(got))
+	}
+	for _, e := range got {
+		if w := want[e.Seq-1]; !reflect.DeepEqual(e.Change, w) {
+			t.Fatalf("seq %d after restart:\n got %+v\nwant %+v", e.Seq, e.Change, w)
+		}
+	}
+	es, err := o.Append(richChange(11))
+	if err != nil || es[0].Seq != 11 {
+		t.Fatalf("append after restart: %v %v, want seq 11", es, err)
+	}
+}
+
+func TestOpenAfterEverythingAckedKeepsNumbering(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentBytes: 1024}
+	o := mustOpen(t, dir, opts)
+	for i := 0; i < 50; i++ {
+		if _, err := o.Append(richChange(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(segFiles(t, dir)); n < 5 {
+		t.Fatalf("%d segment files for 50 events in 1 KiB segments; want several", n)
+	}
+	o.Ack(50)
+	if n := len(segFiles(t, dir)); n != 1 {
+		t.Fatalf("%d segment files after acking everything, want only the active one", n)
+	}
+	mustClose(t, o)
+	o = mustOpen(t, dir, opts)
+	if o.Len() != 0 || o.LastSeq() != 50 {
+		t.Fatalf("after restart: len %d last %d, want 0 50", o.Len(), o.LastSeq())
+	}
+	es, _ := o.Append(richChange(51))
+	if es[0].Seq != 51 {
+		t.Fatalf("seq after restart %d, want 51: a restarted count would be taken for replays", es[0].Seq)
+	}
+	mustClose(t, o)
+	// Restarts without new events do not pile up files.
+	for i := 0; i < 3; i++ {
+		o = mustOpen(t, dir, opts)
+		mustClose(t, o)
+	}
+	if n := len(segFiles(t, dir)); n > 2 {
+		t.Fatalf("%d segment files after idle restarts", n)
+	}
+}
+
+func TestTruncatedTailIsSkipped(t *testing.T) {
+	dir := t.TempDir()
+	o := mustOpen(t, dir, Options{})
+	for i := 1; i <= 5; i++ {
+		o.Append(richChange(i))
+	}
+	mustClose(t, o)
+	files := segFiles(t, dir)
+	last := files[len(files)-1]
+	st, _ := os.Stat(last)
+	// Power loss in the middle of the last record's write.
+	if err := os.Truncate(last, st.Size()-7); err != nil {
+		t.Fatal(err)
+	}
+	o = mustOpen(t, dir, Options{})
+	if o.Corrupt() != 1 {
+		t.Fatalf("corrupt %d, want 1", o.Corrupt())
+	}
+	if got := seqs(o.Pending(0, 0)); !equal(got, []uint64{1, 2, 3, 4}) {
+		t.Fatalf("pending %v, want the intact [1 2 3 4]", got)
+	}
+	es, _ := o.Append(richChange(6))
+	if es[0].Seq != 5 {
+		t.Fatalf("next seq %d, want 5 (the torn record was never acknowledged to the caller)", es[0].Seq)
+	}
+	mustClose(t, o)
+	o = mustOpen(t, dir, Options{})
+	if o.Corrupt() != 0 || !equal(seqs(o.Pending(0, 0)), []uint64{1, 2, 3, 4, 5}) {
+		t.Fatalf("second restart: corrupt %d pending %v: the damage must be counted once", o.Corrupt(), seqs(o.Pending(0, 0)))
+	}
+}
+
+func TestCorruptRecordIsSkippedRestKept(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(data []byte, off int)
+	}{
+		{"payload bit flip", func(data []byte, off int) { data[off+frameHeader+20] ^= 0x40 }},
+		{"length overwritten", func(data []byte, off int) { data[off+4], data[off+5], data[off+6] = 0xff, 0xff, 0x7f }},
+		{"zeroed record", func(data []byte, off int) {
+			for i := off; i < off+40; i++ {
+				data[i] = 0
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := mustOpen(t, dir, Options{})
+			var offs []int64
+			for i := 1; i <= 6; i++ {
+				o.Append(richChange(i))
+			}
+			o.mu.Lock()
+			for _, it := range o.items {
+				offs = append(offs, it.off)
+			}
+			o.mu.Unlock()
+			mustClose(t, o)
+			files := segFiles(t, dir)
+			data, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(data, int(offs[2])) // seq 3
+			if err := os.WriteFile(files[0], data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o = mustOpen(t, dir, Options{})
+			if o.Corrupt() != 1 {
+				t.Fatalf("corrupt %d, want 1", o.Corrupt())
+			}
+			if got := seqs(o.Pending(0, 0)); !equal(got, []uint64{1, 2, 4, 5, 6}) {
+				t.Fatalf("pending %v, want [1 2 4 5 6]", got)
+			}
+			if es, _ := o.Append(richChange(7)); es[0].Seq != 7 {
+				t.Fatalf("next seq %d, want 7", es[0].Seq)
+			}
+		})
+	}
+}
+
+func TestDropsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	size := int64(frameHeader + len(eventPayload(1, false, mustJSON(t, richChange(1)))))
+	opts := Options{MaxBytes: 4 * size, SegmentBytes: 4096}
+	o := mustOpen(t, dir, opts)
+	for i := 1; i <= 4; i++ {
+		c := richChange(i)
+		if i == 2 {
+			c.Type = detect.Resolved // expendable
+		}
+		o.Append(c)
+	}
+	o.Append(richChange(5)) // full: drops the resolve, seq 2
+	o.Append(richChange(6)) // full: drops the oldest, seq 1
+	if o.Dropped() != 2 || !equal(seqs(o.Pending(0, 0)), []uint64{3, 4, 5, 6}) {
+		t.Fatalf("dropped %d pending %v", o.Dropped(), seqs(o.Pending(0, 0)))
+	}
+	if o.Bytes() > opts.MaxBytes {
+		t.Fatalf("bytes %d over the bound %d", o.Bytes(), opts.MaxBytes)
+	}
+	mustClose(t, o)
+	o = mustOpen(t, dir, opts)
+	if o.Dropped() != 2 || !equal(seqs(o.Pending(0, 0)), []uint64{3, 4, 5, 6}) {
+		t.Fatalf("after restart: dropped %d pending %v: drops must stay dropped and counted", o.Dropped(), seqs(o.Pending(0, 0)))
+	}
+	// A smaller bound at restart drops down to it, oldest first.
+	mustClose(t, o)
+	opts.MaxBytes = 2 * size
+	o = mustOpen(t, dir, opts)
+	if o.Dropped() != 4 || !equal(seqs(o.Pending(0, 0)), []uint64{5, 6}) {
+		t.Fatalf("smaller bound: dropped %d pending %v", o.Dropped(), seqs(o.Pending(0, 0)))
+	}
+}
+
+func TestSustainedOverflowBoundsFiles(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{MaxBytes: 32 << 10, SegmentBytes: 4 << 10}
+	o := mustOpen(t, dir, opts)
+	const n = 3000
+	for i := 0; i < n; i++ {
+		c := richChange(i)
+		if i%3 == 0 {
+			c.Issue.Severity = detect.SeverityInfo
+		}
+		if _, err := o.Append(c); err != nil {
+			t.Fatal(err)
+		}
+		if b := dirBytes(t, dir); i%100 == 0 && b > 2*opts.MaxBytes+2*opts.SegmentBytes {
+			t.Fatalf("after %d appends the files hold %d bytes; bound %d", i, b, 2*opts.MaxBytes)
+		}
+	}
+	if o.Bytes() > opts.MaxBytes || o.Dropped() == 0 {
+		t.Fatalf("live bytes %d (bound %d), dropped %d", o.Bytes(), opts.MaxBytes, o.Dropped())
+	}
+	pend := o.Pending(0, 0)
+	live, dropped := len(pend), o.Dropped()
+	if uint64(live)+dropped != n {
+		t.Fatalf("pending %d + dropped %d != appended %d", live, dropped, n)
+	}
+	mustClose(t, o)
+	o = mustOpen(t, dir, opts)
+	if !equal(seqs(o.Pending(0, 0)), seqs(pend)) || o.Dropped() != dropped || o.Corrupt() != 0 {
+		t.Fatalf("after restart: %d pending (want %d), dropped %d (want %d), corrupt %d",
+			o.Len(), live, o.Dropped(), dropped, o.Corrupt())
+	}
+}
+
+func TestOpenIsExclusive(t *testing.T) {
+	dir := t.TempDir()
+	mustOpen(t, dir, Options{})
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second Open: %v, want an in-use error", err)
+	}
+}
+
+func TestAppendAfterClose(t *testing.T) {
+	o := mustOpen(t, t.TempDir(), Options{})
+	mustClose(t, o)
+	if _, err := o.Append(richChange(1)); err == nil || !strings.Contains(err.Error(), "outbox closed") {
+		t.Fatalf("append after close: %v", err)
+	}
+}
+
+func TestTooLargeChangeRejected(t *testing.T) {
+	o := mustOpen(t, t.TempDir(), Options{MaxBytes: 100})
+	es, err := o.Append(richChange(1))
+	if err == nil || len(es) != 0 || o.Len() != 0 {
+		t.Fatalf("append of a change larger than the bound: %v %v", es, err)
+	}
+	if o.LastSeq() != 0 {
+		t.Fatalf("a rejected change used seq %d", o.LastSeq())
+	}
+}
+
+func mustJSON(t *testing.T, c detect.Change) []byte {
+	t.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
