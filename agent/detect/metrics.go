@@ -30,7 +30,8 @@ type cond struct {
 	lastTrue    time.Time
 	lastEval    time.Time
 	firing      bool
-	peak        float64 // highest anomaly score while active
+	peak        float64        // highest anomaly score while active
+	onset       anomaly.Result // the scorer's view when the anomaly began: the baseline
 }
 
 // step advances c with the condition's truth at at and reports whether it
@@ -295,22 +296,24 @@ func (e *Engine) thresholdRules(c *changes, d *deviceState, device string, at ti
 		r := w.rule
 		cs := d.conds[fp]
 		if cs == nil {
+			if !w.violating {
+				continue // the common case: nothing to remember
+			}
 			cs = &cond{}
 			d.conds[fp] = cs
 		}
 		started, stopped := cs.step(w.violating, at, r.For, r.KeepFiringFor)
-		attrs := thresholdAttrs(r, w, cs, at)
 		is := d.open[fp]
 		switch {
 		case started:
 			e.openIface(c, d, r.Kind, device, w.object, w.iface, w.severity, cs.activeSince, at,
-				thresholdSummary(r, w, device, at.Sub(cs.activeSince)), attrs)
+				thresholdSummary(r, w, device, at.Sub(cs.activeSince)), thresholdAttrs(r, w, cs, at))
 		case stopped && is != nil:
-			is.Attributes = attrs
+			is.Attributes = thresholdAttrs(r, w, cs, at)
 			c.resolve(d, is, at, "cleared")
 		case cs.firing && is != nil:
 			is.LastSeen = at
-			is.Attributes = attrs
+			is.Attributes = thresholdAttrs(r, w, cs, at)
 			if w.violating && w.severity != is.Severity {
 				is.Severity = w.severity
 				is.Summary = thresholdSummary(r, w, device, at.Sub(cs.activeSince))
@@ -412,28 +415,33 @@ func (e *Engine) anomalyRules(c *changes, d *deviceState, device string, at time
 		}
 		fp := Fingerprint(KindMetricAnomaly, device, object)
 		cs := d.conds[fp]
+		active := cs != nil && (cs.firing || !cs.activeSince.IsZero())
+		truth := !res.Learning && (res.Score >= r.MinScore || (active && math.Abs(res.Deviation) >= r.MinDeviation))
 		if cs == nil {
+			if !truth {
+				continue // the common case: nothing to remember
+			}
 			cs = &cond{}
 			d.conds[fp] = cs
 		}
-		active := cs.firing || !cs.activeSince.IsZero()
-		truth := !res.Learning && (res.Score >= r.MinScore || (active && math.Abs(res.Deviation) >= r.MinDeviation))
 		if truth {
+			if cs.activeSince.IsZero() && !cs.firing {
+				cs.onset = res // expected values from before the model adapts
+			}
 			cs.peak = max(cs.peak, res.Score)
 		}
 		started, stopped := cs.step(truth, at, r.For, r.KeepFiringFor)
-		attrs := anomalyAttrs(r, v, res, cs)
 		is := d.open[fp]
 		switch {
 		case started:
 			e.openIface(c, d, KindMetricAnomaly, device, object, iface, r.Severity, cs.activeSince, at,
-				anomalySummary(v, res, device), attrs)
+				anomalySummary(v, cs.onset, device), anomalyAttrs(r, v, res, cs))
 		case stopped && is != nil:
-			is.Attributes = attrs
+			is.Attributes = anomalyAttrs(r, v, res, cs)
 			c.resolve(d, is, at, "back to expected")
 		case cs.firing && is != nil:
 			is.LastSeen = at
-			is.Attributes = attrs
+			is.Attributes = anomalyAttrs(r, v, res, cs)
 		}
 		if !cs.firing && cs.activeSince.IsZero() && is == nil {
 			delete(d.conds, fp)
@@ -461,9 +469,10 @@ func anomalyAttrs(r *anomalyRule, v value, res anomaly.Result, cs *cond) map[str
 		"metric":          v.metric,
 		"labels":          v.labels.String(),
 		"observed":        formatValue(v.v),
-		"expected":        formatValue(res.Expected),
-		"lower":           formatValue(res.Lower),
-		"upper":           formatValue(res.Upper),
+		"expected":        formatValue(cs.onset.Expected), // the baseline before the anomaly
+		"lower":           formatValue(cs.onset.Lower),
+		"upper":           formatValue(cs.onset.Upper),
+		"expected_now":    formatValue(res.Expected), // what the model, adapting, expects now
 		"score":           strconv.FormatFloat(res.Score, 'f', 3, 64),
 		"peak_score":      strconv.FormatFloat(cs.peak, 'f', 3, 64),
 		"deviation":       strconv.FormatFloat(res.Deviation, 'f', 1, 64),
@@ -477,7 +486,8 @@ func anomalyAttrs(r *anomalyRule, v value, res anomaly.Result, cs *cond) map[str
 	return a
 }
 
-// anomalySummary: "ifHCInOctets of ge-0/0/1 on core-sw1 at 9.5e+07, expected 1.2e+07 (2e+06 to 2.2e+07)".
+// anomalySummary: "ifHCInOctets of ge-0/0/1 on core-sw1 at 9.5e+07, expected 1.2e+07 (2e+06 to 2.2e+07)",
+// with the expectation from the anomaly's onset.
 func anomalySummary(v value, res anomaly.Result, device string) string {
 	what := v.metric
 	if o, _ := objectOf(v.labels); o != "" {

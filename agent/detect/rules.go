@@ -170,6 +170,9 @@ func compileMatch(m map[string]string) (matcher, error) {
 	sort.Strings(names)
 	var out matcher
 	for _, k := range names {
+		if _, err := regexp.Compile(m[k]); err != nil {
+			return nil, fmt.Errorf("match %s: bad regular expression %q: %w", k, m[k], err)
+		}
 		re, err := regexp.Compile("^(?:" + m[k] + ")$")
 		if err != nil {
 			return nil, fmt.Errorf("match %s: bad regular expression %q: %w", k, m[k], err)
