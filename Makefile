@@ -154,3 +154,13 @@ bench-flow:
 	$(GO) run ./cmd/netaiops-pcapgen -preset bench -o $(FLOW_BENCH_DIR)/bench.pcap
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 4000000x ./collector/flow/
 	$(GO) run ./collector/flow/flowbench -pcap $(FLOW_BENCH_DIR)/bench.pcap -runs 5
+
+# --- noise benchmark (agent/detect) ---------------------------------------------
+# bench-noise replays scripted network scenarios through the detection engine
+# with the shipped rules and prints the issues each raises: an upstream link
+# failure with twenty devices behind it and a flapping interface (target: one
+# root issue, the rest suppressed), and a week of diurnal traffic with counter
+# wraps and a reboot (target: no spurious issue). See agent/detect/noise_test.go.
+.PHONY: bench-noise
+bench-noise:
+	@set -o pipefail; $(GO) test -run '^TestNoise' -count=1 -v ./agent/detect/ | grep -v '^=== RUN'

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netaiops/netaiops/agent/config"
 	"github.com/netaiops/netaiops/agent/detect/anomaly"
 	"github.com/netaiops/netaiops/collector"
 )
@@ -557,41 +556,5 @@ func TestNoIO(t *testing.T) {
 				t.Errorf("%s calls %s: the engine runs on sample time only", f, call)
 			}
 		}
-	}
-}
-
-func TestOptionsFromConfig(t *testing.T) {
-	c, err := config.Load("../config/testdata/rules/valid.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := OptionsFromConfig(c)
-	if err := o.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if len(o.Thresholds) != 2 || len(o.Anomalies) != 1 || o.CorrelationWait != -1 || o.Settle != 2*time.Minute ||
-		o.Flap != (FlapOptions{Window: 11, High: 30, Low: 10.5}) || len(o.Topology) != 1 || o.Roots[0] != "core-sw1" {
-		t.Fatalf("options = %+v", o)
-	}
-	if r := o.Thresholds[1]; !r.Below || r.Threshold != -20 || *r.Critical != -25 || r.Severity != SeverityWarning {
-		t.Errorf("below rule = %+v", r)
-	}
-	if r := o.Thresholds[0]; r.Severity != SeverityMajor || r.Threshold != 80 || r.Match["device"] != "core-.*" {
-		t.Errorf("above rule = %+v", r)
-	}
-	// The configured rule wins over the shipped one for its interfaces.
-	e := New("edge-1", o)
-	got := observeAll(e,
-		poll("core-sw1", 0, gauge("ifHighSpeed", 1000, "ifIndex", "1", "ifName", "ge-0/0/1"), ctr("ifHCInOctets", 0, "ifIndex", "1", "ifName", "ge-0/0/1")))
-	for i := 1; i <= 31; i++ {
-		got = append(got, observeAll(e, poll("core-sw1", i, gauge("ifHighSpeed", 1000, "ifIndex", "1", "ifName", "ge-0/0/1"),
-			ctr("ifHCInOctets", float64(i)*10*106e6, "ifIndex", "1", "ifName", "ge-0/0/1")))...) // 84.8%
-	}
-	checkChanges(t, got, []string{"opened high_utilization/core-sw1/ge-0/0/1 @31"})
-	// With the defaults on, the shipped rules follow the configured ones.
-	yes := true
-	c.Rules.Defaults = &yes
-	if o := OptionsFromConfig(c); len(o.Thresholds) != 2+len(DefaultThresholds()) || len(o.Anomalies) != 1+len(DefaultAnomalies()) {
-		t.Errorf("with defaults: %d thresholds, %d anomaly rules", len(o.Thresholds), len(o.Anomalies))
 	}
 }
