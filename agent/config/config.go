@@ -42,7 +42,9 @@ type Config struct {
 	Controller Controller `yaml:"controller"`
 	SNMP       SNMP       `yaml:"snmp"`
 	Targets    []Target   `yaml:"targets"`
-	Rules      Rules      `yaml:"rules"` // detection rules; see rules.go
+	Rules      Rules      `yaml:"rules"`    // detection rules; see rules.go
+	Profiles   Profiles   `yaml:"profiles"` // what the SNMP collector reads; see collector.go
+	Traps      *Traps     `yaml:"traps"`    // SNMP trap receiver; absent: off
 
 	// file and lines let Validate name where a bad value came from.
 	file  string
@@ -88,6 +90,11 @@ type SNMP struct {
 	MaxRepetitions   uint32        `yaml:"max_repetitions"`   // GetBulk, default 25
 	UnreachableAfter int           `yaml:"unreachable_after"` // failed polls before device_unreachable, default 3
 	MaxConcurrency   int           `yaml:"max_concurrency"`   // polls in flight, default 64
+	// MaxOIDsPerRequest bounds the OIDs of one Get; 0 or absent: 60.
+	MaxOIDsPerRequest int `yaml:"max_oids_per_request,omitempty"`
+	// MaxWalksPerDevice bounds the tables walked at once on one device, each
+	// on its own socket; 0 or absent: 2.
+	MaxWalksPerDevice int `yaml:"max_walks_per_device,omitempty"`
 }
 
 // Target is one device to poll. After Load, Address is host:port and
@@ -110,6 +117,8 @@ type Target struct {
 	PrivProtocol  string `yaml:"priv_protocol,omitempty"`  // DES, AES, AES192, AES256, AES192C, AES256C
 	PrivPassword  Secret `yaml:"priv_password,omitempty"`  // at least 8 characters
 	Context       string `yaml:"context,omitempty"`        // context name; default the default context ""
+
+	Profiles []string `yaml:"profiles,omitempty"` // what to poll; absent: profiles.default
 }
 
 // SNMPv3 choices, as the config spells them. AES192 and AES256 use the
@@ -453,6 +462,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateRules(bad)
+	c.validateCollector(bad)
 	return errors.Join(errs...)
 }
 
