@@ -98,20 +98,28 @@ func OpenFile(path string, opt FileOptions) (*FileSource, error) {
 		}
 		r = ng
 	} else {
-		var order binary.ByteOrder = binary.LittleEndian
-		if m := binary.BigEndian.Uint32(magic); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
-			order = binary.BigEndian
-		}
 		pr, err := pcapgo.NewReader(br)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("open capture %s: pcap: %w", path, err)
 		}
-		// pcapgo has parsed and checked the file header; records are read
-		// straight from the buffer (pcapgo's two io.ReadFull calls per
-		// packet cost more than the whole flow update).
-		r = &pcapRecords{br: br, order: order, link: pr.LinkType(), snaplen: pr.Snaplen(),
-			nanos: pr.Resolution() == gopacket.TimestampResolutionNanosecond}
+		r = pr
+		// pcapgo has parsed and checked the file header. For a plain
+		// (not gzipped) file, records are read straight from the buffer:
+		// pcapgo's two io.ReadFull calls per packet cost more than the
+		// whole flow update. The resolution comes from the magic (pcapgo's
+		// Resolution has micro and nano swapped in v1.1.19).
+		rec := &pcapRecords{br: br, link: pr.LinkType(), snaplen: pr.Snaplen()}
+		switch binary.BigEndian.Uint32(magic) {
+		case 0xa1b2c3d4:
+			rec.order, r = binary.BigEndian, rec
+		case 0xa1b23c4d:
+			rec.order, rec.nanos, r = binary.BigEndian, true, rec
+		case 0xd4c3b2a1:
+			rec.order, r = binary.LittleEndian, rec
+		case 0x4d3cb2a1:
+			rec.order, rec.nanos, r = binary.LittleEndian, true, rec
+		}
 	}
 	return &FileSource{name: "file:" + path, f: f, r: r, paced: opt.Paced}, nil
 }

@@ -33,14 +33,14 @@ func BenchMix() MixConfig {
 
 // SmallMix is a fixture-sized mix with the same ingredients.
 func SmallMix() MixConfig {
-	return MixConfig{Seed: 7, Packets: 3000, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		Duration: 30 * time.Second, Snaplen: 128, Concurrency: 40, Servers: 50,
-		IPv6: 0.3, VLAN: 0.1, ScanPorts: 200, FloodSYNs: 400}
+	return MixConfig{Seed: 7, Packets: 1500, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Duration: 30 * time.Second, Snaplen: 96, Concurrency: 40, Servers: 50,
+		IPv6: 0.3, VLAN: 0.1, ScanPorts: 150, FloodSYNs: 300}
 }
 
 // Scanner, ScanTarget and FloodVictim are the attack endpoints of a mix.
 var (
-	Scanner     = netip.MustParseAddr("198.18.255.250")
+	Scanner     = netip.MustParseAddr("198.18.100.100") // outside the server, client and flood ranges
 	ScanTarget  = netip.MustParseAddr("198.18.0.1")
 	FloodVictim = netip.MustParseAddr("198.18.0.2")
 )
@@ -215,6 +215,7 @@ func (m *Mix) Next(buf []byte) (out []byte, ts time.Time, wireLen int, ok bool) 
 	}
 	m.emitted++
 	m.ts = m.ts.Add(time.Duration(m.rng.ExpFloat64() * m.gap))
+	ts = m.ts.Truncate(time.Microsecond) // pcap and pcapng carry the same time
 	frac := float64(m.emitted) / float64(m.cfg.Packets)
 	f := m.attackPacket(frac)
 	if f == nil {
@@ -225,11 +226,11 @@ func (m *Mix) Next(buf []byte) (out []byte, ts time.Time, wireLen int, ok bool) 
 		if s.step >= s.total {
 			out, wireLen = Append(buf, f)
 			m.newFlow(s)
-			return out, m.ts, wireLen, true
+			return out, ts, wireLen, true
 		}
 	}
 	out, wireLen = Append(buf, f)
-	return out, m.ts, wireLen, true
+	return out, ts, wireLen, true
 }
 
 // attackPacket returns the next scan or flood packet when inside the scan
