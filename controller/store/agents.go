@@ -97,9 +97,10 @@ func (s *Store) DisconnectAll(ctx context.Context) error {
 }
 
 // Heartbeat stores an agent's reported queue state and marks it seen now.
+// When the agent's count of dropped events grew, it raises the agent's
+// agent_events_dropped issue.
 func (s *Store) Heartbeat(ctx context.Context, agentID string, pending, dropped uint64) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE agents SET pending_events = ?, dropped_events = ?, last_seen = ? WHERE id = ?`,
-		clampInt64(pending), clampInt64(dropped), s.now().UnixNano(), agentID); err != nil {
+	if err := s.heartbeat(ctx, agentID, pending, dropped); err != nil {
 		return fmt.Errorf("heartbeat agent %s: %w", agentID, err)
 	}
 	return nil

@@ -95,8 +95,10 @@ func validateBatch(agentID, logID string, events []Event) error {
 // Replaying a batch changes nothing. Seqs compare only within one log: an
 // event of another log than the one that last wrote an issue wins, because a
 // new log means the agent lost its old one and its events are the newest.
-// The agent must have connected before. A bad batch (an ArgError) stores
-// nothing.
+// Skipped seqs (a gap: the agent dropped events) raise the agent's
+// agent_events_dropped issue in the same transaction; it is the last of
+// Changed. The agent must have connected before. A bad batch (an ArgError)
+// stores nothing.
 func (s *Store) Ingest(ctx context.Context, agentID, logID string, events []Event) (IngestResult, error) {
 	if err := validateBatch(agentID, logID, events); err != nil {
 		return IngestResult{}, fmt.Errorf("ingest agent %s log %s: %w", agentID, logID, err)
@@ -224,6 +226,19 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 			return IngestResult{}, fmt.Errorf("upsert issue %s (seq %d): %w", is.ID, ev.Seq, err)
 		}
 		res.Stored++
+	}
+	if len(res.Gaps) > 0 {
+		var missing uint64
+		for _, g := range res.Gaps {
+			missing += g.Next - g.After - 1
+		}
+		ch, ok, err := raiseEventsDropped(ctx, tx, agentID, logID, 0, missing, now)
+		if err != nil {
+			return IngestResult{}, err
+		}
+		if ok {
+			res.Changed = append(res.Changed, ch)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return IngestResult{}, fmt.Errorf("commit: %w", err)

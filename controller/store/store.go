@@ -46,7 +46,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	// FULL: a commit is on disk before the agent gets its ack and deletes
+	// the events; NORMAL in WAL mode could lose the last commits to a
+	// power loss.
+	q.Add("_pragma", "synchronous(FULL)")
 	// Write transactions take the write lock at BEGIN, so two writers never
 	// deadlock upgrading read locks; busy_timeout makes them queue.
 	q.Set("_txlock", "immediate")
