@@ -135,12 +135,14 @@ type deviceState struct {
 	rebootAt     time.Time
 	trapRebootAt time.Time // last reboot reported by a trap
 
-	counters map[string]*counter // raw counter values by series
-	conds    map[string]*cond    // threshold and anomaly rule state by fingerprint
-	flaps    map[string]*flap    // interface state history by object
-	ifaces   map[string]ifKnown  // interfaces of the last poll by object
-	lldp     []neighbour         // LLDP neighbours of the last poll that had some
-	sysName  string
+	counters      map[string]*counter // raw counter values by series
+	discontinuity map[string]float64  // ifCounterDiscontinuityTime by ifIndex
+	bootAt        time.Time           // boot time of the last reboot seen by polls
+	conds         map[string]*cond    // threshold and anomaly rule state by fingerprint
+	flaps         map[string]*flap    // interface state history by object
+	ifaces        map[string]ifKnown  // interfaces of the last poll by object
+	lldp          []neighbour         // LLDP neighbours of the last poll that had some
+	sysName       string
 }
 
 // recentRoot is a resolved issue that may still explain others.
@@ -192,7 +194,7 @@ func (e *Engine) device(name string) *deviceState {
 	d := e.devices[name]
 	if d == nil {
 		d = &deviceState{open: map[string]*Issue{}, held: map[string]bool{}, ifaceOf: map[string]string{},
-			recent: map[string]recentRoot{}, counters: map[string]*counter{}, conds: map[string]*cond{},
+			recent: map[string]recentRoot{}, counters: map[string]*counter{}, discontinuity: map[string]float64{}, conds: map[string]*cond{},
 			flaps: map[string]*flap{}, ifaces: map[string]ifKnown{}}
 		e.devices[name] = d
 		e.topo.dirty = true
@@ -298,6 +300,7 @@ func (c *changes) resolve(d *deviceState, is *Issue, at time.Time, resolution st
 	is.ResolvedAt = at
 	is.LastSeen = at
 	is.Attributes["resolution"] = resolution
+	is.Attributes["duration"] = at.Sub(is.FirstSeen).Round(time.Second).String()
 	fp := is.Fingerprint
 	delete(d.open, fp)
 	delete(d.ifaceOf, fp)
@@ -444,6 +447,7 @@ func (e *Engine) reboot(c *changes, d *deviceState, device string, p collector.P
 		fp := Fingerprint(KindDeviceRebooted, device, "")
 		d.quiet(p.Time.Add(e.opts.Settle), fp)
 		boot := p.Time.Add(-time.Duration(uptime * float64(time.Second)))
+		d.bootAt = boot
 		if !d.trapRebootAt.IsZero() && absDuration(boot.Sub(d.trapRebootAt)) <= 2*time.Minute {
 			// A cold_start trap already reported this reboot.
 			d.uptime, d.uptimeAt = uptime, p.Time

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/netaiops/netaiops/collector"
 )
@@ -42,6 +43,9 @@ func (e *Engine) ObserveEvent(ev collector.Event) []Change {
 
 func (e *Engine) rebootTrap(c *changes, d *deviceState, ev collector.Event) {
 	fp := Fingerprint(KindDeviceRebooted, ev.Device, "")
+	if !d.bootAt.IsZero() && absDuration(ev.Time.Sub(d.bootAt)) <= 2*time.Minute {
+		return // a late trap of a reboot a poll already reported
+	}
 	d.rebootAt, d.trapRebootAt = ev.Time, ev.Time
 	d.quiet(ev.Time.Add(e.opts.Settle), fp)
 	if d.open[fp] != nil {
@@ -53,6 +57,9 @@ func (e *Engine) rebootTrap(c *changes, d *deviceState, ev collector.Event) {
 }
 
 func (e *Engine) linkTrap(c *changes, d *deviceState, ev collector.Event) {
+	if ev.Time.Before(d.lastPoll) {
+		return // a poll after it already told the interface's state
+	}
 	index, name := ev.Attrs["ifIndex"], ev.Attrs["ifName"]
 	object := name
 	known, ok := d.ifaces[name]

@@ -101,6 +101,20 @@ func (e *Engine) derive(d *deviceState, at time.Time, samples []collector.Sample
 		}
 		return r
 	}
+	// ifCounterDiscontinuityTime moving says the interface's counters
+	// restarted (a line card reset, a counter clear): no rates from them
+	// this poll, however plausible the deltas look.
+	reset := map[string]bool{}
+	for _, s := range samples {
+		if s.Metric != "ifCounterDiscontinuityTime" {
+			continue
+		}
+		idx := s.Labels.Get("ifIndex")
+		if prev, ok := d.discontinuity[idx]; ok && prev != s.Value {
+			reset[idx] = true
+		}
+		d.discontinuity[idx] = s.Value
+	}
 	for _, s := range samples {
 		switch s.Kind {
 		case collector.Counter:
@@ -111,7 +125,8 @@ func (e *Engine) derive(d *deviceState, at time.Time, samples []collector.Sample
 				d.counters[key] = prev
 			}
 			ok := !prev.t.IsZero() && s.Time.After(prev.t) && s.Time.Sub(prev.t) <= e.opts.MaxRateGap
-			if ok && (s.Value < prev.v || (!d.rebootAt.IsZero() && prev.t.Before(d.rebootAt))) {
+			if ok && (s.Value < prev.v || (!d.rebootAt.IsZero() && prev.t.Before(d.rebootAt)) ||
+				(len(reset) > 0 && reset[s.Labels.Get("ifIndex")])) {
 				ok = false
 				e.stats.Discontinuities++
 			}

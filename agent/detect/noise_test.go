@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -157,6 +158,17 @@ func newDevice(name string, interval time.Duration, boot time.Time, seed uint64)
 // core-sw1 flaps. Target: one root issue, the rest suppressed under it;
 // the flapping interface one interface_flapping issue.
 func TestNoiseIncident(t *testing.T) {
+	s, devices, behind, fail, heal, outage := incident()
+	again, _, _, _, _, _ := incident()
+	if !reflect.DeepEqual(s.changes, again.changes) {
+		t.Errorf("two runs of the same incident gave different changes")
+	}
+	report(t, s, devices, behind, fail, heal, outage)
+}
+
+// incident runs the scripted incident; outage is what was suppressed while
+// the link was down.
+func incident() (s *sim, devices, behind []*simDevice, fail, heal time.Time, outage []Issue) {
 	const interval = 10 * time.Second
 	start := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	boot := start.Add(-40 * 24 * time.Hour)
@@ -168,8 +180,8 @@ func TestNoiseIncident(t *testing.T) {
 	}
 	dist := newDevice("dist-sw1", interval, boot, 2)
 	dist.ifaces = []*simIface{{index: 1, name: "xe-0/0/0", speedMb: 10000, base: 250e6, wrap: 1 << 64, lldpPeer: "core-sw1", peerPort: "ge-0/0/1"}}
-	devices := []*simDevice{core, dist}
-	behind := []*simDevice{dist}
+	devices = []*simDevice{core, dist}
+	behind = []*simDevice{dist}
 	for i := 1; i <= 19; i++ {
 		name := fmt.Sprintf("acc-sw%02d", i)
 		port := fmt.Sprintf("ge-1/0/%d", i)
@@ -183,16 +195,12 @@ func TestNoiseIncident(t *testing.T) {
 		devices = append(devices, acc)
 		behind = append(behind, acc)
 	}
-	s := &sim{interval: interval, devices: devices, engine: New("edge-1", Options{Roots: []string{"core-sw1"}})}
+	s = &sim{interval: interval, devices: devices, engine: New("edge-1", Options{Roots: []string{"core-sw1"}})}
 
-	fail := start.Add(40 * time.Minute)
-	heal := fail.Add(5 * time.Minute)
+	fail = start.Add(40 * time.Minute)
+	heal = fail.Add(5 * time.Minute)
 	flapFrom, flapTo := start.Add(50*time.Minute), start.Add(56*time.Minute)
-	warm := 0
 	s.run(start, start.Add(75*time.Minute), func(tick time.Time) {
-		if tick.Before(fail) {
-			warm = len(s.changes)
-		}
 		switch {
 		case tick.Equal(fail):
 			core.ifaces[0].down = true
@@ -200,6 +208,7 @@ func TestNoiseIncident(t *testing.T) {
 				d.dead = true
 			}
 		case tick.Equal(heal):
+			outage = s.engine.Suppressed()
 			core.ifaces[0].down = false
 			for _, d := range behind {
 				// Back, with the uplink still coming up, and the traps
@@ -221,6 +230,16 @@ func TestNoiseIncident(t *testing.T) {
 		}
 	})
 
+	return s, devices, behind, fail, heal, outage
+}
+
+func report(t *testing.T, s *sim, devices, behind []*simDevice, fail, heal time.Time, outage []Issue) {
+	warm := 0
+	for _, c := range s.changes {
+		if c.Time.Before(fail) {
+			warm++
+		}
+	}
 	byKind, list := opened(s.changes)
 	st := s.engine.Stats()
 	var roots, flapDowns, other []string
@@ -234,16 +253,17 @@ func TestNoiseIncident(t *testing.T) {
 			other = append(other, l)
 		}
 	}
-	unreach := 0
-	for _, is := range s.engine.Suppressed() {
-		if is.Kind == KindDeviceUnreachable {
-			unreach++
-		}
+	during := map[string]int{}
+	causes := map[string]bool{}
+	for _, is := range outage {
+		during[is.Kind]++
+		causes[is.CausedBy] = true
 	}
 	fmt.Printf("noise incident: %d devices, 1 link down for %s, %d devices behind it, 1 flapping interface\n", len(devices), heal.Sub(fail), len(behind))
 	fmt.Printf("  issues raised (opened): %d  by kind: %v\n", len(list), byKind)
 	fmt.Printf("  root issues:            %d  %v\n", len(roots), roots)
 	fmt.Printf("  suppressed children:    %d  (released %d, attributed later %d, deferred polls %d)\n", st.Suppressed, st.Released, st.Attributed, st.Deferred)
+	fmt.Printf("  suppressed at the end of the outage: %v, caused by %v\n", during, keys(causes))
 	fmt.Printf("  flapping interface:     %v\n", flapDowns)
 	fmt.Printf("  other issues:           %d  %v\n", len(other), other)
 	if warm != 0 {
@@ -260,7 +280,18 @@ func TestNoiseIncident(t *testing.T) {
 	if st.Suppressed < 40 || st.Released != 0 {
 		t.Errorf("suppressed %d, released %d; want at least 40 suppressed, none released", st.Suppressed, st.Released)
 	}
-	_ = unreach
+	if during[KindDeviceUnreachable] != len(behind) || len(causes) != 1 || !causes[roots[0][:strings.Index(roots[0], " ")]] {
+		t.Errorf("during the outage: suppressed %v caused by %v, want %d device_unreachable under the root", during, keys(causes), len(behind))
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // TestNoiseWeek: a week of diurnal traffic with noise on healthy devices,

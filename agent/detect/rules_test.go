@@ -558,3 +558,38 @@ func TestNoIO(t *testing.T) {
 		}
 	}
 }
+
+// ifCounterDiscontinuityTime moving voids the interface's rates for that
+// poll, however plausible the deltas look.
+func TestCounterDiscontinuityTime(t *testing.T) {
+	o := noRules()
+	o.Thresholds = []ThresholdRule{{Kind: KindInterfaceErrors, Metric: "ifInErrors", Threshold: 1}}
+	e := New("edge-1", o)
+	ls := []string{"ifIndex", "1", "ifName", "eth0"}
+	p := func(i int, disc, errs float64) collector.Poll {
+		return poll(dev, i, gauge("ifCounterDiscontinuityTime", disc, ls...), ctr("ifInErrors", errs, ls...))
+	}
+	got := observeAll(e, p(0, 100, 0), p(1, 100, 5), p(2, 300, 500), p(3, 300, 505))
+	checkChanges(t, got, nil)
+	if s := e.Stats(); s.Discontinuities != 1 {
+		t.Errorf("discontinuities = %d, want 1", s.Discontinuities)
+	}
+	checkChanges(t, observeAll(e, p(4, 300, 605)), []string{"opened interface_errors/core-sw1/eth0 @4"})
+}
+
+// Traps that arrive after a poll told the same story change nothing.
+func TestLateTraps(t *testing.T) {
+	e := New("edge-1", noRules())
+	got := observeAll(e, poll(dev, 0, cat(gauge("sysUpTime", 5000), ifSamples(1, "eth0", 1, 1))...),
+		poll(dev, 1, cat(gauge("sysUpTime", 3), ifSamples(1, "eth0", 1, 1))...),
+		poll(dev, 2, cat(gauge("sysUpTime", 13), ifSamples(1, "eth0", 1, 1))...))
+	for _, ev := range []collector.Event{
+		{Device: dev, Type: EventColdStart, Time: at(1).Add(-2 * time.Second)},                                     // the boot the poll at 1 saw
+		{Device: dev, Type: EventLinkDown, Time: at(1).Add(time.Second), Attrs: map[string]string{"ifIndex": "1"}}, // before the poll at 2
+	} {
+		for _, c := range e.ObserveEvent(ev) {
+			got = append(got, describe(c))
+		}
+	}
+	checkChanges(t, got, []string{"opened device_rebooted/core-sw1/ @1", "resolved device_rebooted/core-sw1/ @2"})
+}
