@@ -30,7 +30,32 @@ const maxNeighbours = 1024
 // neighbour is one LLDP neighbour: the local port and the remote device
 // and port.
 type neighbour struct {
-	port, remote, remotePort string
+	port, remote, remotePort, remotePortDesc string
+}
+
+// portObject maps an LLDP port id (or, failing that, its description) to
+// the name interface issues use on the device: LLDP may name a port by its
+// ifName, its ifDescr or its ifAlias-like description.
+func (d *deviceState) portObject(id, desc string) string {
+	if _, ok := d.ifaces[id]; ok {
+		return id
+	}
+	objects := make([]string, 0, len(d.ifaces))
+	for o := range d.ifaces {
+		objects = append(objects, o)
+	}
+	sort.Strings(objects)
+	for _, want := range [...]string{id, desc} {
+		if want == "" {
+			continue
+		}
+		for _, o := range objects {
+			if k := d.ifaces[o]; k.name == want || k.descr == want {
+				return o
+			}
+		}
+	}
+	return id
 }
 
 // canCause reports whether issues of kind can be the cause of others.
@@ -266,7 +291,7 @@ func (e *Engine) buildTopology() {
 				continue
 			}
 			adj[name] = append(adj[name], edge{peer, n.port})
-			adj[peer] = append(adj[peer], edge{name, n.remotePort})
+			adj[peer] = append(adj[peer], edge{name, e.devices[peer].portObject(n.remotePort, n.remotePortDesc)})
 		}
 	}
 	if len(e.opts.Roots) > 0 && len(adj) > 0 {
@@ -300,11 +325,13 @@ func (e *Engine) buildTopology() {
 	}
 }
 
-// neighbours learns the device's sysName and LLDP neighbours from a poll.
-// LLDP rows are Info samples named lldpRemSysName with the labels ifName
-// (or lldpLocPortId: the local port), lldpRemSysName (the neighbour's
-// sysName or target name) and lldpRemPortId (its port). A poll without
-// LLDP rows keeps the neighbours known.
+// neighbours learns the device's sysName and LLDP neighbours from a poll,
+// after its interfaces. LLDP rows are Info samples named lldpRemSysName
+// with the labels lldpLocPortId and lldpLocPortDesc (or ifName: the local
+// port), lldpRemSysName (the neighbour's sysName or target name) and
+// lldpRemPortId, lldpRemPortDesc (its port). Ports are mapped to interface
+// names by ifName or ifDescr. A poll without LLDP rows keeps the
+// neighbours known.
 func (e *Engine) neighbours(d *deviceState, device string, samples []collector.Sample) {
 	var ns []neighbour
 	for _, s := range samples {
@@ -317,9 +344,10 @@ func (e *Engine) neighbours(d *deviceState, device string, samples []collector.S
 		case "lldpRemSysName":
 			port := s.Labels.Get("ifName")
 			if port == "" {
-				port = s.Labels.Get("lldpLocPortId")
+				port = d.portObject(s.Labels.Get("lldpLocPortId"), s.Labels.Get("lldpLocPortDesc"))
 			}
-			n := neighbour{port: port, remote: s.Labels.Get("lldpRemSysName"), remotePort: s.Labels.Get("lldpRemPortId")}
+			n := neighbour{port: port, remote: s.Labels.Get("lldpRemSysName"), remotePort: s.Labels.Get("lldpRemPortId"),
+				remotePortDesc: s.Labels.Get("lldpRemPortDesc")}
 			if n.remote != "" && len(ns) < maxNeighbours {
 				ns = append(ns, n)
 			}

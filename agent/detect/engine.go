@@ -409,8 +409,8 @@ func (e *Engine) succeeded(c *changes, d *deviceState, device string, p collecto
 		c.resolve(d, is, p.Time, "poll succeeded")
 	}
 	e.reboot(c, d, device, p)
-	e.neighbours(d, device, p.Samples)
 	e.interfaces(c, d, device, p)
+	e.neighbours(d, device, p.Samples)
 	e.metrics(c, d, device, p.Time, p.Samples)
 }
 

@@ -447,8 +447,19 @@ func TestLLDPTopology(t *testing.T) {
 		return collector.Sample{Metric: "lldpRemSysName", Kind: collector.Info, Value: 1,
 			Labels: collector.NewLabels("ifName", local, "lldpRemSysName", remote, "lldpRemPortId", remotePort)}
 	}
+	// As the collector's LLDP-MIB profile labels rows: ports by LLDP id
+	// and description, here a MAC address and the ifDescr.
+	lldpMIB := func(localID, localDesc, remote, remoteID, remoteDesc string) collector.Sample {
+		return collector.Sample{Metric: "lldpRemSysName", Kind: collector.Info, Value: 1,
+			Labels: collector.NewLabels("lldpLocPortId", localID, "lldpLocPortDesc", localDesc, "lldpRemSysName", remote,
+				"lldpRemPortId", remoteID, "lldpRemPortDesc", remoteDesc)}
+	}
 	core := func(i int, oper float64) collector.Poll {
-		return poll("core-sw1", i, cat(ifSamples(1, "ge-0/0/1", 1, oper), lldp("ge-0/0/1", "dist1.example.net", "xe-0/0/0"))...)
+		ifs := ifSamples(1, "ge-0/0/1", 1, oper)
+		for j := range ifs {
+			ifs[j].Labels = collector.NewLabels("ifIndex", "1", "ifName", "ge-0/0/1", "ifDescr", "GigabitEthernet0/0/1")
+		}
+		return poll("core-sw1", i, cat(ifs, lldpMIB("00:11:22:33:44:55", "GigabitEthernet0/0/1", "dist1.example.net", "xe-0/0/0", ""))...)
 	}
 	dist := poll("dist-sw1", 0, cat(gauge("sysName", 1, "sysName", "dist1.example.net"), ifSamples(1, "xe-0/0/0", 1, 1),
 		lldp("xe-0/0/0", "core-sw1", "ge-0/0/1"), lldp("ge-1/0/1", "acc-sw1", "uplink"))...)
