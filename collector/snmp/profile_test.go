@@ -35,9 +35,17 @@ func TestPollProfilesSNMPD(t *testing.T) {
 	dev.start()
 	o := dev.opts("2c", "public", 2*time.Second, 1)
 	o.Plan, o.MaxWalks = allProfiles(t), 3
-	r := NewPoller(nil).Poll(context.Background(), o)
+	p := NewPoller(nil)
+	if r := p.Poll(context.Background(), o); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	time.Sleep(1100 * time.Millisecond) // sysUpTime counts hundredths; a rate needs time to pass
+	r := p.Poll(context.Background(), o)
 	if r.Err != nil {
 		t.Fatal(r.Err)
+	}
+	if s, ok := find(r.Samples, "ifHCInOctets_rate", "lo"); !ok || s.Kind != collector.Rate || s.Value < 0 {
+		t.Errorf("second poll: ifHCInOctets_rate for lo = %+v (found %v), want a rate (snmpd caches counters for seconds, so it may be 0)", s, ok)
 	}
 	for _, m := range []string{"sysUpTime", "sysName", "sysDescr", "ifOperStatus", "ifHCInOctets", "ifHighSpeed",
 		"hrStorageSize", "memTotalReal", "ssCpuRawIdle", "laLoad", MetricMemoryUtilization} {

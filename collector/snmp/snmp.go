@@ -51,6 +51,7 @@ type Poller struct {
 	log     *slog.Logger
 	engines engines
 	noBulk  sync.Map // engineKey -> true: walk this device with GetNext
+	rates   sync.Map // engineKey -> *rates
 }
 
 // NewPoller returns a Poller that logs to logger (nil: discard).
@@ -134,8 +135,9 @@ func (p *Poller) poll(ctx context.Context, o Options, at time.Time) ([]collector
 		return nil, err
 	}
 	base := collector.Sample{Device: o.Target.Name, Time: at}
-	samples, _ := res.samples(o.Target.Name, base)
+	samples, counters := res.samples(o.Target.Name, base)
 	samples = derive(samples, base)
+	samples = p.targetRates(o).observe(samples, counters, at)
 	for _, b := range res.bad {
 		st.bad += b
 	}

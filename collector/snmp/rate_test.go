@@ -1,0 +1,127 @@
+package snmp
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netaiops/netaiops/collector"
+)
+
+// pollOf builds one poll's samples: "metric{ifIndex} value" with counters
+// of the given width (32 or 64).
+type fakePoll struct {
+	samples  []collector.Sample
+	counters []counterSample
+}
+
+func (f *fakePoll) gauge(metric string, v float64, ifIndex string) *fakePoll {
+	var ls collector.Labels
+	if ifIndex != "" {
+		ls = collector.NewLabels("ifIndex", ifIndex, "ifName", "eth"+ifIndex)
+	}
+	f.samples = append(f.samples, collector.Sample{Device: "d", Metric: metric, Value: v, Kind: collector.Gauge, Labels: ls})
+	return f
+}
+
+func (f *fakePoll) counter(metric string, v float64, bits uint8, ifIndex string) *fakePoll {
+	f.counters = append(f.counters, counterSample{idx: len(f.samples), bits: bits})
+	f.gauge(metric, v, ifIndex)
+	f.samples[len(f.samples)-1].Kind = collector.Counter
+	return f
+}
+
+// rateLines renders the Rate samples of a poll.
+func rateLines(samples []collector.Sample) string {
+	var out []string
+	for _, s := range samples {
+		if s.Kind == collector.Rate || s.Metric == MetricCPUUtilization {
+			out = append(out, fmt.Sprintf("%s%s %g", s.Metric, s.Labels, s.Value))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestRates(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	const eth1 = `{ifIndex="1",ifName="eth1"}`
+	type step struct {
+		after time.Duration // since the previous poll
+		poll  *fakePoll
+		want  string
+	}
+	p := func() *fakePoll { return &fakePoll{} }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"Counter64 and utilization from ifHighSpeed", []step{
+			{0, p().gauge("sysUpTime", 100, "").gauge("ifHighSpeed", 1, "1").counter("ifHCInOctets", 1000, 64, "1"), ""},
+			{10 * time.Second, p().gauge("sysUpTime", 110, "").gauge("ifHighSpeed", 1, "1").counter("ifHCInOctets", 11000, 64, "1"),
+				"ifHCInOctets_rate" + eth1 + " 1000\nif_in_utilization" + eth1 + " 0.8"},
+		}},
+		{"Counter32 wraps once", []step{
+			{0, p().counter("ifInOctets", 1<<32-100, 32, "1").gauge("ifSpeed", 1e6, "1"), ""},
+			{10 * time.Second, p().counter("ifInOctets", 900, 32, "1").gauge("ifSpeed", 1e6, "1"),
+				"ifInOctets_rate" + eth1 + " 100\nif_in_utilization" + eth1 + " 0.08"},
+		}},
+		{"Counter32 reset is no wrap", []step{
+			{0, p().counter("ifInErrors", 3e9, 32, "1"), ""},
+			{10 * time.Second, p().counter("ifInErrors", 5, 32, "1"), ""},
+			{10 * time.Second, p().counter("ifInErrors", 25, 32, "1"), "ifInErrors_rate" + eth1 + " 2"},
+		}},
+		{"Counter64 backwards", []step{
+			{0, p().counter("ifHCOutOctets", 5000, 64, "1"), ""},
+			{10 * time.Second, p().counter("ifHCOutOctets", 4000, 64, "1"), ""},
+		}},
+		{"sysUpTime went back: no rate for the interval, then rates again", []step{
+			{0, p().gauge("sysUpTime", 1000, "").counter("ifHCInOctets", 1e12, 64, "1").counter("ifInErrors", 7, 32, "1"), ""},
+			{60 * time.Second, p().gauge("sysUpTime", 30, "").counter("ifHCInOctets", 1e12+5e6, 64, "1").counter("ifInErrors", 9, 32, "1"), ""},
+			{60 * time.Second, p().gauge("sysUpTime", 90, "").counter("ifHCInOctets", 1e12+5e6+6000, 64, "1").counter("ifInErrors", 15, 32, "1"),
+				"ifHCInOctets_rate" + eth1 + " 100\nifInErrors_rate" + eth1 + " 0.1"},
+		}},
+		{"rebooted during a long gap: sysUpTime advanced less than the time between polls", []step{
+			{0, p().gauge("sysUpTime", 1000, "").counter("ifHCInOctets", 100, 64, "1"), ""},
+			{10 * time.Minute, p().gauge("sysUpTime", 1200, "").counter("ifHCInOctets", 200, 64, "1"), ""},
+		}},
+		{"ifCounterDiscontinuityTime changed: that row has no rate", []step{
+			{0, p().gauge("ifCounterDiscontinuityTime", 0, "1").counter("ifHCInOctets", 100, 64, "1").
+				gauge("ifCounterDiscontinuityTime", 0, "2").counter("ifHCInOctets", 100, 64, "2"), ""},
+			{10 * time.Second, p().gauge("ifCounterDiscontinuityTime", 500, "1").counter("ifHCInOctets", 1e9, 64, "1").
+				gauge("ifCounterDiscontinuityTime", 0, "2").counter("ifHCInOctets", 200, 64, "2"),
+				`ifHCInOctets_rate{ifIndex="2",ifName="eth2"} 10`},
+		}},
+		{"reboot spike of petabits per second without sysUpTime: beyond the interface speed", []step{
+			{0, p().gauge("ifHighSpeed", 10000, "1").counter("ifHCInOctets", 10, 64, "1"), ""},
+			{10 * time.Second, p().gauge("ifHighSpeed", 10000, "1").counter("ifHCInOctets", 1.8e19, 64, "1"), ""},
+		}},
+		{"polls too far apart", []step{
+			{0, p().counter("ifHCInOctets", 10, 64, "1"), ""},
+			{16 * time.Minute, p().counter("ifHCInOctets", 20, 64, "1"), ""},
+		}},
+		{"CPU from UCD-SNMP ticks", []step{
+			{0, p().counter("ssCpuRawUser", 100, 32, "").counter("ssCpuRawNice", 0, 32, "").counter("ssCpuRawSystem", 100, 32, "").
+				counter("ssCpuRawIdle", 800, 32, "").counter("ssCpuRawWait", 0, 32, ""), ""},
+			{10 * time.Second, p().counter("ssCpuRawUser", 250, 32, "").counter("ssCpuRawNice", 0, 32, "").counter("ssCpuRawSystem", 200, 32, "").
+				counter("ssCpuRawIdle", 1550, 32, "").counter("ssCpuRawWait", 0, 32, ""),
+				"ssCpuRawUser_rate{} 15\nssCpuRawNice_rate{} 0\nssCpuRawSystem_rate{} 10\nssCpuRawIdle_rate{} 75\nssCpuRawWait_rate{} 0\ncpuUtilization{} 25"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &rates{counters: map[string]*counterState{}, disc: map[string]float64{}}
+			at := t0
+			for i, st := range tt.steps {
+				at = at.Add(st.after)
+				for j := range st.poll.samples {
+					st.poll.samples[j].Time = at
+				}
+				got := rateLines(r.observe(st.poll.samples, st.poll.counters, at))
+				if got != st.want {
+					t.Errorf("poll %d:\n got: %s\nwant: %s", i+1, got, st.want)
+				}
+			}
+		})
+	}
+}
