@@ -1,8 +1,28 @@
 // Package detect is the detection engine: it consumes polls (samples or a
-// failure) in time order per device and emits issue changes (opened,
-// updated, resolved). It is pure computation on the polls' timestamps: no
-// I/O, no clock, no gRPC, so the same polls always give the same changes,
-// ids included, whether live, replayed or in a test.
+// failure) and trap events in time order per device and emits issue changes
+// (opened, updated, resolved). It is pure computation on the polls'
+// timestamps: no I/O, no clock, no gRPC, so the same polls always give the
+// same changes, ids included, whether live, replayed or in a test.
+//
+// The rules:
+//   - device_unreachable (consecutive failed polls), device_rebooted
+//     (sysUpTime went back, or a cold_start/warm_start trap),
+//     interface_down (admin up, oper down; also from link_down traps);
+//   - interface_flapping: the Nagios percent state change over the last 21
+//     checks of an interface, opening at 20 % and resolving below 5 %;
+//   - threshold rules (high_utilization, interface_errors, high_cpu,
+//     high_memory, high_temperature, or any kind configured) with for and
+//     keep_firing_for, per metric and per label or device match;
+//   - metric_anomaly: the score of agent/detect/anomaly on a series stays
+//     high (onset at min_score, held while out of band) for for.
+//
+// One issue per fingerprint (kind/device/object): a condition that holds
+// updates its issue (severity, evidence) and never opens a second one.
+// Issues another issue explains are suppressed (see correlate.go); counters
+// are turned into rates only across a clean interval, so a wrap, a reset or
+// a reboot never looks like traffic. Memory is bounded per device by what
+// it reports: state of series and conditions not seen for StaleAfter is
+// dropped, anomaly series live in a fixed-size set.
 package detect
 
 import (

@@ -604,3 +604,20 @@ func TestLateTraps(t *testing.T) {
 	}
 	checkChanges(t, got, []string{"opened device_rebooted/core-sw1/ @1", "resolved device_rebooted/core-sw1/ @2"})
 }
+
+// Samples from outside a poll (flow features) run the metric rules.
+func TestObserveSamples(t *testing.T) {
+	o := noRules()
+	o.Thresholds = []ThresholdRule{{Kind: "flow_fanout", Metric: "flowFanOut", Threshold: 1000, For: 20 * time.Second}}
+	e := New("edge-1", o)
+	var got []string
+	for i, v := range []float64{10, 5000, 5000, 5000, 10} {
+		s := gauge("flowFanOut", v, "src", "198.18.0.7")
+		s.Device, s.Time = dev, at(i)
+		for _, c := range e.ObserveSamples(dev, at(i), []collector.Sample{s}) {
+			got = append(got, describe(c)+" "+c.Issue.Object)
+		}
+	}
+	checkChanges(t, got, []string{`opened flow_fanout/core-sw1/{src="198.18.0.7"} @3 {src="198.18.0.7"}`,
+		`resolved flow_fanout/core-sw1/{src="198.18.0.7"} @4 {src="198.18.0.7"}`})
+}
