@@ -14,6 +14,9 @@ const (
 	DefaultFlapWindow      = 21
 	DefaultFlapHigh        = 20.0
 	DefaultFlapLow         = 5.0
+	// DefaultMaxAnomalySeries bounds the series scored for anomalies
+	// (about 1 KB each).
+	DefaultMaxAnomalySeries = 8192
 )
 
 // Rules tunes the detection engine (agent/detect): thresholds, anomaly
@@ -23,6 +26,7 @@ const (
 //	  defaults: true              # keep the shipped rules after these (default true)
 //	  settle: 1m                  # issues of a device that just came back or rebooted stay suppressed this long
 //	  correlation_wait: 2         # extra failed polls an unexplained device_unreachable waits for its upstream
+//	  max_anomaly_series: 8192    # series scored for anomalies, about 1 KB each; more are not scored
 //	  flapping: {window: 21, high: 20, low: 5}   # Nagios-style percent state change, hysteresis
 //	  thresholds:
 //	    - kind: high_cpu
@@ -46,13 +50,14 @@ const (
 //	    links:
 //	      - {parent: core-sw1, port: ge-0/0/1, child: dist-sw1}
 type Rules struct {
-	Defaults        *bool           `yaml:"defaults"` // nil: true
-	Settle          time.Duration   `yaml:"settle"`
-	CorrelationWait int             `yaml:"correlation_wait"`
-	Flapping        Flapping        `yaml:"flapping"`
-	Thresholds      []ThresholdRule `yaml:"thresholds"`
-	Anomalies       []AnomalyRule   `yaml:"anomalies"`
-	Topology        Topology        `yaml:"topology"`
+	Defaults         *bool           `yaml:"defaults"` // nil: true
+	Settle           time.Duration   `yaml:"settle"`
+	CorrelationWait  int             `yaml:"correlation_wait"`
+	MaxAnomalySeries int             `yaml:"max_anomaly_series"`
+	Flapping         Flapping        `yaml:"flapping"`
+	Thresholds       []ThresholdRule `yaml:"thresholds"`
+	Anomalies        []AnomalyRule   `yaml:"anomalies"`
+	Topology         Topology        `yaml:"topology"`
 }
 
 // Flapping tunes interface_flapping; zero values mean the defaults.
@@ -121,6 +126,9 @@ func (c *Config) setRuleDefaults() {
 	if !c.isSet("rules.correlation_wait") {
 		r.CorrelationWait = DefaultCorrelationWait
 	}
+	if !c.isSet("rules.max_anomaly_series") {
+		r.MaxAnomalySeries = DefaultMaxAnomalySeries
+	}
 	if !c.isSet("rules.flapping.window") {
 		r.Flapping.Window = DefaultFlapWindow
 	}
@@ -141,6 +149,9 @@ func (c *Config) validateRules(bad func(path, format string, args ...any)) {
 	}
 	if r.CorrelationWait < 0 {
 		bad("rules.correlation_wait", "must not be negative, got %d", r.CorrelationWait)
+	}
+	if r.MaxAnomalySeries < 0 || (r.MaxAnomalySeries == 0 && c.isSet("rules.max_anomaly_series")) {
+		bad("rules.max_anomaly_series", "must be at least 1, got %d", r.MaxAnomalySeries)
 	}
 	f := r.Flapping
 	if f.Window != 0 && (f.Window < 2 || f.Window > 64) {

@@ -15,7 +15,7 @@ func TestRulesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := c.Rules
-	if r.Defaults == nil || !*r.Defaults || r.Settle != DefaultSettle || r.CorrelationWait != DefaultCorrelationWait ||
+	if r.Defaults == nil || !*r.Defaults || r.Settle != DefaultSettle || r.CorrelationWait != DefaultCorrelationWait || r.MaxAnomalySeries != DefaultMaxAnomalySeries ||
 		r.Flapping != (Flapping{Window: 21, High: 20, Low: 5}) || len(r.Thresholds) != 0 || len(r.Anomalies) != 0 {
 		t.Errorf("rules = %+v", r)
 	}
@@ -29,7 +29,7 @@ func TestRulesValid(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	no := false
 	want := Rules{
-		Defaults: &no, Settle: 2 * time.Minute, CorrelationWait: 0,
+		Defaults: &no, Settle: 2 * time.Minute, CorrelationWait: 0, MaxAnomalySeries: 100000,
 		Flapping: Flapping{Window: 11, High: 30, Low: 10.5},
 		Thresholds: []ThresholdRule{
 			{Kind: "high_utilization", Metric: "ifInUtilization", Match: map[string]string{"device": "core-.*", "ifName": "ge-0/0/.*"},
@@ -67,6 +67,7 @@ func TestRulesInvalid(t *testing.T) {
 		"invalid-kind-missing.yaml":           `:11: rules.thresholds[0].kind: required (the issue kind, e.g. high_cpu)`,
 		"invalid-link-incomplete.yaml":        `:12: rules.topology.links[0]: parent, port and child are required`,
 		"invalid-link-self.yaml":              `:12: rules.topology.links[0]: device "core-sw1" cannot be its own parent`,
+		"invalid-max-anomaly-series.yaml":     `:10: rules.max_anomaly_series: must be at least 1, got 0`,
 		"invalid-match-regexp.yaml":           ":13: rules.thresholds[0].match.ifName: bad regular expression \"ge-(\": error parsing regexp: missing closing ): `ge-(`",
 		"invalid-metric-missing.yaml":         `:11: rules.thresholds[0].metric: required (the metric name, e.g. cpuUtilization)`,
 		"invalid-min-deviation.yaml":          `:12: rules.anomalies[0].min_deviation: must not be negative, got -2`,

@@ -24,6 +24,7 @@ func FromConfig(c *config.Config) detect.Options {
 		Settle:           r.Settle,
 		CorrelationWait:  r.CorrelationWait,
 		Roots:            slices.Clone(r.Topology.Roots),
+		MaxAnomalySeries: r.MaxAnomalySeries,
 	}
 	if o.CorrelationWait == 0 {
 		o.CorrelationWait = -1 // configured 0: no wait (0 in Options means the default)

@@ -36,7 +36,7 @@ func TestFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(o.Thresholds) != 2 || len(o.Anomalies) != 1 || o.CorrelationWait != -1 || o.Settle != 2*time.Minute ||
-		o.Flap != (detect.FlapOptions{Window: 11, High: 30, Low: 10.5}) || len(o.Topology) != 1 || o.Roots[0] != "core-sw1" {
+		o.Flap != (detect.FlapOptions{Window: 11, High: 30, Low: 10.5}) || len(o.Topology) != 1 || o.Roots[0] != "core-sw1" || o.MaxAnomalySeries != 100000 {
 		t.Fatalf("options = %+v", o)
 	}
 	if r := o.Thresholds[1]; !r.Below || r.Threshold != -20 || *r.Critical != -25 || r.Severity != detect.SeverityWarning {
