@@ -191,7 +191,14 @@ func (e *Engine) settle(c *changes, d *deviceState, device string, at time.Time)
 			delete(d.recent, fp)
 		}
 	}
-	e.attribute(c, device, at, map[string]bool{device: true})
+	// Only a device with an open issue that can cause others has anything
+	// to attribute; most polls skip the topology entirely.
+	for _, is := range d.open {
+		if canCause(is.Kind) {
+			e.attribute(c, device, at, map[string]bool{device: true})
+			break
+		}
+	}
 }
 
 // attribute marks the open device_unreachable issues of the devices behind
@@ -259,6 +266,10 @@ func (e *Engine) buildTopology() {
 		return
 	}
 	t.dirty = false
+	if len(e.opts.Topology) == 0 && len(e.opts.Roots) == 0 {
+		t.parents, t.children = nil, nil // nothing to build from
+		return
+	}
 	t.parents = map[string][]Link{}
 	t.children = map[string][]string{}
 	t.byName = map[string]string{}

@@ -155,7 +155,7 @@ type deviceState struct {
 	rebootAt     time.Time
 	trapRebootAt time.Time // last reboot reported by a trap
 
-	counters      map[string]*counter // raw counter values by series
+	counters      map[uint64]*counter // raw counter values by series key
 	discontinuity map[string]float64  // ifCounterDiscontinuityTime by ifIndex
 	bootAt        time.Time           // boot time of the last reboot seen by polls
 	conds         map[string]*cond    // threshold and anomaly rule state by fingerprint
@@ -214,7 +214,7 @@ func (e *Engine) device(name string) *deviceState {
 	d := e.devices[name]
 	if d == nil {
 		d = &deviceState{open: map[string]*Issue{}, held: map[string]bool{}, ifaceOf: map[string]string{},
-			recent: map[string]recentRoot{}, counters: map[string]*counter{}, discontinuity: map[string]float64{}, conds: map[string]*cond{},
+			recent: map[string]recentRoot{}, counters: map[uint64]*counter{}, discontinuity: map[string]float64{}, conds: map[string]*cond{},
 			flaps: map[string]*flap{}, ifaces: map[string]ifKnown{}}
 		e.devices[name] = d
 		e.topo.dirty = true
@@ -553,6 +553,9 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 		fp := Fingerprint(KindInterfaceDown, device, object)
 		is := d.open[fp]
 		down := st.admin == 1 && (st.oper == 2 || st.oper == 7)
+		if !down && is == nil {
+			continue // up and no issue: the common case, nothing to build
+		}
 		attrs := map[string]string{
 			"ifIndex":       st.index,
 			"ifName":        st.name,

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -82,7 +81,7 @@ type ifKnown struct {
 // decrease, a reboot or a gap longer than MaxRateGap), and interface
 // utilisation from octet rates and speed.
 func (e *Engine) derive(d *deviceState, at time.Time, samples []collector.Sample) []value {
-	var out []value
+	out := make([]value, 0, len(samples)+len(samples)/4)
 	type ifRates struct {
 		labels               collector.Labels
 		in, out, in32, out32 float64
@@ -91,7 +90,7 @@ func (e *Engine) derive(d *deviceState, at time.Time, samples []collector.Sample
 		highSpeed, speed     float64
 		hasHighSpeed         bool
 	}
-	ifs := map[string]*ifRates{}
+	ifs := make(map[string]*ifRates, len(samples)/8)
 	ifr := func(ls collector.Labels) *ifRates {
 		idx := ls.Get("ifIndex")
 		r := ifs[idx]
@@ -118,7 +117,7 @@ func (e *Engine) derive(d *deviceState, at time.Time, samples []collector.Sample
 	for _, s := range samples {
 		switch s.Kind {
 		case collector.Counter:
-			key := s.Metric + s.Labels.String()
+			key := seriesKey("", s.Metric, s.Labels)
 			prev := d.counters[key]
 			if prev == nil {
 				prev = &counter{}
@@ -464,19 +463,27 @@ func (e *Engine) anomalyRules(c *changes, d *deviceState, device string, at time
 	}
 }
 
+// seriesKey hashes a series' identity (FNV-1a, 64 bits) without
+// allocating; a collision between two series of one engine is not a
+// practical concern at 64 bits.
 func seriesKey(device, metric string, ls collector.Labels) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(device))
-	h.Write([]byte{0})
-	h.Write([]byte(metric))
-	h.Write([]byte{0})
-	for _, l := range ls {
-		h.Write([]byte(l.Name))
-		h.Write([]byte{0})
-		h.Write([]byte(l.Value))
-		h.Write([]byte{0})
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= prime
+		}
+		h ^= 0
+		h *= prime
 	}
-	return h.Sum64()
+	add(device)
+	add(metric)
+	for _, l := range ls {
+		add(l.Name)
+		add(l.Value)
+	}
+	return h
 }
 
 func anomalyAttrs(r *anomalyRule, v value, res anomaly.Result, cs *cond) map[string]string {
