@@ -41,20 +41,24 @@ type Talker struct {
 // FanOut is a source ranked by the flows it initiated in the interval, with
 // the distinct destinations and destination ports of those flows: a port
 // scan shows as many ports on few addresses, a sweep as many addresses.
-// Distinct counts are HyperLogLog estimates (±6.5% above 640, nearly exact
-// below); they cover the flows since the counter was last assigned to this
-// source, so a source that entered late is undercounted, never over.
+// Flows is a count-min estimate (never below the truth, above it by more
+// than Error with probability under 14%). Distinct counts are HyperLogLog
+// estimates (p=8: ±6.5% above 640, nearly exact below) over the flows since
+// the source entered the top list, so a source that entered late is
+// undercounted, never over.
 type FanOut struct {
 	Src      netip.Addr
 	Flows    uint64
-	Error    uint64 // Flows overestimate bound
+	Error    uint64
 	DstAddrs float64
 	DstPorts float64
 }
 
 // FanIn is a destination ranked by the flows opened towards it, with the
 // distinct sources of those flows and how many began with a bare SYN: a
-// (D)DoS shows as many sources, a SYN flood as many SYNs.
+// (D)DoS shows as many sources, a SYN flood as many SYNs. Flows and Error
+// as in FanOut; Sources and SYNs count from when the destination entered
+// the top list.
 type FanIn struct {
 	Dst     netip.Addr
 	Flows   uint64
@@ -100,8 +104,10 @@ type Features struct {
 	src, dst hll
 	cm       *cmSketch    // bytes and packets per source
 	talkers  *spaceSaving // top sources by count-min bytes; aux = packets
-	fanOut   *spaceSaving // by new flows; hllA = dst addrs, hllB = dst ports
-	fanIn    *spaceSaving // by new flows; hllA = sources, aux = SYNs
+	outCM    *cmCount     // new flows per source
+	inCM     *cmCount     // new flows per destination
+	fanOut   *spaceSaving // top sources by count-min new flows; hllA = dst addrs, hllB = dst ports
+	fanIn    *spaceSaving // top destinations by count-min new flows; hllA = sources, aux = SYNs
 }
 
 // NewFeatures makes an empty accumulator.
@@ -113,6 +119,8 @@ func NewFeatures(cfg FeatureConfig) *Features {
 		dst:     newHLL(12),
 		cm:      new(cmSketch),
 		talkers: newSpaceSaving(cfg.Counters, 0, false),
+		outCM:   new(cmCount),
+		inCM:    new(cmCount),
 		fanOut:  newSpaceSaving(cfg.Counters, 8, true),
 		fanIn:   newSpaceSaving(cfg.Counters, 8, false),
 	}
@@ -143,13 +151,15 @@ func (f *Features) Observe(m *Meta, wireLen int, isNew, fromInitiator bool) {
 	f.newFlows++
 	f.src.add(sh)
 	f.dst.add(dh)
-	c := f.fanOut.add(&src, sh, 1)
-	f.fanOut.hllA[c].add(dh)
-	f.fanOut.hllB[c].add(mix(uint64(dport)|uint64(m.Proto)<<16, 0x94d049bb133111eb))
-	c = f.fanIn.add(&dst, dh, 1)
-	f.fanIn.hllA[c].add(sh)
-	if m.Proto == 6 && m.TCPFlags&0x12 == 0x02 {
-		f.fanIn.aux[c]++
+	if c, ok := f.fanOut.set(&src, sh, uint64(f.outCM.add(fmix64(sh)))); ok {
+		f.fanOut.hllA[c].add(dh)
+		f.fanOut.hllB[c].add(uint64(dport) | uint64(m.Proto)<<16)
+	}
+	if c, ok := f.fanIn.set(&dst, dh, uint64(f.inCM.add(fmix64(dh)))); ok {
+		f.fanIn.hllA[c].add(sh)
+		if m.Proto == 6 && m.TCPFlags&0x12 == 0x02 {
+			f.fanIn.aux[c]++
+		}
 	}
 }
 
@@ -170,19 +180,21 @@ func (f *Features) Snapshot(capture string, start, end time.Time, tab TableStats
 		s.TopTalkers = append(s.TopTalkers, Talker{Addr: f.talkers.keys[c].Addr(),
 			Bytes: f.talkers.count[c], Packets: f.talkers.aux[c], Error: cmErr})
 	}
+	flowErr := uint64(float64(f.newFlows) * math.E / cmWidth)
 	for _, c := range f.fanOut.top(f.cfg.TopN) {
 		s.FanOut = append(s.FanOut, FanOut{Src: f.fanOut.keys[c].Addr(), Flows: f.fanOut.count[c],
-			Error: f.fanOut.err[c], DstAddrs: f.fanOut.hllA[c].estimate(), DstPorts: f.fanOut.hllB[c].estimate()})
+			Error: flowErr, DstAddrs: f.fanOut.hllA[c].estimate(), DstPorts: f.fanOut.hllB[c].estimate()})
 	}
 	for _, c := range f.fanIn.top(f.cfg.TopN) {
 		s.FanIn = append(s.FanIn, FanIn{Dst: f.fanIn.keys[c].Addr(), Flows: f.fanIn.count[c],
-			Error: f.fanIn.err[c], Sources: f.fanIn.hllA[c].estimate(), SYNs: f.fanIn.aux[c]})
+			Error: flowErr, Sources: f.fanIn.hllA[c].estimate(), SYNs: f.fanIn.aux[c]})
 	}
 	f.newFlows, f.packets, f.bytes = 0, 0, 0
 	f.src.reset()
 	f.dst.reset()
 	f.talkers.reset()
 	f.cm.reset()
+	*f.outCM, *f.inCM = cmCount{}, cmCount{}
 	f.fanOut.reset()
 	f.fanIn.reset()
 	return s

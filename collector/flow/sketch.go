@@ -290,6 +290,12 @@ func (s *spaceSaving) set(key *addrKey, h uint64, v uint64) (int32, bool) {
 	s.unindex(&s.keys[c])
 	s.keys[c] = *key
 	s.count[c], s.err[c], s.aux[c] = v, 0, 0
+	if s.hllA != nil {
+		s.hllA[c].reset()
+	}
+	if s.hllB != nil {
+		s.hllB[c].reset()
+	}
 	j := h & s.mask
 	for s.index[j] != 0 {
 		j = (j + 1) & s.mask
@@ -323,6 +329,17 @@ func (c *cmSketch) add(h uint64, bytes uint64) (estBytes uint64, estPkts uint32)
 }
 
 func (c *cmSketch) reset() { *c = cmSketch{} }
+
+// cmCount is a count-min sketch of small counts (new flows per address),
+// two rows of 4096.
+type cmCount [2][cmWidth]uint32
+
+func (c *cmCount) add(h uint64) uint32 {
+	i, j := h&(cmWidth-1), (h>>32)&(cmWidth-1)
+	c[0][i]++
+	c[1][j]++
+	return min(c[0][i], c[1][j])
+}
 
 // top returns the counters sorted by count, heaviest first, at most n.
 func (s *spaceSaving) top(n int) []int32 {

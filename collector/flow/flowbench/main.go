@@ -139,7 +139,7 @@ func run(path string, runs, maxFlows int, idle time.Duration, log *slog.Logger) 
 		st := t.Stats()
 		stateBytes = t.StateBytesPerFlow()
 		return row{name: "netaiops from memory: decode+key+table", packets: n, flows: st.Created,
-			note: fmt.Sprintf("evicted %d, peak entries %d", st.Evicted, t.Len())}
+			note: fmt.Sprintf("evicted %d, %d flows left at the end", st.Evicted, t.Len())}
 	}))
 	rows = append(rows, measure(runs, func() row {
 		mt := flow.NewMeter(flow.MeterConfig{Name: "bench", Table: tcfg}, c.link, log, nil)
