@@ -123,10 +123,10 @@ eval-nab:
 		-results "$(CURDIR)/var/nab" -d netaiops
 
 bench-detect:
-	@set -o pipefail; $(GO) test -run '^$$' -bench 'Update$$' -benchtime 3000000x ./agent/detect/anomaly/ | \
-	awk 'BEGIN { printf "%-26s %10s %12s %14s %13s %14s\n", "benchmark", "ns/update", "updates/s", "updates/cpu-s", "bytes/series", "allocs/update" } \
+	@set -o pipefail; $(GO) test -run '^$$' -bench 'Update' -benchtime 3000000x ./agent/detect/anomaly/ | \
+	awk 'BEGIN { printf "%-34s %10s %12s %14s %13s %14s\n", "benchmark", "ns/update", "updates/s", "updates/cpu-s", "bytes/series", "allocs/update" } \
 	/^Benchmark/ { delete m; for (i = 3; i < NF; i += 2) m[$$(i+1)] = $$i; \
-		printf "%-26s %10s %12.0f %14.0f %13s %14s\n", $$1, m["ns/op"], m["updates/s"], m["updates/cpu-s"], m["B/series"], m["allocs/op"] } \
+		printf "%-34s %10s %12.0f %14.0f %13s %14s\n", $$1, m["ns/op"], m["updates/s"], m["updates/cpu-s"], m["B/series"], m["allocs/op"] } \
 	/^(FAIL|ok|PASS)/ { print }'
 
 # --- flow benchmark (collector/flow) -------------------------------------------

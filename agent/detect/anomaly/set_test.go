@@ -103,3 +103,45 @@ func TestSlotIsWholeCacheLines(t *testing.T) {
 	}
 	t.Logf("slot: %d bytes per series", SlotBytes)
 }
+
+// TestUpdateBatchMatchesUpdate: a batch gives the results, counters and
+// evictions of the same samples fed one by one, also while series come, go
+// and overflow the set, and when a batch names a series twice.
+func TestUpdateBatchMatchesUpdate(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	one, batch := NewSet(50, 20*time.Second), NewSet(50, 20*time.Second)
+	now := t0
+	for round := range 3000 {
+		now = now.Add(time.Duration(r.IntN(3)) * time.Second)
+		n := r.IntN(40)
+		keys := make([]uint64, n)
+		values := make([]float64, n)
+		for j := range keys {
+			keys[j] = uint64(r.IntN(120))
+			values[j] = r.NormFloat64()
+		}
+		want := make([]Result, n)
+		wantDropped := 0
+		for j := range keys {
+			var err error
+			if want[j], err = one.Update(keys[j], now, values[j]); err != nil {
+				wantDropped++
+			}
+		}
+		got := make([]Result, n)
+		if d := batch.UpdateBatch(keys, now, values, got); d != wantDropped {
+			t.Fatalf("round %d: %d dropped, want %d", round, d, wantDropped)
+		}
+		for j := range got {
+			if got[j] != want[j] {
+				t.Fatalf("round %d sample %d: %+v, want %+v", round, j, got[j], want[j])
+			}
+		}
+		if one.Stats() != batch.Stats() {
+			t.Fatalf("round %d: stats %+v, want %+v", round, batch.Stats(), one.Stats())
+		}
+	}
+	if st := one.Stats(); st.Evicted == 0 || st.Dropped == 0 {
+		t.Fatalf("stats %+v: the test should exercise eviction and refusal", st)
+	}
+}
