@@ -198,6 +198,17 @@ func TestNoAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Set.Update allocates %v times per call, want 0", n)
 	}
+	keys, values, out := make([]uint64, 100), make([]float64, 100), make([]Result, 100)
+	for j := range keys {
+		keys[j] = uint64(j * 7)
+	}
+	i = 0
+	if n := testing.AllocsPerRun(1000, func() {
+		s.UpdateBatch(keys, t0.Add(time.Duration(i)*time.Minute), values, out)
+		i++
+	}); n != 0 {
+		t.Errorf("Set.UpdateBatch allocates %v times per call, want 0", n)
+	}
 }
 
 // TestStateSize: the state is one flat value of a fixed size: no pointers,

@@ -36,11 +36,15 @@
 // # Cost
 //
 // A Detector is StateBytes (848) bytes with no pointers. A Set keeps each
-// series in a 896-byte slot (detector, key and last time, padded to whole
-// cache lines) plus 8 to 16 bytes of index, all allocated up front.
-// `make bench-detect` feeds 100 000 interleaved series: about 5 to 6.5
-// million updates per second on one idle core (150 to 200 ns per update,
-// mostly cache misses on the series' state), no allocation.
+// series in a slot of SlotBytes (896: detector, key and last time, padded to
+// whole cache lines) plus 8 to 16 bytes of index, all allocated up front and
+// backed by huge pages where Linux allows. An update costs ~60 ns of
+// arithmetic; with 100 000 series the rest is cache and TLB misses on the
+// series' state, which Set.UpdateBatch overlaps across the series of a poll.
+// `make bench-detect` (100 000 series) on a shared 2-core machine measured
+// per CPU second: 4 million updates one by one and 8.8 million in batches
+// when series come in poll order, 2.2 and 4.0 million in shuffled order (the
+// worst case for caches); no allocation.
 //
 // # Quality
 //
