@@ -74,13 +74,18 @@ type Stats struct {
 
 // Agent is a configured edge agent. Run it once.
 type Agent struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	poller  Poller
-	engine  *detect.Engine
-	ob      *outbox.Outbox
-	up      *uplink.Uplink
-	targets []target
+	cfg    *config.Config
+	log    *slog.Logger
+	poller Poller
+	engine *detect.Engine
+	ob     *outbox.Outbox
+	up     *uplink.Uplink
+
+	// cur is the configuration running now; ops carries pushed ones to
+	// manageTargets, forget removed devices to the engine's goroutine.
+	cur    atomic.Pointer[current]
+	ops    chan applyOp
+	forget chan string
 
 	polls      atomic.Uint64
 	pollErrors atomic.Uint64
@@ -121,30 +126,11 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 		engine: detect.New(cfg.Agent.ID, detect.Options{UnreachableAfter: cfg.SNMP.UnreachableAfter}),
 		ob:     ob,
 	}
-	var infos []collector.Target
-	for _, t := range cfg.Targets {
-		ct := collector.Target{Name: t.Name, Address: t.Address, Version: t.Version}
-		infos = append(infos, ct)
-		interval := t.Interval
-		if interval <= 0 {
-			interval = cfg.SNMP.Interval
-		}
-		timeout := t.Timeout
-		if timeout <= 0 {
-			timeout = cfg.SNMP.Timeout
-		}
-		a.targets = append(a.targets, target{
-			opts: snmp.Options{
-				Target:         ct,
-				Community:      string(t.Community),
-				Timeout:        timeout,
-				Retries:        t.EffectiveRetries(cfg.SNMP),
-				MaxRepetitions: cfg.SNMP.MaxRepetitions,
-			},
-			interval: interval,
-			offset:   spread(t.Name, interval),
-		})
-	}
+	// The targets come from the local file merged with the controller's
+	// configuration (remote.go); pushes change them while running.
+	a.cur.Store(a.startConfig())
+	a.ops = make(chan applyOp)
+	a.forget = make(chan string)
 
 	hostname, _ := os.Hostname()
 	ucfg := uplink.Config{
@@ -160,7 +146,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 		Version:    Version,
 		Hostname:   hostname,
 		Labels:     cfg.Agent.Labels,
-		Targets:    infos,
+		Handler:    a,
 	}
 	if o.uplink != nil {
 		o.uplink(&ucfg)
@@ -203,13 +189,13 @@ func (a *Agent) Stats() Stats {
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	a.log.Info("agent starting", "version", Version, "targets", len(a.targets),
+	a.log.Info("agent starting", "version", Version, "targets", len(a.cur.Load().targets),
 		"controller", a.cfg.Controller.Address, "log_id", a.ob.LogID())
 
 	// Polls go to the engine's goroutine. When it falls behind, pollers
 	// wait here rather than drop a poll (a lost poll could hide or fake an
 	// outage); the wait shows up as skipped polls of the next interval.
-	polls := make(chan collector.Poll, max(len(a.targets), 1))
+	polls := make(chan collector.Poll, max(len(a.cur.Load().targets), 1))
 
 	var wg sync.WaitGroup
 	var upErr error
@@ -222,10 +208,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.detect(ctx, polls) })
 
 	sem := make(chan struct{}, max(a.cfg.SNMP.MaxConcurrency, 1))
-	start := time.Now()
-	for _, t := range a.targets {
-		wg.Go(func() { a.schedule(ctx, t, start, sem, polls) })
-	}
+	wg.Go(func() { a.manageTargets(ctx, sem, polls) })
 	wg.Wait()
 	if upErr != nil {
 		a.ob.Close()
@@ -287,13 +270,15 @@ func (a *Agent) schedule(ctx context.Context, t target, start time.Time, sem cha
 // detect is the only goroutine that touches the engine.
 func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll) {
 	for {
-		var p collector.Poll
+		var changes []detect.Change
 		select {
 		case <-ctx.Done():
 			return
-		case p = <-polls:
+		case p := <-polls:
+			changes = a.engine.Observe(p)
+		case name := <-a.forget:
+			changes = a.engine.Forget(name, time.Now())
 		}
-		changes := a.engine.Observe(p)
 		if len(changes) == 0 {
 			continue
 		}

@@ -49,6 +49,8 @@ type Config struct {
 	// file and lines let Validate name where a bad value came from.
 	file  string
 	lines map[string]int
+	// raw is the document Parse read: WithRemote merges into it.
+	raw []byte
 }
 
 // Agent identifies this agent.
@@ -80,6 +82,9 @@ type Controller struct {
 	// (read at every connection, so it can be rotated). At most one.
 	Token     Secret `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+	// Pin lists sections of this file the controller's configuration
+	// cannot override: snmp, targets.
+	Pin []string `yaml:"pin"`
 }
 
 // SNMP holds the polling settings every target inherits.
@@ -176,7 +181,7 @@ func Load(path string) (*Config, error) {
 // Parse decodes, defaults and validates data; filename is used in errors
 // only. A file with several problems returns them all, one per line.
 func Parse(data []byte, filename string) (*Config, error) {
-	c := &Config{file: filename, lines: map[string]int{}}
+	c := &Config{file: filename, lines: map[string]int{}, raw: data}
 	if err := c.decode(data); err != nil {
 		return nil, err
 	}
@@ -380,6 +385,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Controller.Token != "" && c.Controller.TokenFile != "" {
 		bad("controller.token_file", "set with controller.token; use one of them")
+	}
+	for i, p := range c.Controller.Pin {
+		if !RemoteSections[p] {
+			bad(fmt.Sprintf("controller.pin[%d]", i), "bad section %q (allowed: snmp, targets)", p)
+		}
 	}
 
 	s := c.SNMP

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/netaiops/netaiops/agent/outbox"
@@ -75,6 +76,10 @@ type Config struct {
 	Hostname         string
 	Labels           map[string]string
 	Targets          []collector.Target // names and addresses only; never secrets
+	// Handler applies configuration pushes and runs commands; its State
+	// replaces Targets in hellos. Nil: pushes are NACKed and commands
+	// answered Unimplemented.
+	Handler Handler
 
 	// Zero values mean the defaults above.
 	MaxInFlight int
@@ -94,6 +99,9 @@ type Stats struct {
 	Batches   uint64 // event batches sent
 	Events    uint64 // events sent (resends after a reconnect count again)
 	Acked     uint64 // highest seq acked by the controller on this log
+	// DroppedCommands counts commands dropped because MaxCommands were
+	// already queued.
+	DroppedCommands uint64
 }
 
 // Uplink streams an outbox to the controller. Run it once.
@@ -102,12 +110,13 @@ type Uplink struct {
 	ob  *outbox.Outbox
 	log *slog.Logger
 
-	connected atomic.Bool
-	sessions  atomic.Uint64
-	attempts  atomic.Uint64
-	batches   atomic.Uint64
-	events    atomic.Uint64
-	acked     atomic.Uint64
+	connected       atomic.Bool
+	droppedCommands atomic.Uint64
+	sessions        atomic.Uint64
+	attempts        atomic.Uint64
+	batches         atomic.Uint64
+	events          atomic.Uint64
+	acked           atomic.Uint64
 }
 
 // New checks the config and fills its defaults.
@@ -154,6 +163,8 @@ func (u *Uplink) Stats() Stats {
 		Batches:   u.batches.Load(),
 		Events:    u.events.Load(),
 		Acked:     u.acked.Load(),
+
+		DroppedCommands: u.droppedCommands.Load(),
 	}
 }
 
@@ -331,12 +342,21 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 		errc     = make(chan error, 1)
 		ackedSeq atomic.Uint64
 		wg       sync.WaitGroup
+		in       = inbox{config: make(chan struct{}, 1), commands: make(chan *netaiopsv1.Command, MaxCommands), dropped: &u.droppedCommands}
 	)
 	wg.Go(func() {
-		errc <- u.read(stream, welcomec, ackc, &ackedSeq, heard)
+		errc <- u.read(stream, welcomec, ackc, &ackedSeq, heard, &in)
 	})
 	defer wg.Wait() // runs after cancel: Recv returns once sctx is done
 	defer cancel(nil)
+
+	// Commands run in their own goroutines (at most MaxCommands); their
+	// results come back here, to the stream's only writer. results has room
+	// for every running command, so a command goroutine never blocks.
+	var cmdWG sync.WaitGroup
+	results := make(chan *netaiopsv1.CommandResult, MaxCommands)
+	running := 0
+	defer cmdWG.Wait() // after cancel: polls end with sctx
 
 	// sendErr turns a failed Send into the stream's real status: Send
 	// reports io.EOF when the stream ended, and the reason comes from Recv.
@@ -351,17 +371,21 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 		return fail(fmt.Errorf("send %s: %w", what, err))
 	}
 
+	state := State{Targets: u.cfg.Targets}
+	if u.cfg.Handler != nil {
+		state = u.cfg.Handler.State()
+	}
 	hello := &netaiopsv1.Hello{
-		AgentId:          u.cfg.AgentID,
-		Version:          u.cfg.Version,
-		Hostname:         u.cfg.Hostname,
-		Labels:           u.cfg.Labels,
-		LogId:            u.ob.LogID(),
-		OldestUnackedSeq: u.ob.OldestUnacked(),
+		AgentId:              u.cfg.AgentID,
+		Version:              u.cfg.Version,
+		Hostname:             u.cfg.Hostname,
+		Labels:               u.cfg.Labels,
+		LogId:                u.ob.LogID(),
+		OldestUnackedSeq:     u.ob.OldestUnacked(),
+		AppliedConfigHash:    state.ConfigHash,
+		AppliedConfigVersion: state.ConfigVersion,
 	}
-	for _, t := range u.cfg.Targets {
-		hello.Targets = append(hello.Targets, &netaiopsv1.TargetInfo{Name: t.Name, Address: t.Address, SnmpVersion: t.Version})
-	}
+	hello.Targets = targetInfos(state.Targets)
 	if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
 		return sendErr("hello", err)
 	}
@@ -385,6 +409,10 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 	if maxBatch <= 0 {
 		maxBatch = DefaultMaxBatchEvents
 	}
+	maxBytes := int(welcome.GetMaxBatchBytes())
+	if maxBytes <= 0 || maxBytes > MaxMsgSize/2 {
+		maxBytes = DefaultMaxBatchBytes
+	}
 	sent := welcome.GetLastStoredSeq() // highest seq sent or stored
 	u.applyAck(sent)
 	u.sessions.Add(1)
@@ -402,10 +430,21 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 			if len(es) == 0 {
 				break
 			}
-			batch := &netaiopsv1.EventBatch{LogId: u.ob.LogID(), Events: make([]*netaiopsv1.IssueEvent, len(es))}
-			for i, e := range es {
-				batch.Events[i] = EventToProto(u.cfg.AgentID, e)
+			// A batch ends before maxBytes (each event costs its size plus
+			// a few bytes of framing); an event alone is sent whatever
+			// its size, the gRPC limit being far above.
+			batch := &netaiopsv1.EventBatch{LogId: u.ob.LogID(), Events: make([]*netaiopsv1.IssueEvent, 0, len(es))}
+			size := 0
+			for _, e := range es {
+				ev := EventToProto(u.cfg.AgentID, e)
+				n := proto.Size(ev) + 8
+				if len(batch.Events) > 0 && size+n > maxBytes {
+					break
+				}
+				size += n
+				batch.Events = append(batch.Events, ev)
 			}
+			es = es[:len(batch.Events)]
 			if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Events{Events: batch}}); err != nil {
 				return sendErr(fmt.Sprintf("events %d-%d", es[0].Seq, es[len(es)-1].Seq), err)
 			}
@@ -430,6 +469,35 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 				inflight = inflight[1:]
 			}
 			sent = max(sent, a)
+		case <-in.config:
+			push := in.takeConfig()
+			if push == nil {
+				continue
+			}
+			st := &netaiopsv1.ConfigStatus{Version: push.GetVersion(), Hash: push.GetHash()}
+			if err := u.applyConfig(sctx, push); err != nil {
+				st.Error = err.Error()
+			} else {
+				st.Targets = targetInfos(u.cfg.Handler.State().Targets)
+			}
+			if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_ConfigStatus{ConfigStatus: st}}); err != nil {
+				return sendErr("config status", err)
+			}
+		case cmd := <-in.commands:
+			if running >= MaxCommands {
+				r := &netaiopsv1.CommandResult{Id: cmd.GetId(), Code: int32(codes.ResourceExhausted), Message: fmt.Sprintf("agent runs %d commands already", running)}
+				if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_CommandResult{CommandResult: r}}); err != nil {
+					return sendErr("command result", err)
+				}
+				continue
+			}
+			running++
+			cmdWG.Go(func() { results <- commandResult(sctx, u.cfg.Handler, cmd) })
+		case r := <-results:
+			running--
+			if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_CommandResult{CommandResult: r}}); err != nil {
+				return sendErr("command result", err)
+			}
 		case <-u.ob.Notify():
 			// new entries: the loop's top sends them
 		case now := <-ticker.C:
@@ -442,6 +510,67 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 				return sendErr("heartbeat", err)
 			}
 		}
+	}
+}
+
+func targetInfos(ts []collector.Target) []*netaiopsv1.TargetInfo {
+	out := make([]*netaiopsv1.TargetInfo, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, &netaiopsv1.TargetInfo{Name: t.Name, Address: t.Address, SnmpVersion: t.Version})
+	}
+	return out
+}
+
+// applyConfig hands a push to the handler; its error is the NACK.
+func (u *Uplink) applyConfig(ctx context.Context, push *netaiopsv1.ConfigPush) error {
+	if u.cfg.Handler == nil {
+		return errors.New("this agent takes no configuration from the controller")
+	}
+	err := u.cfg.Handler.ApplyConfig(ctx, RemoteConfig{Version: push.GetVersion(), Hash: push.GetHash(), Source: push.GetSource(), YAML: push.GetYaml()})
+	if err != nil {
+		u.log.Warn("rejected configuration from the controller", "source", push.GetSource(), "version", push.GetVersion(), "err", err)
+		return err
+	}
+	u.log.Info("applied configuration from the controller", "source", push.GetSource(), "version", push.GetVersion(), "hash", push.GetHash())
+	return nil
+}
+
+// inbox carries what the reader receives besides acks to the session
+// goroutine without ever blocking the reader: the newest config push in
+// one slot (an older push is obsolete), commands in a bounded queue (a
+// command that finds it full is dropped and counted; the controller's
+// caller then sees DeadlineExceeded).
+type inbox struct {
+	mu       sync.Mutex
+	push     *netaiopsv1.ConfigPush
+	config   chan struct{}
+	commands chan *netaiopsv1.Command
+	dropped  *atomic.Uint64
+}
+
+func (in *inbox) putConfig(p *netaiopsv1.ConfigPush) {
+	in.mu.Lock()
+	in.push = p
+	in.mu.Unlock()
+	select {
+	case in.config <- struct{}{}:
+	default:
+	}
+}
+
+func (in *inbox) takeConfig() *netaiopsv1.ConfigPush {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	p := in.push
+	in.push = nil
+	return p
+}
+
+func (in *inbox) putCommand(c *netaiopsv1.Command) {
+	select {
+	case in.commands <- c:
+	default:
+		in.dropped.Add(1)
 	}
 }
 
@@ -461,7 +590,7 @@ func (u *Uplink) applyAck(seq uint64) {
 
 // read receives until the stream ends and returns why it ended.
 func (u *Uplink) read(stream grpc.BidiStreamingClient[netaiopsv1.ConnectRequest, netaiopsv1.ConnectResponse],
-	welcomec chan<- *netaiopsv1.Welcome, ackc chan<- struct{}, acked *atomic.Uint64, heard func()) error {
+	welcomec chan<- *netaiopsv1.Welcome, ackc chan<- struct{}, acked *atomic.Uint64, heard func(), in *inbox) error {
 	welcomed := false
 	for {
 		msg, err := stream.Recv()
@@ -496,6 +625,16 @@ func (u *Uplink) read(stream grpc.BidiStreamingClient[netaiopsv1.ConnectRequest,
 			case ackc <- struct{}{}:
 			default: // a wake-up is pending; it will read the newest ack
 			}
+		case *netaiopsv1.ConnectResponse_Config:
+			if !welcomed {
+				return errors.New("receive: config before welcome")
+			}
+			in.putConfig(m.Config)
+		case *netaiopsv1.ConnectResponse_Command:
+			if !welcomed {
+				return errors.New("receive: command before welcome")
+			}
+			in.putCommand(m.Command)
 		case *netaiopsv1.ConnectResponse_Heartbeat:
 			// heard() is all a heartbeat is for
 		default:

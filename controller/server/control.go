@@ -35,6 +35,31 @@ type connectStream = grpc.BidiStreamingServer[netaiopsv1.ConnectRequest, netaiop
 type agentStream struct {
 	agentID  string
 	replaced chan struct{} // closed when a newer stream of the agent registers
+	// configChanged wakes the stream's goroutine to compare the desired
+	// configuration with what it last sent (coalescing: capacity 1).
+	configChanged chan struct{}
+	out           *sender
+	done          chan struct{} // closed when the stream's handler returns
+}
+
+// notifyConfig wakes every open stream to re-check its agent's desired
+// configuration (after SetConfig or DeleteConfig).
+func (s *Server) notifyConfig() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.streams {
+		select {
+		case st.configChanged <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// stream returns the agent's open stream, nil if it has none.
+func (s *Server) stream(agentID string) *agentStream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams[agentID]
 }
 
 // register makes st the agent's stream and ends the older one, if any.
@@ -109,7 +134,9 @@ func (c *controlService) Connect(stream connectStream) error {
 		return status.Errorf(codes.PermissionDenied, "hello.agent_id: %q, but the %s credentials are for agent %q", info.ID, p.Via, p.Name)
 	}
 
-	st := &agentStream{agentID: info.ID, replaced: make(chan struct{})}
+	out := newSender(stream, s.cfg.SendQueue, s.droppedSends.Add)
+	st := &agentStream{agentID: info.ID, replaced: make(chan struct{}), configChanged: make(chan struct{}, 1), out: out, done: make(chan struct{})}
+	defer close(st.done)
 	s.register(st)
 	defer s.unregister(st)
 
@@ -132,16 +159,41 @@ func (c *controlService) Connect(stream connectStream) error {
 		LastStoredSeq:     res.Watermark,
 		HeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval),
 		MaxBatchEvents:    uint32(s.cfg.MaxBatchEvents),
+		MaxBatchBytes:     uint32(s.cfg.MaxBatchBytes),
 	}}}
 	if err := stream.Send(welcome); err != nil {
 		return err
 	}
 
-	out := newSender(stream, s.cfg.SendQueue, s.droppedSends.Add)
+	// From here on the sender is the stream's only writer.
 	var wg sync.WaitGroup
 	wg.Go(out.run)
 	defer wg.Wait()
 	defer out.close()
+
+	// sentHash is the configuration the agent runs or will run once it
+	// answers the last push: a push is due only when the desired hash
+	// differs from it, so a NACKed push is not repeated on this stream.
+	sentHash := hello.GetAppliedConfigHash()
+	syncConfig := func() error {
+		want, ok, err := s.store.DesiredConfig(ctx, info.ID, info.Labels)
+		if err != nil {
+			return s.streamStoreError("desired config", err)
+		}
+		if !ok {
+			want = store.Config{}
+		}
+		if want.Hash == sentHash {
+			return nil
+		}
+		log.Info("pushing configuration", "source", want.Source, "version", want.Version, "hash", want.Hash, "agent_runs", sentHash)
+		out.config(&netaiopsv1.ConfigPush{Version: want.Version, Hash: want.Hash, Source: want.Source, Yaml: want.YAML})
+		sentHash = want.Hash
+		return nil
+	}
+	if err := syncConfig(); err != nil {
+		return err
+	}
 
 	ticker := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer ticker.Stop()
@@ -168,6 +220,10 @@ func (c *controlService) Connect(stream connectStream) error {
 				return status.Errorf(codes.DeadlineExceeded, "no message from the agent for %s (%d heartbeat intervals)", silent.Round(time.Millisecond), silentHeartbeats)
 			}
 			out.heartbeat(&netaiopsv1.Heartbeat{Time: timestamppb.Now()})
+		case <-st.configChanged:
+			if err := syncConfig(); err != nil {
+				return err
+			}
 		case <-st.replaced:
 			log.Info("agent stream replaced by a newer stream")
 			return status.Error(codes.Aborted, "replaced by a newer stream")
@@ -221,6 +277,10 @@ func msgKind(m *netaiopsv1.ConnectRequest) string {
 		return "events"
 	case *netaiopsv1.ConnectRequest_Heartbeat:
 		return "heartbeat"
+	case *netaiopsv1.ConnectRequest_ConfigStatus:
+		return "config_status"
+	case *netaiopsv1.ConnectRequest_CommandResult:
+		return "command_result"
 	}
 	return "an empty message"
 }
@@ -236,6 +296,27 @@ func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *ne
 		if err := s.store.Heartbeat(ctx, hello.GetAgentId(), hb.GetPendingEvents(), hb.GetDroppedEvents()); err != nil {
 			return s.streamStoreError("heartbeat", err)
 		}
+		return nil
+	case *netaiopsv1.ConnectRequest_ConfigStatus:
+		cs := msg.ConfigStatus
+		if cs.GetError() == "" {
+			log.Info("agent applied configuration", "version", cs.GetVersion(), "hash", cs.GetHash())
+			targets := make([]store.Target, 0, len(cs.GetTargets()))
+			for _, t := range cs.GetTargets() {
+				targets = append(targets, store.Target{Name: t.GetName(), Address: t.GetAddress(), SNMPVersion: t.GetSnmpVersion()})
+			}
+			if err := s.store.ConfigApplied(ctx, hello.GetAgentId(), cs.GetHash(), cs.GetVersion(), targets); err != nil {
+				return s.streamStoreError("config ack", err)
+			}
+			return nil
+		}
+		log.Warn("agent rejected configuration", "version", cs.GetVersion(), "hash", cs.GetHash(), "err", cs.GetError())
+		if err := s.store.ConfigRejected(ctx, hello.GetAgentId(), cs.GetHash(), cs.GetError()); err != nil {
+			return s.streamStoreError("config nack", err)
+		}
+		return nil
+	case *netaiopsv1.ConnectRequest_CommandResult:
+		s.commandResult(log, hello.GetAgentId(), msg.CommandResult)
 		return nil
 	case *netaiopsv1.ConnectRequest_Hello:
 		return status.Error(codes.InvalidArgument, "hello: sent twice; only the first message is a hello")
@@ -293,11 +374,13 @@ type sender struct {
 	stream connectStream
 	drop   func(uint64) uint64
 
-	mu         sync.Mutex
-	pendingAck *netaiopsv1.Ack
-	wake       chan struct{}
+	mu            sync.Mutex
+	pendingAck    *netaiopsv1.Ack
+	pendingConfig *netaiopsv1.ConfigPush
+	wake          chan struct{}
 
 	heartbeats chan *netaiopsv1.Heartbeat
+	commands   chan *netaiopsv1.Command
 	stop       chan struct{}
 	failed     chan struct{}
 	err        error // set before failed is closed
@@ -309,6 +392,7 @@ func newSender(stream connectStream, queue int, drop func(uint64) uint64) *sende
 		drop:       drop,
 		wake:       make(chan struct{}, 1),
 		heartbeats: make(chan *netaiopsv1.Heartbeat, queue),
+		commands:   make(chan *netaiopsv1.Command, queue),
 		stop:       make(chan struct{}),
 		failed:     make(chan struct{}),
 	}
@@ -321,6 +405,29 @@ func (o *sender) ack(a *netaiopsv1.Ack) {
 	select {
 	case o.wake <- struct{}{}:
 	default:
+	}
+}
+
+// config queues a configuration push; only the newest pending one is
+// sent (level-triggered: an older one is obsolete).
+func (o *sender) config(c *netaiopsv1.ConfigPush) {
+	o.mu.Lock()
+	o.pendingConfig = c
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// command queues a command; false when the queue is full (the caller
+// answers ResourceExhausted rather than wait).
+func (o *sender) command(c *netaiopsv1.Command) bool {
+	select {
+	case o.commands <- c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -349,20 +456,37 @@ func (o *sender) run() {
 			return
 		case <-o.wake:
 			o.mu.Lock()
-			a := o.pendingAck
-			o.pendingAck = nil
+			a, c := o.pendingAck, o.pendingConfig
+			o.pendingAck, o.pendingConfig = nil, nil
 			o.mu.Unlock()
-			if a == nil {
-				continue
+			if a != nil {
+				if err := o.send(&netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Ack{Ack: a}}); err != nil {
+					return
+				}
 			}
-			m = &netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Ack{Ack: a}}
+			if c != nil {
+				if err := o.send(&netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Config{Config: c}}); err != nil {
+					return
+				}
+			}
+			continue
+		case c := <-o.commands:
+			m = &netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Command{Command: c}}
 		case h := <-o.heartbeats:
 			m = &netaiopsv1.ConnectResponse{Msg: &netaiopsv1.ConnectResponse_Heartbeat{Heartbeat: h}}
 		}
-		if err := o.stream.Send(m); err != nil {
-			o.err = err
-			close(o.failed)
+		if err := o.send(m); err != nil {
 			return
 		}
 	}
+}
+
+// send writes one message; a failure is reported once through failed.
+func (o *sender) send(m *netaiopsv1.ConnectResponse) error {
+	if err := o.stream.Send(m); err != nil {
+		o.err = err
+		close(o.failed)
+		return err
+	}
+	return nil
 }

@@ -91,12 +91,14 @@ func agentInfoFromHello(h *netaiopsv1.Hello) store.AgentInfo {
 		targets = append(targets, store.Target{Name: t.GetName(), Address: t.GetAddress(), SNMPVersion: t.GetSnmpVersion()})
 	}
 	return store.AgentInfo{
-		ID:       h.GetAgentId(),
-		Version:  h.GetVersion(),
-		Hostname: h.GetHostname(),
-		Labels:   h.GetLabels(),
-		Targets:  targets,
-		LogID:    h.GetLogId(),
+		ID:                   h.GetAgentId(),
+		Version:              h.GetVersion(),
+		Hostname:             h.GetHostname(),
+		Labels:               h.GetLabels(),
+		Targets:              targets,
+		LogID:                h.GetLogId(),
+		AppliedConfigHash:    h.GetAppliedConfigHash(),
+		AppliedConfigVersion: h.GetAppliedConfigVersion(),
 	}
 }
 
@@ -118,6 +120,11 @@ func agentToProto(a store.Agent) *netaiopsv1.Agent {
 		PendingEvents: a.Pending,
 		DroppedEvents: a.Dropped,
 		Labels:        a.Labels,
+
+		AppliedConfigVersion: a.AppliedConfigVersion,
+		AppliedConfigHash:    a.AppliedConfigHash,
+		ConfigError:          a.ConfigError,
+		ConfigErrorHash:      a.ConfigErrorHash,
 	}
 }
 

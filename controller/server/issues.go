@@ -114,9 +114,17 @@ func (f *fleetService) ListAgents(ctx context.Context, req *netaiopsv1.ListAgent
 	if err != nil {
 		return nil, f.s.toStatus("list agents", err)
 	}
+	configs, err := f.s.store.ListConfigs(ctx)
+	if err != nil {
+		return nil, f.s.toStatus("list agents", err)
+	}
 	resp := &netaiopsv1.ListAgentsResponse{Agents: make([]*netaiopsv1.Agent, 0, len(agents)), NextPageToken: next}
 	for _, a := range agents {
-		resp.Agents = append(resp.Agents, agentToProto(a))
+		pa := agentToProto(a)
+		if want, ok := store.Resolve(configs, a.ID, a.Labels); ok {
+			pa.DesiredConfigSource, pa.DesiredConfigVersion, pa.DesiredConfigHash = want.Source, want.Version, want.Hash
+		}
+		resp.Agents = append(resp.Agents, pa)
 	}
 	return resp, nil
 }

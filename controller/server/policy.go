@@ -18,7 +18,7 @@ var ProtectedPrefixes = []string{"/netaiops."}
 
 // Policy returns who may call each netaiops.v1 method.
 func Policy() map[string]auth.Need {
-	viewer, operator := auth.Need{Role: auth.RoleViewer}, auth.Need{Role: auth.RoleOperator}
+	viewer, operator, admin := auth.Need{Role: auth.RoleViewer}, auth.Need{Role: auth.RoleOperator}, auth.Need{Role: auth.RoleAdmin}
 	return map[string]auth.Need{
 		netaiopsv1.ControlService_Connect_FullMethodName: {Agent: true},
 
@@ -27,7 +27,12 @@ func Policy() map[string]auth.Need {
 		netaiopsv1.IssueService_WatchIssues_FullMethodName:      viewer,
 		netaiopsv1.IssueService_AcknowledgeIssue_FullMethodName: operator,
 
-		netaiopsv1.FleetService_ListAgents_FullMethodName: viewer,
+		netaiopsv1.FleetService_ListAgents_FullMethodName:   viewer,
+		netaiopsv1.FleetService_GetConfig_FullMethodName:    viewer,
+		netaiopsv1.FleetService_ListConfigs_FullMethodName:  viewer,
+		netaiopsv1.FleetService_PollTarget_FullMethodName:   operator,
+		netaiopsv1.FleetService_SetConfig_FullMethodName:    admin,
+		netaiopsv1.FleetService_DeleteConfig_FullMethodName: admin,
 	}
 }
 

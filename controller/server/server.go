@@ -30,6 +30,14 @@ const (
 	DefaultSendQueue         = 16
 	// DefaultMaxMsgSize bounds one gRPC message each way, in bytes.
 	DefaultMaxMsgSize = 8 << 20
+	// DefaultMaxBatchBytes bounds one encoded event batch, told to agents
+	// in the welcome: far below DefaultMaxMsgSize.
+	DefaultMaxBatchBytes = 1 << 20
+	// DefaultCommandTimeout and MaxCommandTimeout bound PollTarget's wait.
+	DefaultCommandTimeout = 10 * time.Second
+	MaxCommandTimeout     = time.Minute
+	// MaxConfigBytes bounds a configuration document.
+	MaxConfigBytes = 1 << 20
 )
 
 // Config tunes the services. Zero fields take the defaults.
@@ -42,9 +50,13 @@ type Config struct {
 	MaxBatchEvents int
 	// HelloTimeout ends a Connect stream that sends no hello in time.
 	HelloTimeout time.Duration
-	// SendQueue bounds the heartbeats queued to one agent stream (acks are
-	// cumulative and coalesce into one slot, so they are never dropped).
+	// SendQueue bounds the heartbeats and the commands queued to one agent
+	// stream (acks and configuration pushes coalesce into one slot each, so
+	// they are never dropped; a command that finds the queue full is
+	// refused with ResourceExhausted).
 	SendQueue int
+	// MaxBatchBytes bounds one encoded event batch; told to agents.
+	MaxBatchBytes int
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +71,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = DefaultSendQueue
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	return c
 }
@@ -77,6 +92,10 @@ type Server struct {
 
 	mu      sync.Mutex
 	streams map[string]*agentStream // by agent id: the stream that owns the agent
+
+	cmdMu   sync.Mutex
+	nextCmd uint64
+	pending map[uint64]*pendingCommand // commands sent and not yet answered
 
 	// readers are the Recv goroutines of Connect streams; a Recv returns
 	// only once its handler has returned, so they outlive handlers and are
@@ -97,6 +116,7 @@ func New(cfg Config, st *store.Store, hub *watch.Hub, logger *slog.Logger) *Serv
 		logger:   logger,
 		shutdown: make(chan struct{}),
 		streams:  map[string]*agentStream{},
+		pending:  map[uint64]*pendingCommand{},
 	}
 }
 

@@ -57,12 +57,15 @@ func (s *Store) connect(ctx context.Context, a AgentInfo) (ConnectResult, error)
 	case prevLog != a.LogID:
 		res.PreviousLogID = prevLog
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, version, hostname, labels, targets, log_id, connected, first_seen, last_seen)
-		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO agents (id, version, hostname, labels, targets, log_id, connected, first_seen, last_seen,
+			applied_config_hash, applied_config_version)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET version = excluded.version, hostname = excluded.hostname,
 			labels = excluded.labels, targets = excluded.targets, log_id = excluded.log_id,
-			connected = 1, last_seen = excluded.last_seen`,
-		a.ID, a.Version, a.Hostname, string(labels), string(targetsJSON), a.LogID, now, now); err != nil {
+			connected = 1, last_seen = excluded.last_seen,
+			applied_config_hash = excluded.applied_config_hash, applied_config_version = excluded.applied_config_version`,
+		a.ID, a.Version, a.Hostname, string(labels), string(targetsJSON), a.LogID, now, now,
+		a.AppliedConfigHash, clampInt64(a.AppliedConfigVersion)); err != nil {
 		return ConnectResult{}, fmt.Errorf("upsert agent: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO log_watermarks (agent_id, log_id, seq, update_time) VALUES (?, ?, 0, ?)
@@ -137,7 +140,8 @@ func (s *Store) ListAgents(ctx context.Context, size int, token string) (agents 
 		after = t.ID
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT a.id, a.version, a.hostname, a.labels, a.targets, a.log_id, a.connected,
-			a.last_seen, a.pending_events, a.dropped_events, COALESCE(w.seq, 0)
+			a.last_seen, a.pending_events, a.dropped_events, COALESCE(w.seq, 0),
+			a.applied_config_hash, a.applied_config_version, a.config_error, a.config_error_hash
 		FROM agents a LEFT JOIN log_watermarks w ON w.agent_id = a.id AND w.log_id = a.log_id
 		WHERE a.id > ? ORDER BY a.id LIMIT ?`, after, size+1)
 	if err != nil {
@@ -149,9 +153,10 @@ func (s *Store) ListAgents(ctx context.Context, size int, token string) (agents 
 			a                          Agent
 			labels, targets            string
 			lastSeen, pend, drop, wmax int64
+			appliedVersion             int64
 		)
 		if err := rows.Scan(&a.ID, &a.Version, &a.Hostname, &labels, &targets, &a.LogID, &a.Connected,
-			&lastSeen, &pend, &drop, &wmax); err != nil {
+			&lastSeen, &pend, &drop, &wmax, &a.AppliedConfigHash, &appliedVersion, &a.ConfigError, &a.ConfigErrorHash); err != nil {
 			return nil, "", fmt.Errorf("list agents: %w", err)
 		}
 		if err := json.Unmarshal([]byte(labels), &a.Labels); err != nil {
@@ -162,6 +167,7 @@ func (s *Store) ListAgents(ctx context.Context, size int, token string) (agents 
 		}
 		a.LastSeen = time.Unix(0, lastSeen).UTC()
 		a.Pending, a.Dropped, a.LastStoredSeq = uint64(pend), uint64(drop), uint64(wmax)
+		a.AppliedConfigVersion = uint64(appliedVersion)
 		agents = append(agents, a)
 	}
 	if err := rows.Err(); err != nil {

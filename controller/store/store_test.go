@@ -64,9 +64,13 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ms, err := loadMigrations(migrationFS)
+	if err != nil {
+		t.Fatal(err)
+	}
 	v, err := s.SchemaVersion(ctx)
-	if err != nil || v != 1 {
-		t.Fatalf("SchemaVersion = %d, %v; want 1", v, err)
+	if want := ms[len(ms)-1].version; err != nil || v != want {
+		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, want)
 	}
 	// A database from a newer controller is refused.
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, '0099_future.sql', 0)`); err != nil {
@@ -422,5 +426,80 @@ func TestListAgentsPaging(t *testing.T) {
 		if a.Connected {
 			t.Fatalf("%s connected after DisconnectAll", a.ID)
 		}
+	}
+}
+
+func TestConfigs(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "")
+	src := func(id string, labels map[string]string) string {
+		t.Helper()
+		v, err := ConfigSource(id, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := src("", map[string]string{"site": "lab", "role": "edge"}); got != "labels/role=edge,site=lab" {
+		t.Errorf("source = %q", got)
+	}
+	if _, err := ConfigSource("a1", map[string]string{"site": "lab"}); err == nil {
+		t.Error("agent id and labels both accepted")
+	}
+	set := func(c Config) (Config, bool) {
+		t.Helper()
+		got, changed, err := s.SetConfig(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, changed
+	}
+	all, _ := set(Config{Source: src("", nil), YAML: "snmp: {interval: 30s}\n"})
+	lab, _ := set(Config{Source: src("", map[string]string{"site": "lab"}), Labels: map[string]string{"site": "lab"}, YAML: "targets: []\n"})
+	own, changed := set(Config{Source: src("a1", nil), AgentID: "a1", YAML: "targets: [{name: x, address: 10.0.0.1}]\n", UpdatedBy: "root"})
+	if !changed || own.Version != 3 || own.Hash != ConfigHash(own.YAML) || lab.Version != 2 || all.Version != 1 {
+		t.Fatalf("versions %d %d %d, changed %v", all.Version, lab.Version, own.Version, changed)
+	}
+	if again, changed := set(own); changed || again.Version != 3 {
+		t.Errorf("same content: changed %v, version %d", changed, again.Version)
+	}
+	for _, tc := range []struct {
+		id     string
+		labels map[string]string
+		want   string
+	}{
+		{"a1", map[string]string{"site": "lab"}, "agent/a1"},
+		{"a2", map[string]string{"site": "lab", "rack": "1"}, "labels/site=lab"},
+		{"a3", map[string]string{"site": "prod"}, "labels/"},
+	} {
+		c, ok, err := s.DesiredConfig(ctx, tc.id, tc.labels)
+		if err != nil || !ok || c.Source != tc.want {
+			t.Errorf("desired config of %s: %q %v %v, want %s", tc.id, c.Source, ok, err, tc.want)
+		}
+	}
+	if err := s.DeleteConfig(ctx, "labels/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.DesiredConfig(ctx, "a3", nil); ok {
+		t.Error("a3 still has a configuration after the fleet default was deleted")
+	}
+	if err := s.DeleteConfig(ctx, "labels/"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second delete: %v", err)
+	}
+
+	mustConnect(t, s, "a1", "L1")
+	if err := s.ConfigRejected(ctx, "a1", own.Hash, "targets[0].address: bad"); err != nil {
+		t.Fatal(err)
+	}
+	agents, _, err := s.ListAgents(ctx, 0, "")
+	if err != nil || len(agents) != 1 || agents[0].ConfigError != "targets[0].address: bad" || agents[0].ConfigErrorHash != own.Hash {
+		t.Fatalf("after NACK: %+v %v", agents, err)
+	}
+	if err := s.ConfigApplied(ctx, "a1", own.Hash, own.Version, []Target{{Name: "x", Address: "10.0.0.1:161", SNMPVersion: "2c"}}); err != nil {
+		t.Fatal(err)
+	}
+	agents, _, _ = s.ListAgents(ctx, 0, "")
+	if a := agents[0]; a.ConfigError != "" || a.AppliedConfigHash != own.Hash || a.AppliedConfigVersion != 3 || len(a.Targets) != 1 || a.Targets[0].Name != "x" {
+		t.Fatalf("after ACK: %+v", a)
 	}
 }

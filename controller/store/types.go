@@ -111,6 +111,10 @@ type AgentInfo struct {
 	Labels   map[string]string
 	Targets  []Target
 	LogID    string
+	// The controller configuration the agent runs (its hello or last ACK);
+	// "" when it runs its local file only.
+	AppliedConfigHash    string
+	AppliedConfigVersion uint64
 }
 
 // Agent is what the controller knows of one agent.
@@ -121,6 +125,9 @@ type Agent struct {
 	LastStoredSeq uint64
 	Pending       uint64
 	Dropped       uint64
+	// The agent's last NACK: the hash it rejected and why.
+	ConfigError     string
+	ConfigErrorHash string
 }
 
 // ConnectResult is what the store knew when an agent said hello.

@@ -31,6 +31,8 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Hello
 	//	*ConnectRequest_Events
 	//	*ConnectRequest_Heartbeat
+	//	*ConnectRequest_ConfigStatus
+	//	*ConnectRequest_CommandResult
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -100,6 +102,24 @@ func (x *ConnectRequest) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *ConnectRequest) GetConfigStatus() *ConfigStatus {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_ConfigStatus); ok {
+			return x.ConfigStatus
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetCommandResult() *CommandResult {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_CommandResult); ok {
+			return x.CommandResult
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -116,11 +136,25 @@ type ConnectRequest_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,3,opt,name=heartbeat,proto3,oneof"`
 }
 
+type ConnectRequest_ConfigStatus struct {
+	// Answer to a ConfigPush: ACK or NACK.
+	ConfigStatus *ConfigStatus `protobuf:"bytes,4,opt,name=config_status,json=configStatus,proto3,oneof"`
+}
+
+type ConnectRequest_CommandResult struct {
+	// Answer to a Command.
+	CommandResult *CommandResult `protobuf:"bytes,5,opt,name=command_result,json=commandResult,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Events) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Heartbeat) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_ConfigStatus) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_CommandResult) isConnectRequest_Msg() {}
 
 // ConnectResponse is one message from the controller.
 type ConnectResponse struct {
@@ -130,6 +164,8 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Welcome
 	//	*ConnectResponse_Ack
 	//	*ConnectResponse_Heartbeat
+	//	*ConnectResponse_Config
+	//	*ConnectResponse_Command
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -199,6 +235,24 @@ func (x *ConnectResponse) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *ConnectResponse) GetConfig() *ConfigPush {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_Config); ok {
+			return x.Config
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetCommand() *Command {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_Command); ok {
+			return x.Command
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -215,11 +269,25 @@ type ConnectResponse_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,3,opt,name=heartbeat,proto3,oneof"`
 }
 
+type ConnectResponse_Config struct {
+	// The configuration the agent should run, sent only when its hash
+	// differs from the one the agent applied.
+	Config *ConfigPush `protobuf:"bytes,4,opt,name=config,proto3,oneof"`
+}
+
+type ConnectResponse_Command struct {
+	Command *Command `protobuf:"bytes,5,opt,name=command,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Ack) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Heartbeat) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_Config) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_Command) isConnectResponse_Msg() {}
 
 // TargetInfo describes one device an agent polls. Never carries secrets.
 type TargetInfo struct {
@@ -298,8 +366,13 @@ type Hello struct {
 	// when it holds none).
 	OldestUnackedSeq uint64            `protobuf:"varint,6,opt,name=oldest_unacked_seq,json=oldestUnackedSeq,proto3" json:"oldest_unacked_seq,omitempty"`
 	Labels           map[string]string `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Hash and version of the controller configuration the agent runs (its
+	// last ACKed push, also after a restart); empty when it runs its local
+	// file only.
+	AppliedConfigHash    string `protobuf:"bytes,8,opt,name=applied_config_hash,json=appliedConfigHash,proto3" json:"applied_config_hash,omitempty"`
+	AppliedConfigVersion uint64 `protobuf:"varint,9,opt,name=applied_config_version,json=appliedConfigVersion,proto3" json:"applied_config_version,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -381,6 +454,20 @@ func (x *Hello) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *Hello) GetAppliedConfigHash() string {
+	if x != nil {
+		return x.AppliedConfigHash
+	}
+	return ""
+}
+
+func (x *Hello) GetAppliedConfigVersion() uint64 {
+	if x != nil {
+		return x.AppliedConfigVersion
+	}
+	return 0
+}
+
 // Welcome answers a hello.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -391,8 +478,11 @@ type Welcome struct {
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,2,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	// Most events the controller accepts in one batch.
 	MaxBatchEvents uint32 `protobuf:"varint,3,opt,name=max_batch_events,json=maxBatchEvents,proto3" json:"max_batch_events,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Most bytes one encoded EventBatch may have (well below the gRPC
+	// message limit); 0: the agent's default (1 MiB).
+	MaxBatchBytes uint32 `protobuf:"varint,4,opt,name=max_batch_bytes,json=maxBatchBytes,proto3" json:"max_batch_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -442,6 +532,13 @@ func (x *Welcome) GetHeartbeatInterval() *durationpb.Duration {
 func (x *Welcome) GetMaxBatchEvents() uint32 {
 	if x != nil {
 		return x.MaxBatchEvents
+	}
+	return 0
+}
+
+func (x *Welcome) GetMaxBatchBytes() uint32 {
+	if x != nil {
+		return x.MaxBatchBytes
 	}
 	return 0
 }
@@ -615,26 +712,531 @@ func (x *Heartbeat) GetDroppedEvents() uint64 {
 	return 0
 }
 
+// ConfigPush is the configuration the controller wants the agent to run.
+type ConfigPush struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Version of the stored configuration (bumped by every change of it).
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Lowercase hex SHA-256 of yaml; empty with an empty yaml, which tells
+	// the agent to run its local file only.
+	Hash string `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Which stored configuration applies: "agent/<id>" or
+	// "labels/<k>=<v>,...".
+	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	// A YAML document with the sections the controller may set (snmp,
+	// targets), in the schema of the agent's file. Carries SNMP secrets:
+	// only ever sent to the agent it is for.
+	Yaml          string `protobuf:"bytes,4,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigPush) Reset() {
+	*x = ConfigPush{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigPush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigPush) ProtoMessage() {}
+
+func (x *ConfigPush) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigPush.ProtoReflect.Descriptor instead.
+func (*ConfigPush) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ConfigPush) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConfigPush) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *ConfigPush) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *ConfigPush) GetYaml() string {
+	if x != nil {
+		return x.Yaml
+	}
+	return ""
+}
+
+// ConfigStatus answers one ConfigPush.
+type ConfigStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Hash    string                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Empty: applied (ACK). Otherwise why the agent rejected the push
+	// (NACK); it keeps running its last good configuration.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// On ACK: the targets the agent polls now (names and addresses only).
+	Targets       []*TargetInfo `protobuf:"bytes,4,rep,name=targets,proto3" json:"targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigStatus) Reset() {
+	*x = ConfigStatus{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigStatus) ProtoMessage() {}
+
+func (x *ConfigStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigStatus.ProtoReflect.Descriptor instead.
+func (*ConfigStatus) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ConfigStatus) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConfigStatus) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *ConfigStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ConfigStatus) GetTargets() []*TargetInfo {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+// Command asks the agent to do something now; the agent answers with a
+// CommandResult of the same id.
+type Command struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the controller waits for the result; the agent bounds its
+	// work by it.
+	Timeout *durationpb.Duration `protobuf:"bytes,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Types that are valid to be assigned to Command:
+	//
+	//	*Command_Poll
+	Command       isCommand_Command `protobuf_oneof:"command"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Command) Reset() {
+	*x = Command{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Command) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Command) ProtoMessage() {}
+
+func (x *Command) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Command.ProtoReflect.Descriptor instead.
+func (*Command) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Command) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Command) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Command) GetCommand() isCommand_Command {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *Command) GetPoll() *PollCommand {
+	if x != nil {
+		if x, ok := x.Command.(*Command_Poll); ok {
+			return x.Poll
+		}
+	}
+	return nil
+}
+
+type isCommand_Command interface {
+	isCommand_Command()
+}
+
+type Command_Poll struct {
+	Poll *PollCommand `protobuf:"bytes,3,opt,name=poll,proto3,oneof"`
+}
+
+func (*Command_Poll) isCommand_Command() {}
+
+// PollCommand polls one of the agent's targets now.
+type PollCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollCommand) Reset() {
+	*x = PollCommand{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollCommand) ProtoMessage() {}
+
+func (x *PollCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollCommand.ProtoReflect.Descriptor instead.
+func (*PollCommand) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PollCommand) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+// CommandResult answers a Command.
+type CommandResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// A google.rpc.Code when the agent could not run the command (5
+	// NOT_FOUND: no such target); 0 when it ran.
+	Code          int32       `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string      `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Poll          *PollResult `protobuf:"bytes,4,opt,name=poll,proto3" json:"poll,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandResult) Reset() {
+	*x = CommandResult{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandResult) ProtoMessage() {}
+
+func (x *CommandResult) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
+func (*CommandResult) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CommandResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CommandResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CommandResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CommandResult) GetPoll() *PollResult {
+	if x != nil {
+		return x.Poll
+	}
+	return nil
+}
+
+// PollResult is the outcome of one poll of one device.
+type PollResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Target   string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Duration *durationpb.Duration   `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Samples  []*Sample              `protobuf:"bytes,4,rep,name=samples,proto3" json:"samples,omitempty"`
+	// Why the device could not be polled (timeout, refused, ...); samples
+	// are empty then.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollResult) Reset() {
+	*x = PollResult{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollResult) ProtoMessage() {}
+
+func (x *PollResult) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollResult.ProtoReflect.Descriptor instead.
+func (*PollResult) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PollResult) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *PollResult) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *PollResult) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *PollResult) GetSamples() []*Sample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+func (x *PollResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// Sample is one value read from a device.
+type Sample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ifOperStatus, ifHCInOctets, sysUpTime, ...
+	Metric string            `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
+	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Value  float64           `protobuf:"fixed64,3,opt,name=value,proto3" json:"value,omitempty"`
+	// "gauge" or "counter".
+	Kind          string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sample) Reset() {
+	*x = Sample{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sample) ProtoMessage() {}
+
+func (x *Sample) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sample.ProtoReflect.Descriptor instead.
+func (*Sample) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Sample) GetMetric() string {
+	if x != nil {
+		return x.Metric
+	}
+	return ""
+}
+
+func (x *Sample) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Sample) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *Sample) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 var File_netaiops_v1_control_proto protoreflect.FileDescriptor
 
 const file_netaiops_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x19netaiops/v1/control.proto\x12\vnetaiops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17netaiops/v1/issue.proto\"\xae\x01\n" +
+	"\x19netaiops/v1/control.proto\x12\vnetaiops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17netaiops/v1/issue.proto\"\xb5\x02\n" +
 	"\x0eConnectRequest\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.netaiops.v1.HelloH\x00R\x05hello\x121\n" +
 	"\x06events\x18\x02 \x01(\v2\x17.netaiops.v1.EventBatchH\x00R\x06events\x126\n" +
-	"\theartbeat\x18\x03 \x01(\v2\x16.netaiops.v1.HeartbeatH\x00R\theartbeatB\x05\n" +
-	"\x03msg\"\xa8\x01\n" +
+	"\theartbeat\x18\x03 \x01(\v2\x16.netaiops.v1.HeartbeatH\x00R\theartbeat\x12@\n" +
+	"\rconfig_status\x18\x04 \x01(\v2\x19.netaiops.v1.ConfigStatusH\x00R\fconfigStatus\x12C\n" +
+	"\x0ecommand_result\x18\x05 \x01(\v2\x1a.netaiops.v1.CommandResultH\x00R\rcommandResultB\x05\n" +
+	"\x03msg\"\x8d\x02\n" +
 	"\x0fConnectResponse\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.netaiops.v1.WelcomeH\x00R\awelcome\x12$\n" +
 	"\x03ack\x18\x02 \x01(\v2\x10.netaiops.v1.AckH\x00R\x03ack\x126\n" +
-	"\theartbeat\x18\x03 \x01(\v2\x16.netaiops.v1.HeartbeatH\x00R\theartbeatB\x05\n" +
+	"\theartbeat\x18\x03 \x01(\v2\x16.netaiops.v1.HeartbeatH\x00R\theartbeat\x121\n" +
+	"\x06config\x18\x04 \x01(\v2\x17.netaiops.v1.ConfigPushH\x00R\x06config\x120\n" +
+	"\acommand\x18\x05 \x01(\v2\x14.netaiops.v1.CommandH\x00R\acommandB\x05\n" +
 	"\x03msg\"]\n" +
 	"\n" +
 	"TargetInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
-	"\fsnmp_version\x18\x03 \x01(\tR\vsnmpVersion\"\xc3\x02\n" +
+	"\fsnmp_version\x18\x03 \x01(\tR\vsnmpVersion\"\xa9\x03\n" +
 	"\x05Hello\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
@@ -642,14 +1244,17 @@ const file_netaiops_v1_control_proto_rawDesc = "" +
 	"\atargets\x18\x04 \x03(\v2\x17.netaiops.v1.TargetInfoR\atargets\x12\x15\n" +
 	"\x06log_id\x18\x05 \x01(\tR\x05logId\x12,\n" +
 	"\x12oldest_unacked_seq\x18\x06 \x01(\x04R\x10oldestUnackedSeq\x126\n" +
-	"\x06labels\x18\a \x03(\v2\x1e.netaiops.v1.Hello.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\a \x03(\v2\x1e.netaiops.v1.Hello.LabelsEntryR\x06labels\x12.\n" +
+	"\x13applied_config_hash\x18\b \x01(\tR\x11appliedConfigHash\x124\n" +
+	"\x16applied_config_version\x18\t \x01(\x04R\x14appliedConfigVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
 	"\aWelcome\x12&\n" +
 	"\x0flast_stored_seq\x18\x01 \x01(\x04R\rlastStoredSeq\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12(\n" +
-	"\x10max_batch_events\x18\x03 \x01(\rR\x0emaxBatchEvents\"T\n" +
+	"\x10max_batch_events\x18\x03 \x01(\rR\x0emaxBatchEvents\x12&\n" +
+	"\x0fmax_batch_bytes\x18\x04 \x01(\rR\rmaxBatchBytes\"T\n" +
 	"\n" +
 	"EventBatch\x12\x15\n" +
 	"\x06log_id\x18\x01 \x01(\tR\x05logId\x12/\n" +
@@ -660,7 +1265,45 @@ const file_netaiops_v1_control_proto_rawDesc = "" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12%\n" +
 	"\x0epending_events\x18\x02 \x01(\x04R\rpendingEvents\x12%\n" +
-	"\x0edropped_events\x18\x03 \x01(\x04R\rdroppedEvents2Z\n" +
+	"\x0edropped_events\x18\x03 \x01(\x04R\rdroppedEvents\"f\n" +
+	"\n" +
+	"ConfigPush\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x12\n" +
+	"\x04yaml\x18\x04 \x01(\tR\x04yaml\"\x85\x01\n" +
+	"\fConfigStatus\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\tR\x04hash\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x121\n" +
+	"\atargets\x18\x04 \x03(\v2\x17.netaiops.v1.TargetInfoR\atargets\"\x89\x01\n" +
+	"\aCommand\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x123\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12.\n" +
+	"\x04poll\x18\x03 \x01(\v2\x18.netaiops.v1.PollCommandH\x00R\x04pollB\t\n" +
+	"\acommand\"%\n" +
+	"\vPollCommand\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\"z\n" +
+	"\rCommandResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12+\n" +
+	"\x04poll\x18\x04 \x01(\v2\x17.netaiops.v1.PollResultR\x04poll\"\xd0\x01\n" +
+	"\n" +
+	"PollResult\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12-\n" +
+	"\asamples\x18\x04 \x03(\v2\x13.netaiops.v1.SampleR\asamples\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xbe\x01\n" +
+	"\x06Sample\x12\x16\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\x127\n" +
+	"\x06labels\x18\x02 \x03(\v2\x1f.netaiops.v1.Sample.LabelsEntryR\x06labels\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\x01R\x05value\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x012Z\n" +
 	"\x0eControlService\x12H\n" +
 	"\aConnect\x12\x1b.netaiops.v1.ConnectRequest\x1a\x1c.netaiops.v1.ConnectResponse(\x010\x01B\xa5\x01\n" +
 	"\x0fcom.netaiops.v1B\fControlProtoP\x01Z7github.com/netaiops/netaiops/gen/netaiops/v1;netaiopsv1\xa2\x02\x03NXX\xaa\x02\vNetaiops.V1\xca\x02\vNetaiops\\V1\xe2\x02\x17Netaiops\\V1\\GPBMetadata\xea\x02\fNetaiops::V1b\x06proto3"
@@ -677,7 +1320,7 @@ func file_netaiops_v1_control_proto_rawDescGZIP() []byte {
 	return file_netaiops_v1_control_proto_rawDescData
 }
 
-var file_netaiops_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_netaiops_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_netaiops_v1_control_proto_goTypes = []any{
 	(*ConnectRequest)(nil),        // 0: netaiops.v1.ConnectRequest
 	(*ConnectResponse)(nil),       // 1: netaiops.v1.ConnectResponse
@@ -687,30 +1330,50 @@ var file_netaiops_v1_control_proto_goTypes = []any{
 	(*EventBatch)(nil),            // 5: netaiops.v1.EventBatch
 	(*Ack)(nil),                   // 6: netaiops.v1.Ack
 	(*Heartbeat)(nil),             // 7: netaiops.v1.Heartbeat
-	nil,                           // 8: netaiops.v1.Hello.LabelsEntry
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
-	(*IssueEvent)(nil),            // 10: netaiops.v1.IssueEvent
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*ConfigPush)(nil),            // 8: netaiops.v1.ConfigPush
+	(*ConfigStatus)(nil),          // 9: netaiops.v1.ConfigStatus
+	(*Command)(nil),               // 10: netaiops.v1.Command
+	(*PollCommand)(nil),           // 11: netaiops.v1.PollCommand
+	(*CommandResult)(nil),         // 12: netaiops.v1.CommandResult
+	(*PollResult)(nil),            // 13: netaiops.v1.PollResult
+	(*Sample)(nil),                // 14: netaiops.v1.Sample
+	nil,                           // 15: netaiops.v1.Hello.LabelsEntry
+	nil,                           // 16: netaiops.v1.Sample.LabelsEntry
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(*IssueEvent)(nil),            // 18: netaiops.v1.IssueEvent
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_netaiops_v1_control_proto_depIdxs = []int32{
 	3,  // 0: netaiops.v1.ConnectRequest.hello:type_name -> netaiops.v1.Hello
 	5,  // 1: netaiops.v1.ConnectRequest.events:type_name -> netaiops.v1.EventBatch
 	7,  // 2: netaiops.v1.ConnectRequest.heartbeat:type_name -> netaiops.v1.Heartbeat
-	4,  // 3: netaiops.v1.ConnectResponse.welcome:type_name -> netaiops.v1.Welcome
-	6,  // 4: netaiops.v1.ConnectResponse.ack:type_name -> netaiops.v1.Ack
-	7,  // 5: netaiops.v1.ConnectResponse.heartbeat:type_name -> netaiops.v1.Heartbeat
-	2,  // 6: netaiops.v1.Hello.targets:type_name -> netaiops.v1.TargetInfo
-	8,  // 7: netaiops.v1.Hello.labels:type_name -> netaiops.v1.Hello.LabelsEntry
-	9,  // 8: netaiops.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	10, // 9: netaiops.v1.EventBatch.events:type_name -> netaiops.v1.IssueEvent
-	11, // 10: netaiops.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	0,  // 11: netaiops.v1.ControlService.Connect:input_type -> netaiops.v1.ConnectRequest
-	1,  // 12: netaiops.v1.ControlService.Connect:output_type -> netaiops.v1.ConnectResponse
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 3: netaiops.v1.ConnectRequest.config_status:type_name -> netaiops.v1.ConfigStatus
+	12, // 4: netaiops.v1.ConnectRequest.command_result:type_name -> netaiops.v1.CommandResult
+	4,  // 5: netaiops.v1.ConnectResponse.welcome:type_name -> netaiops.v1.Welcome
+	6,  // 6: netaiops.v1.ConnectResponse.ack:type_name -> netaiops.v1.Ack
+	7,  // 7: netaiops.v1.ConnectResponse.heartbeat:type_name -> netaiops.v1.Heartbeat
+	8,  // 8: netaiops.v1.ConnectResponse.config:type_name -> netaiops.v1.ConfigPush
+	10, // 9: netaiops.v1.ConnectResponse.command:type_name -> netaiops.v1.Command
+	2,  // 10: netaiops.v1.Hello.targets:type_name -> netaiops.v1.TargetInfo
+	15, // 11: netaiops.v1.Hello.labels:type_name -> netaiops.v1.Hello.LabelsEntry
+	17, // 12: netaiops.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	18, // 13: netaiops.v1.EventBatch.events:type_name -> netaiops.v1.IssueEvent
+	19, // 14: netaiops.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	2,  // 15: netaiops.v1.ConfigStatus.targets:type_name -> netaiops.v1.TargetInfo
+	17, // 16: netaiops.v1.Command.timeout:type_name -> google.protobuf.Duration
+	11, // 17: netaiops.v1.Command.poll:type_name -> netaiops.v1.PollCommand
+	13, // 18: netaiops.v1.CommandResult.poll:type_name -> netaiops.v1.PollResult
+	19, // 19: netaiops.v1.PollResult.time:type_name -> google.protobuf.Timestamp
+	17, // 20: netaiops.v1.PollResult.duration:type_name -> google.protobuf.Duration
+	14, // 21: netaiops.v1.PollResult.samples:type_name -> netaiops.v1.Sample
+	16, // 22: netaiops.v1.Sample.labels:type_name -> netaiops.v1.Sample.LabelsEntry
+	0,  // 23: netaiops.v1.ControlService.Connect:input_type -> netaiops.v1.ConnectRequest
+	1,  // 24: netaiops.v1.ControlService.Connect:output_type -> netaiops.v1.ConnectResponse
+	24, // [24:25] is the sub-list for method output_type
+	23, // [23:24] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_netaiops_v1_control_proto_init() }
@@ -723,11 +1386,18 @@ func file_netaiops_v1_control_proto_init() {
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Events)(nil),
 		(*ConnectRequest_Heartbeat)(nil),
+		(*ConnectRequest_ConfigStatus)(nil),
+		(*ConnectRequest_CommandResult)(nil),
 	}
 	file_netaiops_v1_control_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Ack)(nil),
 		(*ConnectResponse_Heartbeat)(nil),
+		(*ConnectResponse_Config)(nil),
+		(*ConnectResponse_Command)(nil),
+	}
+	file_netaiops_v1_control_proto_msgTypes[10].OneofWrappers = []any{
+		(*Command_Poll)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -735,7 +1405,7 @@ func file_netaiops_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netaiops_v1_control_proto_rawDesc), len(file_netaiops_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

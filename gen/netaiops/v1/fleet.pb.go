@@ -9,6 +9,7 @@ package netaiopsv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -41,8 +42,18 @@ type Agent struct {
 	PendingEvents uint64            `protobuf:"varint,10,opt,name=pending_events,json=pendingEvents,proto3" json:"pending_events,omitempty"`
 	DroppedEvents uint64            `protobuf:"varint,11,opt,name=dropped_events,json=droppedEvents,proto3" json:"dropped_events,omitempty"`
 	Labels        map[string]string `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The configuration the agent should run ("" source and hash: its local
+	// file only) and the one it runs (its last ACK).
+	DesiredConfigSource  string `protobuf:"bytes,13,opt,name=desired_config_source,json=desiredConfigSource,proto3" json:"desired_config_source,omitempty"`
+	DesiredConfigVersion uint64 `protobuf:"varint,14,opt,name=desired_config_version,json=desiredConfigVersion,proto3" json:"desired_config_version,omitempty"`
+	DesiredConfigHash    string `protobuf:"bytes,15,opt,name=desired_config_hash,json=desiredConfigHash,proto3" json:"desired_config_hash,omitempty"`
+	AppliedConfigVersion uint64 `protobuf:"varint,16,opt,name=applied_config_version,json=appliedConfigVersion,proto3" json:"applied_config_version,omitempty"`
+	AppliedConfigHash    string `protobuf:"bytes,17,opt,name=applied_config_hash,json=appliedConfigHash,proto3" json:"applied_config_hash,omitempty"`
+	// The agent's last NACK (the hash it rejected and why); cleared by an ACK.
+	ConfigError     string `protobuf:"bytes,18,opt,name=config_error,json=configError,proto3" json:"config_error,omitempty"`
+	ConfigErrorHash string `protobuf:"bytes,19,opt,name=config_error_hash,json=configErrorHash,proto3" json:"config_error_hash,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
@@ -159,6 +170,662 @@ func (x *Agent) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *Agent) GetDesiredConfigSource() string {
+	if x != nil {
+		return x.DesiredConfigSource
+	}
+	return ""
+}
+
+func (x *Agent) GetDesiredConfigVersion() uint64 {
+	if x != nil {
+		return x.DesiredConfigVersion
+	}
+	return 0
+}
+
+func (x *Agent) GetDesiredConfigHash() string {
+	if x != nil {
+		return x.DesiredConfigHash
+	}
+	return ""
+}
+
+func (x *Agent) GetAppliedConfigVersion() uint64 {
+	if x != nil {
+		return x.AppliedConfigVersion
+	}
+	return 0
+}
+
+func (x *Agent) GetAppliedConfigHash() string {
+	if x != nil {
+		return x.AppliedConfigHash
+	}
+	return ""
+}
+
+func (x *Agent) GetConfigError() string {
+	if x != nil {
+		return x.ConfigError
+	}
+	return ""
+}
+
+func (x *Agent) GetConfigErrorHash() string {
+	if x != nil {
+		return x.ConfigErrorHash
+	}
+	return ""
+}
+
+// ConfigSelector says which agents a configuration is for: one agent by
+// id, or every agent that carries all the labels. An agent runs its own
+// configuration if there is one, else the matching label group with the
+// most labels (ties: the smallest source string).
+type ConfigSelector struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgentId       string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigSelector) Reset() {
+	*x = ConfigSelector{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigSelector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigSelector) ProtoMessage() {}
+
+func (x *ConfigSelector) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigSelector.ProtoReflect.Descriptor instead.
+func (*ConfigSelector) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ConfigSelector) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ConfigSelector) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+// AgentConfig is a stored configuration.
+type AgentConfig struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Selector *ConfigSelector        `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
+	// YAML with the sections the controller may set: snmp and targets, in
+	// the schema of the agent's file. Answers redact secrets (community,
+	// passwords) as "<secret>".
+	Yaml string `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// Output only: bumped by every change of the content.
+	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Output only: lowercase hex SHA-256 of the (unredacted) yaml.
+	Hash string `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Output only: "agent/<id>" or "labels/<k>=<v>,...".
+	Source     string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Output only: the operator that set it.
+	UpdatedBy     string `protobuf:"bytes,7,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentConfig) Reset() {
+	*x = AgentConfig{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentConfig) ProtoMessage() {}
+
+func (x *AgentConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentConfig.ProtoReflect.Descriptor instead.
+func (*AgentConfig) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AgentConfig) GetSelector() *ConfigSelector {
+	if x != nil {
+		return x.Selector
+	}
+	return nil
+}
+
+func (x *AgentConfig) GetYaml() string {
+	if x != nil {
+		return x.Yaml
+	}
+	return ""
+}
+
+func (x *AgentConfig) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AgentConfig) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *AgentConfig) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *AgentConfig) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *AgentConfig) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+type SetConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Selector      *ConfigSelector        `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
+	Yaml          string                 `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetConfigRequest) Reset() {
+	*x = SetConfigRequest{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetConfigRequest) ProtoMessage() {}
+
+func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
+func (*SetConfigRequest) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SetConfigRequest) GetSelector() *ConfigSelector {
+	if x != nil {
+		return x.Selector
+	}
+	return nil
+}
+
+func (x *SetConfigRequest) GetYaml() string {
+	if x != nil {
+		return x.Yaml
+	}
+	return ""
+}
+
+type SetConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *AgentConfig           `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetConfigResponse) Reset() {
+	*x = SetConfigResponse{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetConfigResponse) ProtoMessage() {}
+
+func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
+func (*SetConfigResponse) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SetConfigResponse) GetConfig() *AgentConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type GetConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Selector      *ConfigSelector        `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigRequest) Reset() {
+	*x = GetConfigRequest{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigRequest) ProtoMessage() {}
+
+func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigRequest) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetConfigRequest) GetSelector() *ConfigSelector {
+	if x != nil {
+		return x.Selector
+	}
+	return nil
+}
+
+type GetConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *AgentConfig           `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigResponse) Reset() {
+	*x = GetConfigResponse{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigResponse) ProtoMessage() {}
+
+func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetConfigResponse) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetConfigResponse) GetConfig() *AgentConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type ListConfigsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigsRequest) Reset() {
+	*x = ListConfigsRequest{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigsRequest) ProtoMessage() {}
+
+func (x *ListConfigsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigsRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigsRequest) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{7}
+}
+
+type ListConfigsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Configs       []*AgentConfig         `protobuf:"bytes,1,rep,name=configs,proto3" json:"configs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigsResponse) Reset() {
+	*x = ListConfigsResponse{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigsResponse) ProtoMessage() {}
+
+func (x *ListConfigsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigsResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigsResponse) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListConfigsResponse) GetConfigs() []*AgentConfig {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+type DeleteConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Selector      *ConfigSelector        `protobuf:"bytes,1,opt,name=selector,proto3" json:"selector,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConfigRequest) Reset() {
+	*x = DeleteConfigRequest{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConfigRequest) ProtoMessage() {}
+
+func (x *DeleteConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConfigRequest.ProtoReflect.Descriptor instead.
+func (*DeleteConfigRequest) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteConfigRequest) GetSelector() *ConfigSelector {
+	if x != nil {
+		return x.Selector
+	}
+	return nil
+}
+
+type DeleteConfigResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteConfigResponse) Reset() {
+	*x = DeleteConfigResponse{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteConfigResponse) ProtoMessage() {}
+
+func (x *DeleteConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteConfigResponse.ProtoReflect.Descriptor instead.
+func (*DeleteConfigResponse) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{10}
+}
+
+type PollTargetRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// The target's name in the agent's configuration.
+	Target string `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	// How long to wait for the agent (default 10s, at most 60s); the call's
+	// own deadline, when shorter, wins.
+	Timeout       *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollTargetRequest) Reset() {
+	*x = PollTargetRequest{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollTargetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollTargetRequest) ProtoMessage() {}
+
+func (x *PollTargetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollTargetRequest.ProtoReflect.Descriptor instead.
+func (*PollTargetRequest) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PollTargetRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *PollTargetRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *PollTargetRequest) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type PollTargetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *PollResult            `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PollTargetResponse) Reset() {
+	*x = PollTargetResponse{}
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PollTargetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PollTargetResponse) ProtoMessage() {}
+
+func (x *PollTargetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PollTargetResponse.ProtoReflect.Descriptor instead.
+func (*PollTargetResponse) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PollTargetResponse) GetResult() *PollResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 type ListAgentsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most this many agents (default 100, at most 1000).
@@ -170,7 +837,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_netaiops_v1_fleet_proto_msgTypes[1]
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -182,7 +849,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_fleet_proto_msgTypes[1]
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -195,7 +862,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{1}
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListAgentsRequest) GetPageSize() int32 {
@@ -222,7 +889,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_netaiops_v1_fleet_proto_msgTypes[2]
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +901,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_fleet_proto_msgTypes[2]
+	mi := &file_netaiops_v1_fleet_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +914,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{2}
+	return file_netaiops_v1_fleet_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*Agent {
@@ -268,7 +935,7 @@ var File_netaiops_v1_fleet_proto protoreflect.FileDescriptor
 
 const file_netaiops_v1_fleet_proto_rawDesc = "" +
 	"\n" +
-	"\x17netaiops/v1/fleet.proto\x12\vnetaiops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19netaiops/v1/control.proto\"\xfa\x03\n" +
+	"\x17netaiops/v1/fleet.proto\x12\vnetaiops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19netaiops/v1/control.proto\"\xc9\x06\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1a\n" +
@@ -282,20 +949,70 @@ const file_netaiops_v1_fleet_proto_rawDesc = "" +
 	"\x0epending_events\x18\n" +
 	" \x01(\x04R\rpendingEvents\x12%\n" +
 	"\x0edropped_events\x18\v \x01(\x04R\rdroppedEvents\x126\n" +
-	"\x06labels\x18\f \x03(\v2\x1e.netaiops.v1.Agent.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\f \x03(\v2\x1e.netaiops.v1.Agent.LabelsEntryR\x06labels\x122\n" +
+	"\x15desired_config_source\x18\r \x01(\tR\x13desiredConfigSource\x124\n" +
+	"\x16desired_config_version\x18\x0e \x01(\x04R\x14desiredConfigVersion\x12.\n" +
+	"\x13desired_config_hash\x18\x0f \x01(\tR\x11desiredConfigHash\x124\n" +
+	"\x16applied_config_version\x18\x10 \x01(\x04R\x14appliedConfigVersion\x12.\n" +
+	"\x13applied_config_hash\x18\x11 \x01(\tR\x11appliedConfigHash\x12!\n" +
+	"\fconfig_error\x18\x12 \x01(\tR\vconfigError\x12*\n" +
+	"\x11config_error_hash\x18\x13 \x01(\tR\x0fconfigErrorHash\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x01\n" +
+	"\x0eConfigSelector\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12?\n" +
+	"\x06labels\x18\x02 \x03(\v2'.netaiops.v1.ConfigSelector.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfc\x01\n" +
+	"\vAgentConfig\x127\n" +
+	"\bselector\x18\x01 \x01(\v2\x1b.netaiops.v1.ConfigSelectorR\bselector\x12\x12\n" +
+	"\x04yaml\x18\x02 \x01(\tR\x04yaml\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\tR\x04hash\x12\x16\n" +
+	"\x06source\x18\x05 \x01(\tR\x06source\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\a \x01(\tR\tupdatedBy\"_\n" +
+	"\x10SetConfigRequest\x127\n" +
+	"\bselector\x18\x01 \x01(\v2\x1b.netaiops.v1.ConfigSelectorR\bselector\x12\x12\n" +
+	"\x04yaml\x18\x02 \x01(\tR\x04yaml\"E\n" +
+	"\x11SetConfigResponse\x120\n" +
+	"\x06config\x18\x01 \x01(\v2\x18.netaiops.v1.AgentConfigR\x06config\"K\n" +
+	"\x10GetConfigRequest\x127\n" +
+	"\bselector\x18\x01 \x01(\v2\x1b.netaiops.v1.ConfigSelectorR\bselector\"E\n" +
+	"\x11GetConfigResponse\x120\n" +
+	"\x06config\x18\x01 \x01(\v2\x18.netaiops.v1.AgentConfigR\x06config\"\x14\n" +
+	"\x12ListConfigsRequest\"I\n" +
+	"\x13ListConfigsResponse\x122\n" +
+	"\aconfigs\x18\x01 \x03(\v2\x18.netaiops.v1.AgentConfigR\aconfigs\"N\n" +
+	"\x13DeleteConfigRequest\x127\n" +
+	"\bselector\x18\x01 \x01(\v2\x1b.netaiops.v1.ConfigSelectorR\bselector\"\x16\n" +
+	"\x14DeleteConfigResponse\"{\n" +
+	"\x11PollTargetRequest\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"E\n" +
+	"\x12PollTargetResponse\x12/\n" +
+	"\x06result\x18\x01 \x01(\v2\x17.netaiops.v1.PollResultR\x06result\"O\n" +
 	"\x11ListAgentsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"h\n" +
 	"\x12ListAgentsResponse\x12*\n" +
 	"\x06agents\x18\x01 \x03(\v2\x12.netaiops.v1.AgentR\x06agents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2]\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xeb\x03\n" +
 	"\fFleetService\x12M\n" +
 	"\n" +
-	"ListAgents\x12\x1e.netaiops.v1.ListAgentsRequest\x1a\x1f.netaiops.v1.ListAgentsResponseB\xa3\x01\n" +
+	"ListAgents\x12\x1e.netaiops.v1.ListAgentsRequest\x1a\x1f.netaiops.v1.ListAgentsResponse\x12J\n" +
+	"\tSetConfig\x12\x1d.netaiops.v1.SetConfigRequest\x1a\x1e.netaiops.v1.SetConfigResponse\x12J\n" +
+	"\tGetConfig\x12\x1d.netaiops.v1.GetConfigRequest\x1a\x1e.netaiops.v1.GetConfigResponse\x12P\n" +
+	"\vListConfigs\x12\x1f.netaiops.v1.ListConfigsRequest\x1a .netaiops.v1.ListConfigsResponse\x12S\n" +
+	"\fDeleteConfig\x12 .netaiops.v1.DeleteConfigRequest\x1a!.netaiops.v1.DeleteConfigResponse\x12M\n" +
+	"\n" +
+	"PollTarget\x12\x1e.netaiops.v1.PollTargetRequest\x1a\x1f.netaiops.v1.PollTargetResponseB\xa3\x01\n" +
 	"\x0fcom.netaiops.v1B\n" +
 	"FleetProtoP\x01Z7github.com/netaiops/netaiops/gen/netaiops/v1;netaiopsv1\xa2\x02\x03NXX\xaa\x02\vNetaiops.V1\xca\x02\vNetaiops\\V1\xe2\x02\x17Netaiops\\V1\\GPBMetadata\xea\x02\fNetaiops::V1b\x06proto3"
 
@@ -311,27 +1028,63 @@ func file_netaiops_v1_fleet_proto_rawDescGZIP() []byte {
 	return file_netaiops_v1_fleet_proto_rawDescData
 }
 
-var file_netaiops_v1_fleet_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_netaiops_v1_fleet_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_netaiops_v1_fleet_proto_goTypes = []any{
 	(*Agent)(nil),                 // 0: netaiops.v1.Agent
-	(*ListAgentsRequest)(nil),     // 1: netaiops.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),    // 2: netaiops.v1.ListAgentsResponse
-	nil,                           // 3: netaiops.v1.Agent.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*TargetInfo)(nil),            // 5: netaiops.v1.TargetInfo
+	(*ConfigSelector)(nil),        // 1: netaiops.v1.ConfigSelector
+	(*AgentConfig)(nil),           // 2: netaiops.v1.AgentConfig
+	(*SetConfigRequest)(nil),      // 3: netaiops.v1.SetConfigRequest
+	(*SetConfigResponse)(nil),     // 4: netaiops.v1.SetConfigResponse
+	(*GetConfigRequest)(nil),      // 5: netaiops.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),     // 6: netaiops.v1.GetConfigResponse
+	(*ListConfigsRequest)(nil),    // 7: netaiops.v1.ListConfigsRequest
+	(*ListConfigsResponse)(nil),   // 8: netaiops.v1.ListConfigsResponse
+	(*DeleteConfigRequest)(nil),   // 9: netaiops.v1.DeleteConfigRequest
+	(*DeleteConfigResponse)(nil),  // 10: netaiops.v1.DeleteConfigResponse
+	(*PollTargetRequest)(nil),     // 11: netaiops.v1.PollTargetRequest
+	(*PollTargetResponse)(nil),    // 12: netaiops.v1.PollTargetResponse
+	(*ListAgentsRequest)(nil),     // 13: netaiops.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),    // 14: netaiops.v1.ListAgentsResponse
+	nil,                           // 15: netaiops.v1.Agent.LabelsEntry
+	nil,                           // 16: netaiops.v1.ConfigSelector.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*TargetInfo)(nil),            // 18: netaiops.v1.TargetInfo
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*PollResult)(nil),            // 20: netaiops.v1.PollResult
 }
 var file_netaiops_v1_fleet_proto_depIdxs = []int32{
-	4, // 0: netaiops.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
-	5, // 1: netaiops.v1.Agent.targets:type_name -> netaiops.v1.TargetInfo
-	3, // 2: netaiops.v1.Agent.labels:type_name -> netaiops.v1.Agent.LabelsEntry
-	0, // 3: netaiops.v1.ListAgentsResponse.agents:type_name -> netaiops.v1.Agent
-	1, // 4: netaiops.v1.FleetService.ListAgents:input_type -> netaiops.v1.ListAgentsRequest
-	2, // 5: netaiops.v1.FleetService.ListAgents:output_type -> netaiops.v1.ListAgentsResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	17, // 0: netaiops.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	18, // 1: netaiops.v1.Agent.targets:type_name -> netaiops.v1.TargetInfo
+	15, // 2: netaiops.v1.Agent.labels:type_name -> netaiops.v1.Agent.LabelsEntry
+	16, // 3: netaiops.v1.ConfigSelector.labels:type_name -> netaiops.v1.ConfigSelector.LabelsEntry
+	1,  // 4: netaiops.v1.AgentConfig.selector:type_name -> netaiops.v1.ConfigSelector
+	17, // 5: netaiops.v1.AgentConfig.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 6: netaiops.v1.SetConfigRequest.selector:type_name -> netaiops.v1.ConfigSelector
+	2,  // 7: netaiops.v1.SetConfigResponse.config:type_name -> netaiops.v1.AgentConfig
+	1,  // 8: netaiops.v1.GetConfigRequest.selector:type_name -> netaiops.v1.ConfigSelector
+	2,  // 9: netaiops.v1.GetConfigResponse.config:type_name -> netaiops.v1.AgentConfig
+	2,  // 10: netaiops.v1.ListConfigsResponse.configs:type_name -> netaiops.v1.AgentConfig
+	1,  // 11: netaiops.v1.DeleteConfigRequest.selector:type_name -> netaiops.v1.ConfigSelector
+	19, // 12: netaiops.v1.PollTargetRequest.timeout:type_name -> google.protobuf.Duration
+	20, // 13: netaiops.v1.PollTargetResponse.result:type_name -> netaiops.v1.PollResult
+	0,  // 14: netaiops.v1.ListAgentsResponse.agents:type_name -> netaiops.v1.Agent
+	13, // 15: netaiops.v1.FleetService.ListAgents:input_type -> netaiops.v1.ListAgentsRequest
+	3,  // 16: netaiops.v1.FleetService.SetConfig:input_type -> netaiops.v1.SetConfigRequest
+	5,  // 17: netaiops.v1.FleetService.GetConfig:input_type -> netaiops.v1.GetConfigRequest
+	7,  // 18: netaiops.v1.FleetService.ListConfigs:input_type -> netaiops.v1.ListConfigsRequest
+	9,  // 19: netaiops.v1.FleetService.DeleteConfig:input_type -> netaiops.v1.DeleteConfigRequest
+	11, // 20: netaiops.v1.FleetService.PollTarget:input_type -> netaiops.v1.PollTargetRequest
+	14, // 21: netaiops.v1.FleetService.ListAgents:output_type -> netaiops.v1.ListAgentsResponse
+	4,  // 22: netaiops.v1.FleetService.SetConfig:output_type -> netaiops.v1.SetConfigResponse
+	6,  // 23: netaiops.v1.FleetService.GetConfig:output_type -> netaiops.v1.GetConfigResponse
+	8,  // 24: netaiops.v1.FleetService.ListConfigs:output_type -> netaiops.v1.ListConfigsResponse
+	10, // 25: netaiops.v1.FleetService.DeleteConfig:output_type -> netaiops.v1.DeleteConfigResponse
+	12, // 26: netaiops.v1.FleetService.PollTarget:output_type -> netaiops.v1.PollTargetResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_netaiops_v1_fleet_proto_init() }
@@ -346,7 +1099,7 @@ func file_netaiops_v1_fleet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netaiops_v1_fleet_proto_rawDesc), len(file_netaiops_v1_fleet_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

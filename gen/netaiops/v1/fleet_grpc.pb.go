@@ -19,17 +19,41 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FleetService_ListAgents_FullMethodName = "/netaiops.v1.FleetService/ListAgents"
+	FleetService_ListAgents_FullMethodName   = "/netaiops.v1.FleetService/ListAgents"
+	FleetService_SetConfig_FullMethodName    = "/netaiops.v1.FleetService/SetConfig"
+	FleetService_GetConfig_FullMethodName    = "/netaiops.v1.FleetService/GetConfig"
+	FleetService_ListConfigs_FullMethodName  = "/netaiops.v1.FleetService/ListConfigs"
+	FleetService_DeleteConfig_FullMethodName = "/netaiops.v1.FleetService/DeleteConfig"
+	FleetService_PollTarget_FullMethodName   = "/netaiops.v1.FleetService/PollTarget"
 )
 
 // FleetServiceClient is the client API for FleetService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// FleetService serves operators: which agents exist and how they are.
+// FleetService serves operators: which agents exist and how they are, what
+// configuration they should run, and commands to them.
 type FleetServiceClient interface {
-	// ListAgents returns every agent that ever connected, by id.
+	// ListAgents returns every agent that ever connected, by id (viewer).
 	ListAgents(ctx context.Context, in *ListAgentsRequest, opts ...grpc.CallOption) (*ListAgentsResponse, error)
+	// SetConfig stores the desired configuration of one agent or of a label
+	// group; connected agents it now applies to get it pushed (admin).
+	SetConfig(ctx context.Context, in *SetConfigRequest, opts ...grpc.CallOption) (*SetConfigResponse, error)
+	// GetConfig returns the configuration stored for a selector, secrets
+	// redacted (viewer).
+	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
+	// ListConfigs returns every stored configuration, secrets redacted
+	// (viewer).
+	ListConfigs(ctx context.Context, in *ListConfigsRequest, opts ...grpc.CallOption) (*ListConfigsResponse, error)
+	// DeleteConfig removes the configuration of a selector; agents it applied
+	// to get the next one that matches, or return to their local file
+	// (admin).
+	DeleteConfig(ctx context.Context, in *DeleteConfigRequest, opts ...grpc.CallOption) (*DeleteConfigResponse, error)
+	// PollTarget asks a connected agent to poll one of its targets now and
+	// returns the result: Unavailable when the agent is not connected,
+	// DeadlineExceeded when it does not answer in time, NotFound for a target
+	// it does not poll (operator).
+	PollTarget(ctx context.Context, in *PollTargetRequest, opts ...grpc.CallOption) (*PollTargetResponse, error)
 }
 
 type fleetServiceClient struct {
@@ -50,14 +74,83 @@ func (c *fleetServiceClient) ListAgents(ctx context.Context, in *ListAgentsReque
 	return out, nil
 }
 
+func (c *fleetServiceClient) SetConfig(ctx context.Context, in *SetConfigRequest, opts ...grpc.CallOption) (*SetConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetConfigResponse)
+	err := c.cc.Invoke(ctx, FleetService_SetConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConfigResponse)
+	err := c.cc.Invoke(ctx, FleetService_GetConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) ListConfigs(ctx context.Context, in *ListConfigsRequest, opts ...grpc.CallOption) (*ListConfigsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConfigsResponse)
+	err := c.cc.Invoke(ctx, FleetService_ListConfigs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) DeleteConfig(ctx context.Context, in *DeleteConfigRequest, opts ...grpc.CallOption) (*DeleteConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteConfigResponse)
+	err := c.cc.Invoke(ctx, FleetService_DeleteConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *fleetServiceClient) PollTarget(ctx context.Context, in *PollTargetRequest, opts ...grpc.CallOption) (*PollTargetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PollTargetResponse)
+	err := c.cc.Invoke(ctx, FleetService_PollTarget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FleetServiceServer is the server API for FleetService service.
 // All implementations must embed UnimplementedFleetServiceServer
 // for forward compatibility.
 //
-// FleetService serves operators: which agents exist and how they are.
+// FleetService serves operators: which agents exist and how they are, what
+// configuration they should run, and commands to them.
 type FleetServiceServer interface {
-	// ListAgents returns every agent that ever connected, by id.
+	// ListAgents returns every agent that ever connected, by id (viewer).
 	ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error)
+	// SetConfig stores the desired configuration of one agent or of a label
+	// group; connected agents it now applies to get it pushed (admin).
+	SetConfig(context.Context, *SetConfigRequest) (*SetConfigResponse, error)
+	// GetConfig returns the configuration stored for a selector, secrets
+	// redacted (viewer).
+	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
+	// ListConfigs returns every stored configuration, secrets redacted
+	// (viewer).
+	ListConfigs(context.Context, *ListConfigsRequest) (*ListConfigsResponse, error)
+	// DeleteConfig removes the configuration of a selector; agents it applied
+	// to get the next one that matches, or return to their local file
+	// (admin).
+	DeleteConfig(context.Context, *DeleteConfigRequest) (*DeleteConfigResponse, error)
+	// PollTarget asks a connected agent to poll one of its targets now and
+	// returns the result: Unavailable when the agent is not connected,
+	// DeadlineExceeded when it does not answer in time, NotFound for a target
+	// it does not poll (operator).
+	PollTarget(context.Context, *PollTargetRequest) (*PollTargetResponse, error)
 	mustEmbedUnimplementedFleetServiceServer()
 }
 
@@ -70,6 +163,21 @@ type UnimplementedFleetServiceServer struct{}
 
 func (UnimplementedFleetServiceServer) ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAgents not implemented")
+}
+func (UnimplementedFleetServiceServer) SetConfig(context.Context, *SetConfigRequest) (*SetConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetConfig not implemented")
+}
+func (UnimplementedFleetServiceServer) GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConfig not implemented")
+}
+func (UnimplementedFleetServiceServer) ListConfigs(context.Context, *ListConfigsRequest) (*ListConfigsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConfigs not implemented")
+}
+func (UnimplementedFleetServiceServer) DeleteConfig(context.Context, *DeleteConfigRequest) (*DeleteConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteConfig not implemented")
+}
+func (UnimplementedFleetServiceServer) PollTarget(context.Context, *PollTargetRequest) (*PollTargetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PollTarget not implemented")
 }
 func (UnimplementedFleetServiceServer) mustEmbedUnimplementedFleetServiceServer() {}
 func (UnimplementedFleetServiceServer) testEmbeddedByValue()                      {}
@@ -110,6 +218,96 @@ func _FleetService_ListAgents_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FleetService_SetConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).SetConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_SetConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).SetConfig(ctx, req.(*SetConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_GetConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).GetConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_GetConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).GetConfig(ctx, req.(*GetConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_ListConfigs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConfigsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).ListConfigs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_ListConfigs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).ListConfigs(ctx, req.(*ListConfigsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_DeleteConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).DeleteConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_DeleteConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).DeleteConfig(ctx, req.(*DeleteConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _FleetService_PollTarget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PollTargetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FleetServiceServer).PollTarget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FleetService_PollTarget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FleetServiceServer).PollTarget(ctx, req.(*PollTargetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FleetService_ServiceDesc is the grpc.ServiceDesc for FleetService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -120,6 +318,26 @@ var FleetService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAgents",
 			Handler:    _FleetService_ListAgents_Handler,
+		},
+		{
+			MethodName: "SetConfig",
+			Handler:    _FleetService_SetConfig_Handler,
+		},
+		{
+			MethodName: "GetConfig",
+			Handler:    _FleetService_GetConfig_Handler,
+		},
+		{
+			MethodName: "ListConfigs",
+			Handler:    _FleetService_ListConfigs_Handler,
+		},
+		{
+			MethodName: "DeleteConfig",
+			Handler:    _FleetService_DeleteConfig_Handler,
+		},
+		{
+			MethodName: "PollTarget",
+			Handler:    _FleetService_PollTarget_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,252 @@
+package agent_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/netaiops/netaiops/agent"
+	"github.com/netaiops/netaiops/agent/config"
+	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/snmp"
+	"github.com/netaiops/netaiops/controller"
+	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
+)
+
+// recordingPoller answers every poll with one sample and records when
+// each target was polled; target "slow" answers only when its ctx ends.
+type recordingPoller struct {
+	mu    sync.Mutex
+	polls map[string][]time.Time
+}
+
+func (p *recordingPoller) Poll(ctx context.Context, o snmp.Options) collector.Poll {
+	name := o.Target.Name
+	now := time.Now()
+	if name == "slow" {
+		<-ctx.Done()
+		return collector.Poll{Target: o.Target, Time: now, Err: ctx.Err()}
+	}
+	p.mu.Lock()
+	if p.polls == nil {
+		p.polls = map[string][]time.Time{}
+	}
+	p.polls[name] = append(p.polls[name], now)
+	p.mu.Unlock()
+	return collector.Poll{Target: o.Target, Time: now, Duration: time.Millisecond,
+		Samples: []collector.Sample{{Device: name, Metric: "sysUpTime", Value: 4200, Kind: collector.Gauge, Time: now}}}
+}
+
+// count returns how often target was polled, and the first poll after since.
+func (p *recordingPoller) count(target string, since time.Time) (n int, first time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, at := range p.polls[target] {
+		n++
+		if first.IsZero() && at.After(since) {
+			first = at
+		}
+	}
+	return n, first
+}
+
+// runController runs a real plaintext controller on a free port.
+func runController(t *testing.T) (addr string, stop func()) {
+	t.Helper()
+	cfg := controller.DefaultConfig()
+	cfg.Listen, cfg.Insecure, cfg.DBPath = "127.0.0.1:0", true, filepath.Join(t.TempDir(), "c.db")
+	cfg.HeartbeatInterval, cfg.ShutdownTimeout = time.Second, 2*time.Second
+	c := controller.New(cfg, testLogger(t).With("side", "controller"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }() // owned by stop
+	select {
+	case <-c.Ready():
+	case err := <-done:
+		t.Fatalf("controller: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("controller: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return c.Addr().String(), stop
+}
+
+// runAgent runs an agent from a config document and returns a stop func.
+func runAgent(t *testing.T, doc string, p agent.Poller) (a *agent.Agent, stop func()) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(doc), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err = agent.New(cfg, testLogger(t).With("side", "agent"), agent.WithPoller(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }() // owned by stop
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
+}
+
+func agentOf(t *testing.T, fc netaiopsv1.FleetServiceClient, id string) *netaiopsv1.Agent {
+	t.Helper()
+	resp, err := fc.ListAgents(context.Background(), &netaiopsv1.ListAgentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range resp.GetAgents() {
+		if a.GetId() == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// TestConfigPushAndCommands: a pushed configuration takes effect within
+// one interval and is ACKed; an invalid one is NACKed with the validation
+// error while the agent keeps polling with the old one; the last good one
+// survives a restart without the controller; PollTarget answers with
+// samples, NotFound, DeadlineExceeded and Unavailable.
+func TestConfigPushAndCommands(t *testing.T) {
+	const interval = 400 * time.Millisecond
+	addr, stopController := runController(t)
+	dataDir := t.TempDir()
+	doc := `agent:
+  id: edge-1
+  data_dir: ` + dataDir + `
+  labels: {site: lab}
+controller:
+  address: ` + addr + `
+  insecure: true
+snmp:
+  interval: 400ms
+  timeout: 100ms
+targets:
+  - name: a
+    address: 10.0.0.1
+    community: local-secret
+`
+	p := &recordingPoller{}
+	a, stopAgent := runAgent(t, doc, p)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fc := netaiopsv1.NewFleetServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitFor(t, 5*time.Second, "agent connected and polling a", func() bool {
+		n, _ := p.count("a", time.Time{})
+		return a.Stats().Uplink.Connected && n > 0
+	})
+
+	// A valid push for the agent's label group: b starts within one interval.
+	good := "targets:\n  - name: a\n    address: 10.0.0.1\n    community: local-secret\n" +
+		"  - name: b\n    address: 10.0.0.2\n    community: pushed-secret\n  - name: slow\n    address: 10.0.0.3\n"
+	set, err := fc.SetConfig(ctx, &netaiopsv1.SetConfigRequest{Selector: &netaiopsv1.ConfigSelector{Labels: map[string]string{"site": "lab"}}, Yaml: good})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushedAt := time.Now()
+	if y := set.GetConfig().GetYaml(); strings.Contains(y, "pushed-secret") || !strings.Contains(y, "<secret>") {
+		t.Errorf("SetConfig answer does not redact the community:\n%s", y)
+	}
+	waitFor(t, 5*time.Second, "the push ACKed", func() bool {
+		ag := agentOf(t, fc, "edge-1")
+		return ag.GetAppliedConfigHash() == set.GetConfig().GetHash() && ag.GetDesiredConfigHash() == set.GetConfig().GetHash()
+	})
+	waitFor(t, 5*time.Second, "b polled", func() bool { _, first := p.count("b", pushedAt); return !first.IsZero() })
+	if _, first := p.count("b", pushedAt); first.Sub(pushedAt) > interval+200*time.Millisecond {
+		t.Errorf("b first polled %s after the push, want within one interval (%s)", first.Sub(pushedAt), interval)
+	}
+	if ag := agentOf(t, fc, "edge-1"); ag.GetAppliedConfigVersion() != set.GetConfig().GetVersion() || ag.GetConfigError() != "" ||
+		ag.GetDesiredConfigSource() != "labels/site=lab" || ag.GetTargetCount() != 3 {
+		t.Errorf("agent after ACK: %v", ag)
+	}
+
+	// An invalid push for the agent alone: NACKed, the old config keeps running.
+	bad := "targets:\n  - name: a\n    address: 10.0.0.1\n  - name: c\n    address: 10.0.0.4:99999\n"
+	badSet, err := fc.SetConfig(ctx, &netaiopsv1.SetConfigRequest{Selector: &netaiopsv1.ConfigSelector{AgentId: "edge-1"}, Yaml: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the NACK", func() bool { return agentOf(t, fc, "edge-1").GetConfigErrorHash() == badSet.GetConfig().GetHash() })
+	ag := agentOf(t, fc, "edge-1")
+	if want := `targets[1].address: bad address "10.0.0.4:99999": bad port "99999" (want 1-65535)`; !strings.Contains(ag.GetConfigError(), want) ||
+		ag.GetAppliedConfigHash() != set.GetConfig().GetHash() || ag.GetDesiredConfigSource() != "agent/edge-1" {
+		t.Errorf("agent after NACK: error %q applied %s desired %s", ag.GetConfigError(), ag.GetAppliedConfigHash(), ag.GetDesiredConfigSource())
+	}
+	nackAt := time.Now()
+	waitFor(t, 5*time.Second, "a and b polled after the NACK", func() bool {
+		_, fa := p.count("a", nackAt)
+		_, fb := p.count("b", nackAt)
+		return !fa.IsZero() && !fb.IsZero()
+	})
+	if n, _ := p.count("c", time.Time{}); n != 0 {
+		t.Errorf("c of the rejected config was polled %d times", n)
+	}
+
+	// Commands.
+	pc := func(agentID, target string, timeout time.Duration) (*netaiopsv1.PollTargetResponse, error) {
+		return fc.PollTarget(ctx, &netaiopsv1.PollTargetRequest{AgentId: agentID, Target: target, Timeout: durationpb.New(timeout)})
+	}
+	res, err := pc("edge-1", "b", 5*time.Second)
+	if err != nil || res.GetResult().GetTarget() != "b" || len(res.GetResult().GetSamples()) != 1 || res.GetResult().GetSamples()[0].GetMetric() != "sysUpTime" {
+		t.Errorf("PollTarget b: %v %v", res, err)
+	}
+	_, err = pc("edge-1", "nope", 5*time.Second)
+	wantCode(t, "PollTarget unknown target", err, codes.NotFound)
+	start := time.Now()
+	_, err = pc("edge-1", "slow", 300*time.Millisecond)
+	wantCode(t, "PollTarget slow target", err, codes.DeadlineExceeded)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("DeadlineExceeded after %s, want about 300ms", d)
+	}
+	_, err = pc("ghost", "a", time.Second)
+	wantCode(t, "PollTarget unconnected agent", err, codes.Unavailable)
+
+	// The last good configuration survives a restart without the controller.
+	stopAgent()
+	stopController()
+	p2 := &recordingPoller{}
+	restarted, _ := runAgent(t, doc, p2)
+	waitFor(t, 5*time.Second, "b polled after a restart without the controller", func() bool { n, _ := p2.count("b", time.Time{}); return n > 0 })
+	if st := restarted.State(); st.ConfigHash != set.GetConfig().GetHash() || len(st.Targets) != 3 {
+		t.Errorf("restarted state: %+v", st)
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, want codes.Code) {
+	t.Helper()
+	if status.Code(err) != want {
+		t.Errorf("%s: got %v, want %s", what, err, want)
+	}
+}
+

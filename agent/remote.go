@@ -1,0 +1,283 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/netaiops/netaiops/agent/config"
+	"github.com/netaiops/netaiops/agent/uplink"
+	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/snmp"
+)
+
+// savedConfigFile, under agent.data_dir, holds the last controller
+// configuration the agent applied, so that it starts with it when the
+// controller is away. It holds SNMP secrets: mode 0600.
+const savedConfigFile = "controller-config.json"
+
+// savedConfig is a controller configuration as the agent keeps it.
+type savedConfig struct {
+	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`
+	Source  string `json:"source"`
+	YAML    string `json:"yaml"`
+}
+
+// current is the configuration the agent runs: the local file merged with
+// the controller's configuration (hash "" when none).
+type current struct {
+	cfg     *config.Config
+	targets []target
+	byName  map[string]target
+	hash    string
+	version uint64
+}
+
+// applyOp asks the goroutine that owns the running targets to switch to
+// next; done is closed once it did.
+type applyOp struct {
+	next *current
+	done chan struct{}
+}
+
+// targetsOf turns a configuration's targets into poll schedules.
+func targetsOf(cfg *config.Config) []target {
+	var out []target
+	for _, t := range cfg.Targets {
+		ct := collector.Target{Name: t.Name, Address: t.Address, Version: t.Version}
+		interval := t.Interval
+		if interval <= 0 {
+			interval = cfg.SNMP.Interval
+		}
+		timeout := t.Timeout
+		if timeout <= 0 {
+			timeout = cfg.SNMP.Timeout
+		}
+		out = append(out, target{
+			opts: snmp.Options{
+				Target:         ct,
+				Community:      string(t.Community),
+				Timeout:        timeout,
+				Retries:        t.EffectiveRetries(cfg.SNMP),
+				MaxRepetitions: cfg.SNMP.MaxRepetitions,
+			},
+			interval: interval,
+			offset:   spread(t.Name, interval),
+		})
+	}
+	return out
+}
+
+func newCurrent(cfg *config.Config, hash string, version uint64) *current {
+	c := &current{cfg: cfg, targets: targetsOf(cfg), byName: map[string]target{}, hash: hash, version: version}
+	for _, t := range c.targets {
+		c.byName[t.opts.Target.Name] = t
+	}
+	return c
+}
+
+// startConfig returns what the agent starts with: the local file merged
+// with the saved controller configuration, or the local file alone when
+// there is none or it no longer applies (then the controller pushes again).
+func (a *Agent) startConfig() *current {
+	path := filepath.Join(a.cfg.Agent.DataDir, savedConfigFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return newCurrent(a.cfg, "", 0)
+	}
+	var sc savedConfig
+	if err == nil {
+		err = json.Unmarshal(data, &sc)
+	}
+	if err != nil {
+		a.log.Warn("ignoring the saved controller configuration", "path", path, "err", err)
+		return newCurrent(a.cfg, "", 0)
+	}
+	merged, _, err := a.cfg.WithRemote([]byte(sc.YAML), remoteName(sc.Source, sc.Version))
+	if err != nil {
+		a.log.Warn("ignoring the saved controller configuration: it does not apply to this file", "path", path, "err", err)
+		return newCurrent(a.cfg, "", 0)
+	}
+	a.log.Info("starting with the saved controller configuration", "source", sc.Source, "version", sc.Version, "hash", sc.Hash)
+	return newCurrent(merged, sc.Hash, sc.Version)
+}
+
+func remoteName(source string, version uint64) string {
+	return fmt.Sprintf("controller config %s v%d", source, version)
+}
+
+// save writes the controller configuration atomically (temp file, fsync,
+// rename); an empty hash removes it.
+func (a *Agent) save(rc uplink.RemoteConfig) error {
+	dir := a.cfg.Agent.DataDir
+	path := filepath.Join(dir, savedConfigFile)
+	if rc.Hash == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove saved config: %w", err)
+		}
+		return nil
+	}
+	data, err := json.Marshal(savedConfig{Version: rc.Version, Hash: rc.Hash, Source: rc.Source, YAML: rc.YAML})
+	if err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	f, err := os.CreateTemp(dir, savedConfigFile+".*")
+	if err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("save config: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("save config: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	return nil
+}
+
+// State implements uplink.Handler: what a hello reports.
+func (a *Agent) State() uplink.State {
+	c := a.cur.Load()
+	st := uplink.State{ConfigHash: c.hash, ConfigVersion: c.version}
+	for _, t := range c.targets {
+		st.Targets = append(st.Targets, t.opts.Target)
+	}
+	return st
+}
+
+// ApplyConfig implements uplink.Handler: it validates the pushed
+// configuration against the local file (an error is the NACK, and nothing
+// changes), saves it, and hands it to the goroutine that owns the running
+// targets. Targets whose settings did not change keep running, with their
+// detection state.
+func (a *Agent) ApplyConfig(ctx context.Context, rc uplink.RemoteConfig) error {
+	merged, ignored, err := a.cfg.WithRemote([]byte(rc.YAML), remoteName(rc.Source, rc.Version))
+	if err != nil {
+		return err
+	}
+	if len(ignored) > 0 {
+		a.log.Info("controller configuration sets pinned sections: the local file's are kept", "pinned", ignored, "source", rc.Source)
+	}
+	if merged.SNMP.MaxConcurrency != a.cfg.SNMP.MaxConcurrency || merged.SNMP.UnreachableAfter != a.cfg.SNMP.UnreachableAfter {
+		a.log.Info("snmp.max_concurrency and snmp.unreachable_after from the controller take effect at the next start")
+	}
+	if err := a.save(rc); err != nil {
+		return err
+	}
+	op := applyOp{next: newCurrent(merged, rc.Hash, rc.Version), done: make(chan struct{})}
+	select {
+	case a.ops <- op:
+	case <-ctx.Done():
+		return fmt.Errorf("apply config: %w", ctx.Err())
+	}
+	select {
+	case <-op.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("apply config: %w", ctx.Err())
+	}
+}
+
+// Poll implements uplink.Handler: one poll of a target now, for a
+// controller command. It bypasses detection: a debugging poll must not
+// change the issues.
+func (a *Agent) Poll(ctx context.Context, name string) (collector.Poll, error) {
+	t, ok := a.cur.Load().byName[name]
+	if !ok {
+		return collector.Poll{}, fmt.Errorf("poll %s: %w", name, uplink.ErrUnknownTarget)
+	}
+	return a.poller.Poll(ctx, t.opts), nil
+}
+
+// runningTarget is one target's schedule goroutine.
+type runningTarget struct {
+	t      target
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// manageTargets owns the set of running schedules: it starts the current
+// targets, then applies each configuration change by stopping removed and
+// changed targets (removed ones are forgotten by the engine, resolving
+// their issues) and starting added and changed ones. It returns when ctx
+// ends, after every schedule ended.
+func (a *Agent) manageTargets(ctx context.Context, sem chan struct{}, polls chan<- collector.Poll) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	running := map[string]*runningTarget{}
+	start := func(t target, at time.Time) {
+		tctx, cancel := context.WithCancel(ctx)
+		r := &runningTarget{t: t, cancel: cancel, done: make(chan struct{})}
+		running[t.opts.Target.Name] = r
+		wg.Go(func() {
+			defer close(r.done)
+			a.schedule(tctx, t, at, sem, polls)
+		})
+	}
+	stop := func(r *runningTarget) {
+		r.cancel()
+		<-r.done
+	}
+	now := time.Now()
+	for _, t := range a.cur.Load().targets {
+		start(t, now)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for _, r := range running {
+				r.cancel()
+			}
+			return
+		case op := <-a.ops:
+			now := time.Now()
+			var added, changed, removed int
+			for name, r := range running {
+				if _, keep := op.next.byName[name]; !keep {
+					stop(r)
+					delete(running, name)
+					removed++
+					select {
+					case a.forget <- name:
+					case <-ctx.Done():
+					}
+				}
+			}
+			for _, t := range op.next.targets {
+				r, ok := running[t.opts.Target.Name]
+				switch {
+				case !ok:
+					added++
+				case reflect.DeepEqual(r.t, t):
+					continue
+				default:
+					stop(r)
+					changed++
+				}
+				start(t, now)
+			}
+			a.cur.Store(op.next)
+			close(op.done)
+			a.log.Info("configuration applied", "source_hash", op.next.hash, "version", op.next.version,
+				"targets", len(op.next.targets), "added", added, "changed", changed, "removed", removed)
+		}
+	}
+}
