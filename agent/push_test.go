@@ -249,4 +249,3 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 		t.Errorf("%s: got %v, want %s", what, err, want)
 	}
 }
-
