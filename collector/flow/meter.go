@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/gopacket/afpacket"
@@ -171,4 +172,29 @@ func ancillaryVLAN(ad []interface{}) uint16 {
 		}
 	}
 	return 0
+}
+
+// Capture pairs a source with the meter that consumes it.
+type Capture struct {
+	Source Source
+	Meter  *Meter
+}
+
+// RunAll runs every capture on a goroutine of its own and waits for all of
+// them: until each source ends or ctx ends. One failing capture does not
+// stop the others; their errors are joined. Each meter's emit callback runs
+// on its capture's goroutine, so a callback shared by several meters must
+// be safe for concurrent use.
+func RunAll(ctx context.Context, caps []Capture) error {
+	errs := make([]error, len(caps))
+	var wg sync.WaitGroup
+	for i, c := range caps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Meter.Run(ctx, c.Source)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,5 +191,40 @@ func TestOpenFileErrors(t *testing.T) {
 	os.WriteFile(p, []byte("not a capture file at all"), 0o644)
 	if _, err := OpenFile(p, FileOptions{}); err == nil {
 		t.Error("junk file opened")
+	}
+}
+
+func TestRunAllRunsSourcesSideBySide(t *testing.T) {
+	pkts := conversation()
+	paths := []string{writePcap(t, pkts, false), writePcap(t, pkts, true)}
+	var caps []Capture
+	var mu sync.Mutex
+	intervals := map[string]int{}
+	for i, p := range paths {
+		src, err := OpenFile(p, FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		name := []string{"pcap", "pcapng"}[i]
+		mt := NewMeter(MeterConfig{Name: name}, src.LinkType(), slog.New(slog.DiscardHandler), func(s *Snapshot) {
+			mu.Lock()
+			intervals[s.Capture]++
+			mu.Unlock()
+		})
+		caps = append(caps, Capture{Source: src, Meter: mt})
+	}
+	broken, err := OpenFile(writePcap(t, pkts[:3], false), FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.Close() // reading a closed file fails: one capture errors, the others finish
+	caps = append(caps, Capture{Source: broken, Meter: NewMeter(MeterConfig{Name: "broken"}, broken.LinkType(), slog.New(slog.DiscardHandler), nil)})
+	err = RunAll(context.Background(), caps)
+	if err == nil || !strings.Contains(err.Error(), "capture broken") {
+		t.Errorf("RunAll error %v, want the broken capture's", err)
+	}
+	if intervals["pcap"] != 3 || intervals["pcapng"] != 3 {
+		t.Errorf("intervals %v, want 3 each", intervals)
 	}
 }

@@ -152,7 +152,7 @@ func TestTableMatchesModel(t *testing.T) {
 	ref := map[Key]*refFlow{}
 	refEnded := map[Key]uint64{}
 	ts := 50 * sec
-	for i := range 200000 {
+	for i := range 60000 {
 		switch rng.IntN(1000) {
 		case 0:
 			ts += int64(rng.IntN(40)) * sec // a jump, sometimes past the wheel
