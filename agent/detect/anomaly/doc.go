@@ -19,19 +19,22 @@
 //     against the average of the last ~10 values (slow shifts, values out
 //     of the usual range).
 //
-// Every deviation is then compared with its own records: the largest value
-// it has taken lately (decaying by 0.02% per sample), and the largest it has
-// taken at this time of day (the slot and its neighbours, decaying by 0.5%
-// per sample there). The score is r⁴/(1+r⁴) of the largest ratio r of
-// deviation to record, so 0.5 means "as large as the largest seen lately"
-// and scores near 1 break the series' record by far. Judging a series by its
-// own records rather than by a fixed sigma threshold lets one set of
-// parameters serve calm and heavy-tailed series alike, and it stops
-// recurring behaviour (a nightly job, a noisy series' usual bursts) from
-// alarming every time. After a score of 0.5 or more, further scores are
-// halved for 200 samples unless they escalate past the alarm, so that an
-// event is reported once. New series learn from scratch: averages start as
-// plain means, records are kept from sample 50, scores start at sample 150.
+// Every deviation (capped at 12 sigma) is then compared with its own
+// records: the largest value it has taken lately, decaying by 0.02% per
+// sample, and, for the step and level deviations, the largest it has taken
+// at this time of day (the nearest slots, decaying by 0.5% per sample
+// there); it counts by the smaller of the two ratios. The score is
+// r⁴/(1+r⁴) of the largest ratio r over the channels, so 0.5 means "as
+// large as the largest seen lately" and scores near 1 break the series'
+// record by far. Judging a series by its own records rather than by a fixed
+// sigma threshold lets one set of parameters serve calm and heavy-tailed
+// series alike, and stops recurring behaviour (a nightly job, a noisy
+// series' usual bursts) from alarming every time; the cap makes any huge
+// deviation alarm again once the last one has faded. After a score of 0.5
+// or more, further scores are halved for 200 samples unless they escalate
+// past the alarm, so that an event is reported once. New series learn from
+// scratch: averages start as plain means, records are kept from sample 50,
+// scores start at sample 150.
 //
 // # Cost
 //
