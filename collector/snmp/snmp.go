@@ -282,7 +282,7 @@ func (p *Poller) dial(ctx context.Context, o Options) (*session, error) {
 		UseUnconnectedUDPSocket: true,
 	}
 	if version == gosnmp.Version3 {
-		flags, sp, err := o.USM.params()
+		flags, sp, err := o.USM.Params()
 		if err != nil {
 			return nil, fmt.Errorf("connect: %w", err)
 		}

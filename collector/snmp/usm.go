@@ -55,8 +55,9 @@ var privProtocols = map[string]gosnmp.SnmpV3PrivProtocol{
 	"AES256": gosnmp.AES256, "AES192C": gosnmp.AES192C, "AES256C": gosnmp.AES256C,
 }
 
-// params turns u into gosnmp's message flags and security parameters.
-func (u USM) params() (gosnmp.SnmpV3MsgFlags, *gosnmp.UsmSecurityParameters, error) {
+// Params turns u into gosnmp's message flags and security parameters, or
+// says what is wrong with u. The trap receiver uses it too.
+func (u USM) Params() (gosnmp.SnmpV3MsgFlags, *gosnmp.UsmSecurityParameters, error) {
 	if u.Username == "" {
 		return 0, nil, errors.New("SNMPv3 needs a username")
 	}

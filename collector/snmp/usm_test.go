@@ -267,7 +267,7 @@ func TestUSMParams(t *testing.T) {
 		{USM{Username: "u", SecurityLevel: AuthPriv, AuthProtocol: "SHA", AuthPassword: "x", PrivProtocol: "AES"}, "security level authPriv needs a priv password"},
 	}
 	for _, tt := range tests {
-		_, _, err := tt.usm.params()
+		_, _, err := tt.usm.Params()
 		if err == nil || err.Error() != tt.want {
 			t.Errorf("%+v: err = %v, want %s", tt.usm, err, tt.want)
 		}
