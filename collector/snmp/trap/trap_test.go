@@ -2,8 +2,8 @@ package trap
 
 import (
 	"context"
-	"os"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
