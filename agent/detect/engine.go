@@ -30,6 +30,7 @@ import (
 	"maps"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netaiops/netaiops/agent/detect/anomaly"
@@ -370,9 +371,31 @@ func (e *Engine) openIface(c *changes, d *deviceState, kind, device, object, ifa
 		is.CausedBy = cause
 		d.held[fp] = true
 		e.stats.Suppressed++
+		e.countSuppressed(cause)
 		return
 	}
 	c.add(Opened, at, is)
+}
+
+// carry keeps in fresh evidence what the engine, not the rule, added to
+// an issue's attributes.
+func carry(old, fresh map[string]string) {
+	if n, ok := old["suppressed"]; ok {
+		fresh["suppressed"] = n
+	}
+}
+
+// countSuppressed counts on the root issue, silently (it shows in Open and
+// in the root's next change), how many issues it suppressed.
+func (e *Engine) countSuppressed(root string) {
+	_, rest, _ := strings.Cut(root, "/")
+	device, _, _ := strings.Cut(rest, "/") // device names hold no "/"
+	if d := e.devices[device]; d != nil {
+		if is := d.open[root]; is != nil {
+			n, _ := strconv.Atoi(is.Attributes["suppressed"])
+			is.Attributes["suppressed"] = strconv.Itoa(n + 1)
+		}
+	}
 }
 
 // failed runs device_unreachable on a failed poll. Interface and reboot
@@ -570,6 +593,7 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 				attrs)
 		case down:
 			is.LastSeen = p.Time
+			carry(is.Attributes, attrs)
 			if !maps.Equal(is.Attributes, attrs) {
 				is.Attributes = attrs
 				is.Summary = fmt.Sprintf("%s on %s down for %s (oper %s, admin %s)", object, device,
@@ -577,6 +601,7 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 				c.update(d, is, p.Time)
 			}
 		case is != nil:
+			carry(is.Attributes, attrs)
 			is.Attributes = attrs
 			resolution := "oper " + attrs["ifOperStatus"]
 			if st.admin != 1 {

@@ -92,13 +92,13 @@ func (e *Engine) flapCheck(c *changes, d *deviceState, device, object string, up
 	case f.flapping && pct < o.Low:
 		f.flapping = false
 		if is := d.open[fp]; is != nil {
-			is.Attributes = attrs()
+			is.Attributes = carried(is, attrs())
 			c.resolve(d, is, at, "stable")
 		}
 	case f.flapping:
 		if is := d.open[fp]; is != nil {
 			is.LastSeen = at
-			is.Attributes = attrs()
+			is.Attributes = carried(is, attrs())
 			is.Summary = summary()
 		}
 	}

@@ -323,11 +323,11 @@ func (e *Engine) thresholdRules(c *changes, d *deviceState, device string, at ti
 			e.openIface(c, d, r.Kind, device, w.object, w.iface, w.severity, cs.activeSince, at,
 				thresholdSummary(r, w, device, at.Sub(cs.activeSince)), thresholdAttrs(r, w, cs, at))
 		case stopped && is != nil:
-			is.Attributes = thresholdAttrs(r, w, cs, at)
+			is.Attributes = carried(is, thresholdAttrs(r, w, cs, at))
 			c.resolve(d, is, at, "cleared")
 		case cs.firing && is != nil:
 			is.LastSeen = at
-			is.Attributes = thresholdAttrs(r, w, cs, at)
+			is.Attributes = carried(is, thresholdAttrs(r, w, cs, at))
 			if w.violating && w.severity != is.Severity {
 				is.Severity = w.severity
 				is.Summary = thresholdSummary(r, w, device, at.Sub(cs.activeSince))
@@ -338,6 +338,12 @@ func (e *Engine) thresholdRules(c *changes, d *deviceState, device string, at ti
 			delete(d.conds, fp)
 		}
 	}
+}
+
+// carried is fresh with what carry keeps from is's attributes.
+func carried(is *Issue, fresh map[string]string) map[string]string {
+	carry(is.Attributes, fresh)
+	return fresh
 }
 
 func contains(ss []string, s string) bool {
@@ -451,11 +457,11 @@ func (e *Engine) anomalyRules(c *changes, d *deviceState, device string, at time
 			e.openIface(c, d, KindMetricAnomaly, device, object, iface, r.Severity, cs.activeSince, at,
 				anomalySummary(v, cs.onset, device), anomalyAttrs(r, v, res, cs))
 		case stopped && is != nil:
-			is.Attributes = anomalyAttrs(r, v, res, cs)
+			is.Attributes = carried(is, anomalyAttrs(r, v, res, cs))
 			c.resolve(d, is, at, "back to expected")
 		case cs.firing && is != nil:
 			is.LastSeen = at
-			is.Attributes = anomalyAttrs(r, v, res, cs)
+			is.Attributes = carried(is, anomalyAttrs(r, v, res, cs))
 		}
 		if !cs.firing && cs.activeSince.IsZero() && is == nil {
 			delete(d.conds, fp)

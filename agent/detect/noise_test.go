@@ -264,6 +264,11 @@ func report(t *testing.T, s *sim, devices, behind []*simDevice, fail, heal time.
 	fmt.Printf("  root issues:            %d  %v\n", len(roots), roots)
 	fmt.Printf("  suppressed children:    %d  (released %d, attributed later %d, deferred polls %d)\n", st.Suppressed, st.Released, st.Attributed, st.Deferred)
 	fmt.Printf("  suppressed at the end of the outage: %v, caused by %v\n", during, keys(causes))
+	for _, c := range s.changes {
+		if c.Type == Resolved && len(roots) == 1 && strings.HasPrefix(roots[0], c.Issue.Fingerprint+" ") {
+			fmt.Printf("  root resolved after %s, attributes: suppressed=%s\n", c.Issue.Attributes["duration"], c.Issue.Attributes["suppressed"])
+		}
+	}
 	fmt.Printf("  flapping interface:     %v\n", flapDowns)
 	fmt.Printf("  other issues:           %d  %v\n", len(other), other)
 	if warm != 0 {

@@ -66,10 +66,16 @@ func noRules() Options {
 
 func observeAll(e *Engine, polls ...collector.Poll) []string {
 	var got []string
+	for _, c := range observeChanges(e, polls...) {
+		got = append(got, describe(c))
+	}
+	return got
+}
+
+func observeChanges(e *Engine, polls ...collector.Poll) []Change {
+	var got []Change
 	for _, p := range polls {
-		for _, c := range e.Observe(p) {
-			got = append(got, describe(c))
-		}
+		got = append(got, e.Observe(p)...)
 	}
 	return got
 }
@@ -381,6 +387,7 @@ func TestTopology(t *testing.T) {
 	t.Run("children behind a link that went down are suppressed, whatever the poll order", func(t *testing.T) {
 		e := New("edge-1", Options{Topology: testLinks, Thresholds: []ThresholdRule{}, Anomalies: []AnomalyRule{}})
 		var got []string
+		var last Change
 		for i := 0; i < 12; i++ {
 			down := i >= 2 && i < 9
 			var ps []collector.Poll
@@ -390,11 +397,17 @@ func TestTopology(t *testing.T) {
 			} else {
 				ps = append(ps, poll("acc-sw1", i), poll("dist-sw1", i), link(i, 1))
 			}
-			got = append(got, observeAll(e, ps...)...)
+			for _, c := range observeChanges(e, ps...) {
+				got = append(got, describe(c))
+				last = c
+			}
 		}
 		checkChanges(t, got, []string{"opened " + root + " @2", "resolved " + root + " @9"})
 		if s := e.Stats(); s.Suppressed != 2 || s.Released != 0 {
 			t.Errorf("stats = %+v", s)
+		}
+		if n := last.Issue.Attributes["suppressed"]; n != "2" {
+			t.Errorf("root's suppressed = %q, want 2", n)
 		}
 	})
 	t.Run("suppressed children carry the root", func(t *testing.T) {
