@@ -93,3 +93,33 @@ func TestNABNoFiles(t *testing.T) {
 		t.Fatalf("err %v, want one saying there are no data files", err)
 	}
 }
+
+// FuzzScore: any input either fails with an error naming a line, or yields
+// one output row per input row, each the input row plus a score in [0,1].
+func FuzzScore(f *testing.F) {
+	f.Add("timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,2.5\n")
+	f.Add("timestamp,value\n2014-04-01 00:00:00,NaN\n2014-04-01 00:00:00,-Inf\n")
+	f.Add("timestamp,value\r\n2014-04-01T00:00:00Z,1e308\r\n")
+	f.Add("timestamp,value\n2014-04-01 00:00:00,1,2\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		var out strings.Builder
+		n, err := score(strings.NewReader(in), &out)
+		if err != nil {
+			if !strings.Contains(err.Error(), "line ") {
+				t.Fatalf("error %q does not name a line", err)
+			}
+			return
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != n+1 || lines[0] != "timestamp,value,anomaly_score" {
+			t.Fatalf("%d rows scored, output has %d lines, header %q", n, len(lines), lines[0])
+		}
+		for _, l := range lines[1:] {
+			cut := strings.LastIndexByte(l, ',')
+			s, err := strconv.ParseFloat(l[cut+1:], 64)
+			if err != nil || !(s >= 0 && s <= 1) {
+				t.Fatalf("row %q: score not in [0,1]", l)
+			}
+		}
+	})
+}
