@@ -572,6 +572,12 @@ func (e *Engine) interfaces(c *changes, d *deviceState, device string, p collect
 			// Flapping first: the down that makes an interface flap is
 			// part of the flapping, not an issue of its own.
 			e.flapCheck(c, d, device, object, st.oper == 1, p.Time)
+		} else {
+			// Shut down: whatever it did before is no longer an issue.
+			delete(d.flaps, object)
+			if is := d.open[Fingerprint(KindInterfaceFlapping, device, object)]; is != nil {
+				c.resolve(d, is, p.Time, "admin "+statusName(adminStatus, st.admin))
+			}
 		}
 		fp := Fingerprint(KindInterfaceDown, device, object)
 		is := d.open[fp]

@@ -341,6 +341,22 @@ func TestFlapping(t *testing.T) {
 	if s := e.Stats(); s.Suppressed != 8 {
 		t.Errorf("suppressed downs = %d, want 8", s.Suppressed)
 	}
+	// Shutting a flapping interface down ends the flapping.
+	e = New("edge-1", noRules())
+	polls = polls[:0]
+	for i := 0; i < 12; i++ {
+		oper, admin := float64(1+i%2), 1.0
+		if i >= 10 {
+			oper, admin = 2, 2
+		}
+		polls = append(polls, poll(dev, i, ifSamples(1, "ge-0/0/1", admin, oper)...))
+	}
+	got = nil
+	for _, c := range observeChanges(e, polls...) {
+		got = append(got, describe(c)+" "+c.Issue.Attributes["resolution"])
+	}
+	checkChanges(t, got, []string{"opened " + down + " @1 ", "resolved " + down + " @2 oper up", "opened " + down + " @3 ",
+		"opened " + flapping + " @4 ", "resolved " + down + " @4 oper up", "resolved " + flapping + " @10 admin down"})
 }
 
 // A device that rebooted: its interfaces coming up and its counters
