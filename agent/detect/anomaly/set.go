@@ -77,7 +77,7 @@ func NewSet(capacity int, idle time.Duration) *Set {
 	// At most half full, so probe sequences stay short.
 	size := 1 << bits.Len(uint(2*capacity-1))
 	s := &Set{
-		idle:  int64(idle / time.Second),
+		idle:  int64((idle + time.Second - 1) / time.Second), // sample times are whole seconds
 		index: make([]int32, size),
 		mask:  uint64(size - 1),
 		slots: make([]slot, capacity),
