@@ -52,15 +52,26 @@ type Poller struct {
 	engines engines
 	noBulk  sync.Map // engineKey -> true: walk this device with GetNext
 	rates   sync.Map // engineKey -> *rates
+	metrics *Metrics // nil: none
 }
 
 // NewPoller returns a Poller that logs to logger (nil: discard).
-func NewPoller(logger *slog.Logger) *Poller {
+func NewPoller(logger *slog.Logger, opts ...PollerOption) *Poller {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Poller{log: logger}
+	p := &Poller{log: logger}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
+
+// PollerOption changes how NewPoller builds a Poller.
+type PollerOption func(*Poller)
+
+// WithMetrics makes the Poller record its self-metrics in m.
+func WithMetrics(m *Metrics) PollerOption { return func(p *Poller) { p.metrics = m } }
 
 // Object identifiers the tests and the priv probe use, with gosnmp's leading dot.
 const (
@@ -81,7 +92,8 @@ const (
 func (p *Poller) Poll(ctx context.Context, o Options) collector.Poll {
 	start := time.Now()
 	res := collector.Poll{Target: o.Target, Time: start}
-	samples, err := p.poll(ctx, o, start)
+	var st pollStats
+	samples, err := p.poll(ctx, o, start, &st)
 	if err != nil && o.Target.Version == "3" && ctx.Err() == nil && (errors.Is(err, errRediscover) || errors.Is(err, ErrTimeout)) {
 		// The device's engine may have changed under our cache (a new engine
 		// ID after a reboot that lost its state): its reports cannot be
@@ -90,20 +102,26 @@ func (p *Poller) Poll(ctx context.Context, o Options) collector.Poll {
 		cached := p.engines.forget(o)
 		if cached && errors.Is(err, errRediscover) {
 			p.log.Debug("rediscovering SNMPv3 engine", "device", o.Target.Name, "err", err)
-			samples, err = p.poll(ctx, o, start)
+			samples, err = p.poll(ctx, o, start, &st)
 		}
 	}
 	res.Duration = time.Since(start)
 	if err != nil {
 		res.Err = fmt.Errorf("poll %s (%s): %w", o.Target.Name, o.Target.Address, err)
+	} else {
+		res.Samples = samples
+	}
+	if ctx.Err() == nil { // a poll cut short by shutdown says nothing about the device
+		p.metrics.observe(res, st)
+	}
+	if err != nil {
 		return res
 	}
-	res.Samples = samples
 	p.log.Debug("poll done", "device", o.Target.Name, "samples", len(samples), "duration", res.Duration)
 	return res
 }
 
-func (p *Poller) poll(ctx context.Context, o Options, at time.Time) ([]collector.Sample, error) {
+func (p *Poller) poll(ctx context.Context, o Options, at time.Time, st *pollStats) ([]collector.Sample, error) {
 	plan := o.Plan
 	if plan == nil {
 		var err error
@@ -118,7 +136,6 @@ func (p *Poller) poll(ctx context.Context, o Options, at time.Time) ([]collector
 	defer p.closeSession(s, o)
 
 	res := newResult(plan)
-	var st pollStats
 	if len(plan.scalars) > 0 {
 		oids := make([]string, len(plan.scalars))
 		for i, sc := range plan.scalars {
@@ -131,7 +148,7 @@ func (p *Poller) poll(ctx context.Context, o Options, at time.Time) ([]collector
 		}
 		p.keepEngine(s, o) // parallel walkers dial with the engine just learnt
 	}
-	if err := p.walkTables(ctx, o, s, plan, res, &st); err != nil {
+	if err := p.walkTables(ctx, o, s, plan, res, st); err != nil {
 		return nil, err
 	}
 	base := collector.Sample{Device: o.Target.Name, Time: at}

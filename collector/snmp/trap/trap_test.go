@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp"
 )
@@ -149,6 +152,32 @@ func TestTrapsRejected(t *testing.T) {
 	st := r.Stats()
 	if st.DroppedCommunity != 1 || st.DroppedAuth != 2 || st.DroppedPDU < 1 || st.Events != 1 {
 		t.Errorf("stats = %+v, want 1 community, 2 auth, at least 1 PDU drop and 1 event", st)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	if err := RegisterMetrics(reg, r); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP netaiops_snmp_trap_events_total Trap and inform events delivered to the detection engine.
+# TYPE netaiops_snmp_trap_events_total counter
+netaiops_snmp_trap_events_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "netaiops_snmp_trap_events_total"); err != nil {
+		t.Error(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "netaiops_snmp_traps_dropped_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == "auth" && m.GetCounter().GetValue() != 2 {
+				t.Errorf("dropped{reason=auth} = %g, want 2", m.GetCounter().GetValue())
+			}
+		}
 	}
 }
 
