@@ -113,6 +113,10 @@ var severities = []string{"warning", "major", "critical"}
 
 var kindPattern = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 
+// reservedKinds are raised by the engine's own rules; a threshold rule of
+// one of them would fight over the same issues.
+var reservedKinds = []string{"device_unreachable", "device_rebooted", "interface_down", "interface_flapping", "metric_anomaly"}
+
 // setRuleDefaults fills the rules keys the file left out.
 func (c *Config) setRuleDefaults() {
 	r := &c.Rules
@@ -183,6 +187,8 @@ func (c *Config) validateRules(bad func(path, format string, args ...any)) {
 			bad(p+".kind", "required (the issue kind, e.g. high_cpu)")
 		case !kindPattern.MatchString(t.Kind):
 			bad(p+".kind", "bad kind %q: want snake_case such as high_cpu", t.Kind)
+		case slices.Contains(reservedKinds, t.Kind):
+			bad(p+".kind", "kind %q is raised by a built-in rule; pick another name", t.Kind)
 		}
 		if t.Metric == "" {
 			bad(p+".metric", "required (the metric name, e.g. cpuUtilization)")

@@ -64,6 +64,7 @@ func TestRulesInvalid(t *testing.T) {
 		"invalid-for-negative.yaml":           `:14: rules.thresholds[0].for: must not be negative, got -1m0s`,
 		"invalid-keep-firing-negative.yaml":   `:12: rules.anomalies[0].keep_firing_for: must not be negative, got -5m0s`,
 		"invalid-kind-format.yaml":            `:11: rules.thresholds[0].kind: bad kind "High-CPU": want snake_case such as high_cpu`,
+		"invalid-kind-reserved.yaml":          `:11: rules.thresholds[0].kind: kind "interface_down" is raised by a built-in rule; pick another name`,
 		"invalid-kind-missing.yaml":           `:11: rules.thresholds[0].kind: required (the issue kind, e.g. high_cpu)`,
 		"invalid-link-incomplete.yaml":        `:12: rules.topology.links[0]: parent, port and child are required`,
 		"invalid-link-self.yaml":              `:12: rules.topology.links[0]: device "core-sw1" cannot be its own parent`,

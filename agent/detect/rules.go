@@ -233,6 +233,11 @@ func compileRules(o Options) ([]thresholdRule, []anomalyRule, error) {
 			errs = append(errs, fmt.Errorf("threshold rule %d: kind and metric are required", i))
 			continue
 		}
+		switch r.Kind {
+		case KindDeviceUnreachable, KindDeviceRebooted, KindInterfaceDown, KindInterfaceFlapping, KindMetricAnomaly:
+			errs = append(errs, fmt.Errorf("threshold rule %d: kind %s is raised by a built-in rule", i, r.Kind))
+			continue
+		}
 		if r.For < 0 || r.KeepFiringFor < 0 {
 			errs = append(errs, fmt.Errorf("threshold rule %d (%s): negative duration", i, r.Kind))
 			continue

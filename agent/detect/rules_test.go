@@ -543,12 +543,14 @@ func TestValidate(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 	o := Options{
-		Thresholds: []ThresholdRule{{Kind: KindHighCPU, Metric: "cpu", Match: map[string]string{"device": "core-("}}, {Metric: "x"}},
-		Anomalies:  []AnomalyRule{{Metric: "y", MinScore: 2}},
-		Flap:       FlapOptions{Window: 21, High: 10, Low: 20},
+		Thresholds: []ThresholdRule{{Kind: KindHighCPU, Metric: "cpu", Match: map[string]string{"device": "core-("}}, {Metric: "x"},
+			{Kind: KindInterfaceDown, Metric: "ifOperStatus", Threshold: 1}},
+		Anomalies: []AnomalyRule{{Metric: "y", MinScore: 2}},
+		Flap:      FlapOptions{Window: 21, High: 10, Low: 20},
 	}
 	want := "threshold rule 0 (high_cpu): match device: bad regular expression \"core-(\": error parsing regexp: missing closing ): `core-(`\n" +
 		"threshold rule 1: kind and metric are required\n" +
+		"threshold rule 2: kind interface_down is raised by a built-in rule\n" +
 		"anomaly rule 0 (y): min_score 2 outside [0,1]\n" +
 		"flapping: want window >= 2 and 0 <= low <= high <= 100, got window 21, low 20, high 10"
 	if err := o.Validate(); err == nil || err.Error() != want {
