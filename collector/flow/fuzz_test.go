@@ -44,3 +44,22 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCompileFilter feeds arbitrary expressions to the filter compiler: it
+// either rejects them with an error or yields a program the BPF VM accepts
+// and runs on every sample frame.
+func FuzzCompileFilter(f *testing.F) {
+	for _, e := range filterExprs {
+		f.Add(e)
+	}
+	f.Add("not (tcp or udp) and (src net fd00::/8 or dst portrange 1-2)")
+	f.Fuzz(func(t *testing.T, expr string) {
+		raw, err := CompileFilter(expr, 96)
+		if err != nil {
+			return
+		}
+		for _, data := range filterFrames {
+			runFilter(t, raw, data)
+		}
+	})
+}

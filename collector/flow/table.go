@@ -2,7 +2,6 @@ package flow
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -130,6 +129,7 @@ func (c *TableConfig) defaults() {
 	if c.MaxFlows <= 0 {
 		c.MaxFlows = 1 << 20
 	}
+	c.MaxFlows = min(c.MaxFlows, 1<<30)
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 30 * time.Second
 	}
@@ -156,6 +156,7 @@ type TableStats struct {
 	Packets       uint64
 	Bytes         uint64
 	OutOfOrderTS  uint64 // packets older than the table's clock
+	IndexMisses   uint64 // a flow missing from the index at removal (a bug if ever non-zero)
 	WheelReinsert uint64 // entries the wheel looked at early and rescheduled
 }
 
@@ -185,8 +186,10 @@ type entry struct {
 // use: one goroutine feeds it.
 type Table struct {
 	cfg     TableConfig
-	index   []uint64 // hash32<<32 | entry index+1; 0 is empty
+	index   []uint32 // tag<<idxBits | entry index+1; 0 is empty
 	mask    uint32
+	idxBits uint8  // bits for entry index+1; the rest hold a tag from the hash
+	tagMask uint32 // the tag bits of a slot
 	entries []entry
 	free    int32 // free list through entry.next
 	wheel   []int32
@@ -211,7 +214,7 @@ func NewTable(cfg TableConfig) *Table {
 	size := uint64(1024)
 	t := &Table{
 		cfg:    cfg,
-		index:  make([]uint64, size),
+		index:  make([]uint32, size),
 		mask:   uint32(size - 1),
 		free:   -1,
 		tickNs: int64(cfg.Tick),
@@ -229,6 +232,8 @@ func NewTable(cfg TableConfig) *Table {
 		t.wheel[i] = -1
 	}
 	t.wmask = w - 1
+	t.idxBits = uint8(bits.Len32(uint32(cfg.MaxFlows) + 1))
+	t.tagMask = ^uint32(0) << t.idxBits
 	t.entries = make([]entry, 0, min(cfg.MaxFlows, 1<<16))
 	return t
 }
@@ -252,7 +257,7 @@ func (t *Table) StateBytesPerFlow() float64 {
 	for size/4*3 < t.cfg.MaxFlows {
 		size *= 2
 	}
-	return float64(EntryBytes) + float64(size*8+len(t.wheel)*4)/float64(t.cfg.MaxFlows)
+	return float64(EntryBytes) + float64(size*4+len(t.wheel)*4)/float64(t.cfg.MaxFlows)
 }
 
 // Advance moves the table's clock to ts (Unix ns) without a packet,
@@ -289,6 +294,7 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 	t.stats.Bytes += uint64(wireLen)
 
 	i := h & t.mask
+	tag := h & t.tagMask
 	var e *entry
 	var idx int32
 	for {
@@ -296,9 +302,9 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		if s == 0 {
 			break
 		}
-		if uint32(s>>32) == h {
-			if c := &t.entries[uint32(s)-1]; keyEqual(&c.key, k) {
-				e, idx = c, int32(uint32(s)-1)
+		if s&t.tagMask == tag {
+			if c := &t.entries[s&^t.tagMask-1]; c.hash == h && keyEqual(&c.key, k) {
+				e, idx = c, int32(s&^t.tagMask-1)
 				break
 			}
 		}
@@ -333,7 +339,7 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 			e.state = stHalfOpen
 			t.stats.HalfOpen++
 		}
-		t.index[i] = uint64(h)<<32 | uint64(idx+1)
+		t.index[i] = tag | uint32(idx+1)
 		t.stats.Active++
 		t.stats.Created++
 		isNew = true
@@ -377,13 +383,13 @@ func (t *Table) tcpState(idx int32, e *entry, dir int, flags uint8) {
 // grow doubles the index; slots carry their hash, entries are not touched.
 func (t *Table) grow() {
 	old := t.index
-	t.index = make([]uint64, 2*len(old))
+	t.index = make([]uint32, 2*len(old))
 	t.mask = uint32(len(t.index) - 1)
 	for _, s := range old {
 		if s == 0 {
 			continue
 		}
-		i := uint32(s>>32) & t.mask
+		i := t.entries[s&^t.tagMask-1].hash & t.mask
 		for t.index[i] != 0 {
 			i = (i + 1) & t.mask
 		}
@@ -536,11 +542,12 @@ func (t *Table) report(e *entry, why EndReason) {
 // removeIndex deletes the index slot of entry idx with backward-shift
 // deletion, so no tombstones slow later probes.
 func (t *Table) removeIndex(h uint32, idx int32) {
-	want := uint64(h)<<32 | uint64(idx+1)
+	want := h&t.tagMask | uint32(idx+1)
 	i := h & t.mask
 	for t.index[i] != want {
 		if t.index[i] == 0 {
-			panic(fmt.Sprintf("flow table: entry %d missing from index", idx))
+			t.stats.IndexMisses++ // cannot happen; counted, not fatal
+			return
 		}
 		i = (i + 1) & t.mask
 	}
@@ -553,7 +560,7 @@ func (t *Table) removeIndex(h uint32, idx int32) {
 			if s == 0 {
 				return
 			}
-			home := uint32(s>>32) & t.mask
+			home := t.entries[s&^t.tagMask-1].hash & t.mask
 			// Move s back to i unless its home lies cyclically in (i, j].
 			if (i < j && (home <= i || home > j)) || (i > j && home <= i && home > j) {
 				t.index[i] = s
