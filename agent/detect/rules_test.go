@@ -652,3 +652,22 @@ func TestObserveSamples(t *testing.T) {
 	checkChanges(t, got, []string{`opened flow_fanout/core-sw1/{src="198.18.0.7"} @3 {src="198.18.0.7"}`,
 		`resolved flow_fanout/core-sw1/{src="198.18.0.7"} @4 {src="198.18.0.7"}`})
 }
+
+// A series that stops reporting resolves its issue after StaleAfter and
+// leaves no state behind.
+func TestStaleSeries(t *testing.T) {
+	o := noRules()
+	o.Thresholds = []ThresholdRule{{Kind: KindHighCPU, Metric: "cpuUtilization", Threshold: 90, Critical: ptr(98)}}
+	o.StaleAfter = time.Minute
+	e := New("edge-1", o)
+	var got []string
+	for _, c := range observeChanges(e, poll(dev, 0, gauge("cpuUtilization", 95)), poll(dev, 1, gauge("cpuUtilization", 99)),
+		poll(dev, 2, gauge("cpuUtilization", 95)), poll(dev, 3), poll(dev, 8), poll(dev, 9)) {
+		got = append(got, describe(c)+" "+c.Issue.Severity.String()+" "+c.Issue.Attributes["resolution"])
+	}
+	checkChanges(t, got, []string{"opened high_cpu/core-sw1/ @0 warning ", "updated high_cpu/core-sw1/ @1 critical ",
+		"updated high_cpu/core-sw1/ @2 warning ", "resolved high_cpu/core-sw1/ @9 warning no data"})
+	if d := e.devices[dev]; len(d.conds) != 0 || len(d.open) != 0 {
+		t.Errorf("state left: conds %v, open %v", d.conds, d.open)
+	}
+}
