@@ -65,8 +65,11 @@ type Config struct {
 	// WatchBuffer is how many changes a WatchIssues stream may fall behind
 	// before it is ended.
 	WatchBuffer int
-	// MaxRecvMsgSize bounds one received gRPC message, in bytes.
+	// MaxRecvMsgSize bounds one gRPC message each way, in bytes.
 	MaxRecvMsgSize int
+	// MaxBatchBytes bounds one encoded event batch; told to agents, at
+	// most half of MaxRecvMsgSize.
+	MaxBatchBytes int
 	// ShutdownTimeout bounds the graceful stop; then connections are cut.
 	ShutdownTimeout time.Duration
 }
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		MaxBatchEvents:    server.DefaultMaxBatchEvents,
 		WatchBuffer:       watch.DefaultBuffer,
 		MaxRecvMsgSize:    server.DefaultMaxMsgSize,
+		MaxBatchBytes:     server.DefaultMaxBatchBytes,
 		ShutdownTimeout:   10 * time.Second,
 
 		MaxConnectionAge:      30 * time.Minute,
@@ -114,8 +118,11 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("--tokens, --client-ca: neither given, so no agent or operator could authenticate; pass at least one"))
 		}
 	}
-	if c.MaxConnectionAge < time.Minute {
-		errs = append(errs, fmt.Errorf("--max-connection-age: %s, want at least 1m", c.MaxConnectionAge))
+	if c.MaxConnectionAge < time.Second {
+		errs = append(errs, fmt.Errorf("--max-connection-age: %s, want at least 1s", c.MaxConnectionAge))
+	}
+	if c.MaxBatchBytes < 1<<10 || c.MaxBatchBytes > c.MaxRecvMsgSize/2 {
+		errs = append(errs, fmt.Errorf("max batch bytes: %d, want 1 KiB to half the max message size (%d)", c.MaxBatchBytes, c.MaxRecvMsgSize/2))
 	}
 	if c.MaxConnectionAgeGrace <= 0 {
 		errs = append(errs, fmt.Errorf("max connection age grace: %s, want more than 0", c.MaxConnectionAgeGrace))
@@ -283,13 +290,14 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	srv := server.New(server.Config{
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxBatchEvents:    cfg.MaxBatchEvents,
+		MaxBatchBytes:     cfg.MaxBatchBytes,
 	}, st, hub, c.logger.With("component", "grpc"))
 
 	g := grpc.NewServer(append(security,
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(cfg.MaxRecvMsgSize),
 		// Clients may ping every KeepaliveMinTime; the agent's uplink pings
-		// every 30s (uplink.keepaliveTime), never more often.
+		// every 30s (uplink.KeepaliveTime), never more often.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:                  30 * time.Second,

@@ -205,6 +205,27 @@ func TestSecurityOperators(t *testing.T) {
 		t.Errorf("admin AcknowledgeIssue: %v", err)
 	}
 
+	// Configuration needs admin; reading it viewer; commands operator.
+	fleet := netaiopsv1.NewFleetServiceClient(conn)
+	sel := &netaiopsv1.ConfigSelector{AgentId: "edge-1"}
+	doc := "targets:\n  - name: a\n    address: 10.0.0.1\n    community: s3cret-community\n"
+	_, err = fleet.SetConfig(bearer(ctx, tokOperator), &netaiopsv1.SetConfigRequest{Selector: sel, Yaml: doc})
+	wantCode(t, "operator SetConfig", err, codes.PermissionDenied)
+	set, err := fleet.SetConfig(bearer(ctx, tokAdmin), &netaiopsv1.SetConfigRequest{Selector: sel, Yaml: doc})
+	if err != nil || set.GetConfig().GetUpdatedBy() != "root" {
+		t.Fatalf("admin SetConfig: %v %v", set, err)
+	}
+	got2, err := fleet.GetConfig(bearer(ctx, tokViewer), &netaiopsv1.GetConfigRequest{Selector: sel})
+	if err != nil || strings.Contains(got2.GetConfig().GetYaml(), "s3cret-community") || got2.GetConfig().GetHash() != set.GetConfig().GetHash() {
+		t.Errorf("viewer GetConfig: %v %v", got2, err)
+	}
+	_, err = fleet.DeleteConfig(bearer(ctx, tokViewer), &netaiopsv1.DeleteConfigRequest{Selector: sel})
+	wantCode(t, "viewer DeleteConfig", err, codes.PermissionDenied)
+	_, err = fleet.PollTarget(bearer(ctx, tokViewer), &netaiopsv1.PollTargetRequest{AgentId: "edge-1", Target: "a"})
+	wantCode(t, "viewer PollTarget", err, codes.PermissionDenied)
+	_, err = fleet.PollTarget(bearer(ctx, tokOperator), &netaiopsv1.PollTargetRequest{AgentId: "edge-9", Target: "a"})
+	wantCode(t, "operator PollTarget of an unconnected agent", err, codes.Unavailable)
+
 	// Health and reflection need no token.
 	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {

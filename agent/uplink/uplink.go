@@ -48,9 +48,10 @@ const (
 	// deadAfter heartbeat intervals without any message from the controller
 	// mean the stream is dead.
 	deadAfter = 3
-	// keepaliveTime is how often gRPC pings an idle connection; the
-	// controller's enforcement MinTime is 20s, so never less than that.
-	keepaliveTime = 30 * time.Second
+	// KeepaliveTime is how often gRPC pings an idle connection; the
+	// controller's enforcement MinTime is 20s, so never less than that
+	// (a client that pings more often is sent GOAWAY).
+	KeepaliveTime = 30 * time.Second
 	// MaxMsgSize bounds one gRPC message each way, as the controller does.
 	MaxMsgSize = 8 << 20
 	// DefaultMaxBatchBytes bounds the encoded size of one event batch, far
@@ -218,7 +219,7 @@ func (u *Uplink) dialOptions(creds credentials.TransportCredentials) []grpc.Dial
 		// far below (MaxBatchBytes).
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMsgSize), grpc.MaxCallSendMsgSize(MaxMsgSize)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
-			Time:                keepaliveTime,
+			Time:                KeepaliveTime,
 			Timeout:             20 * time.Second,
 			PermitWithoutStream: true,
 		}),
