@@ -20,6 +20,7 @@ import (
 
 	"github.com/netaiops/netaiops/agent/config"
 	"github.com/netaiops/netaiops/agent/detect"
+	detectoptions "github.com/netaiops/netaiops/agent/detect/options"
 	"github.com/netaiops/netaiops/agent/outbox"
 	"github.com/netaiops/netaiops/agent/uplink"
 	"github.com/netaiops/netaiops/collector"
@@ -123,7 +124,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 		cfg:    cfg,
 		log:    logger,
 		poller: o.poller,
-		engine: detect.New(cfg.Agent.ID, detect.Options{UnreachableAfter: cfg.SNMP.UnreachableAfter}),
+		engine: detect.New(cfg.Agent.ID, detectoptions.FromConfig(cfg)),
 		ob:     ob,
 	}
 	// The targets come from the local file merged with the controller's
