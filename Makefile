@@ -14,7 +14,7 @@ GRPCURL_VERSION := v1.9.4
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/netaiops/netaiops/agent.Version=$(VERSION)
 
-BINARIES := netaiops-controller netaiops-agent netaiops-snmpsim
+BINARIES := netaiops-controller netaiops-agent netaiops-snmpsim netaiops-eval
 
 .PHONY: all build generate checkgenerate lint fmt test test-short run tools deps clean
 
