@@ -134,8 +134,10 @@ func (f *Features) Observe(m *Meta, wireLen int, isNew, fromInitiator bool) {
 	src := addrKeyOf(&m.Src, m.Family)
 	sh := src.hash()
 	eb, ep := f.cm.add(fmix64(sh), uint64(wireLen))
-	if c, ok := f.talkers.set(&src, sh, eb); ok {
-		f.talkers.aux[c] = uint64(ep)
+	if eb >= f.talkers.floor() {
+		if c, ok := f.talkers.set(&src, sh, eb); ok {
+			f.talkers.aux[c] = uint64(ep)
+		}
 	}
 	if !isNew {
 		return

@@ -254,6 +254,16 @@ func (s *spaceSaving) down(i int) {
 	}
 }
 
+// floor is the value a new key must reach to enter: 0 while there is room,
+// else the lightest held value. Small enough to inline, it spares most
+// packets the call to set.
+func (s *spaceSaving) floor() uint64 {
+	if len(s.keys) < cap(s.keys) {
+		return 0
+	}
+	return s.count[s.heap[0]]
+}
+
 // set records value v for key when v earns it a place: the key is held
 // already, or the table has room, or v exceeds the lightest held value. It
 // turns the structure into the top-k of a stream of estimates (used with
