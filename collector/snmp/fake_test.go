@@ -22,15 +22,26 @@ import (
 type fakeDevice struct {
 	addr    string
 	respond func(req *gosnmp.SnmpPacket) ([]gosnmp.SnmpPDU, gosnmp.SNMPError, uint8)
+	// before, when set, returns raw datagrams sent ahead of each answer
+	// (garbage, answers to other requests).
+	before func(req *gosnmp.SnmpPacket, from net.Addr) [][]byte
 }
 
 func newFakeDevice(t *testing.T, respond func(req *gosnmp.SnmpPacket) ([]gosnmp.SnmpPDU, gosnmp.SNMPError, uint8)) *fakeDevice {
+	t.Helper()
+	return newHostileDevice(t, respond, nil)
+}
+
+// newHostileDevice is a fakeDevice that sends the datagrams before returns
+// ahead of each answer.
+func newHostileDevice(t *testing.T, respond func(req *gosnmp.SnmpPacket) ([]gosnmp.SnmpPDU, gosnmp.SNMPError, uint8),
+	before func(req *gosnmp.SnmpPacket, from net.Addr) [][]byte) *fakeDevice {
 	t.Helper()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &fakeDevice{addr: conn.LocalAddr().String(), respond: respond}
+	d := &fakeDevice{addr: conn.LocalAddr().String(), respond: respond, before: before}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -46,6 +57,11 @@ func newFakeDevice(t *testing.T, respond func(req *gosnmp.SnmpPacket) ([]gosnmp.
 			if err != nil {
 				t.Errorf("fake device: decode request: %v", err)
 				continue
+			}
+			if d.before != nil {
+				for _, b := range d.before(req, from) {
+					_, _ = conn.WriteTo(b, from)
+				}
 			}
 			vars, status, index := d.respond(req)
 			if vars == nil && status == gosnmp.NoError {

@@ -29,6 +29,7 @@ const (
 //	netaiops_snmp_walk_faults_total{target,fault}     walks ended early on a device bug: not_increasing, too_many_rows
 //	netaiops_snmp_bulk_fallbacks_total{target}        walks that gave up GetBulk for GetNext
 //	netaiops_snmp_polls_skipped_total{target}         polls not started because the previous one overran (the scheduler counts them: Skipped)
+//	netaiops_snmp_replies_dropped_total{target,reason} datagrams dropped before decoding: malformed, foreign_source
 type Metrics struct {
 	polls      *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
@@ -38,6 +39,7 @@ type Metrics struct {
 	faults     *prometheus.CounterVec
 	fallbacks  *prometheus.CounterVec
 	skipped    *prometheus.CounterVec
+	badReply   *prometheus.CounterVec
 	registered []prometheus.Collector
 }
 
@@ -61,8 +63,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Walks that gave up GetBulk for GetNext because the device answered GetBulk badly, by target."}, []string{"target"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netaiops_snmp_polls_skipped_total",
 			Help: "Polls not started because the previous poll of the target overran its interval."}, []string{"target"}),
+		badReply: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netaiops_snmp_replies_dropped_total",
+			Help: "Datagrams dropped before decoding: malformed (not well-formed BER), foreign_source (not from the device's address)."},
+			[]string{"target", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.polls, m.duration, m.varbinds, m.requests, m.dropped, m.faults, m.fallbacks, m.skipped} {
+	for _, c := range []prometheus.Collector{m.polls, m.duration, m.varbinds, m.requests, m.dropped, m.faults, m.fallbacks, m.skipped, m.badReply} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register snmp metrics: %w", err)
 		}
@@ -113,5 +118,18 @@ func (m *Metrics) observe(p collector.Poll, st pollStats) {
 	}
 	if st.fellBack {
 		m.fallbacks.WithLabelValues(t).Inc()
+	}
+}
+
+// badReplies counts datagrams a session dropped before decoding.
+func (m *Metrics) badReplies(target string, malformed, foreign int) {
+	if m == nil {
+		return
+	}
+	if malformed > 0 {
+		m.badReply.WithLabelValues(target, "malformed").Add(float64(malformed))
+	}
+	if foreign > 0 {
+		m.badReply.WithLabelValues(target, "foreign_source").Add(float64(foreign))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,7 +248,7 @@ type session struct {
 	stop    func() bool
 	version gosnmp.SnmpVersion
 	usm     USM
-	rc      *recordingConn // v3 only
+	rc      *recordingConn
 	maxReps uint32         // GetBulk max-repetitions; lowered on tooBig and timeouts
 	maxOIDs int            // OIDs per Get
 	noBulk  bool           // walk with GetNext: v1, or the device answers GetBulk badly
@@ -326,8 +327,13 @@ func (p *Poller) dial(ctx context.Context, o Options) (*session, error) {
 	if s.maxOIDs <= 0 {
 		s.maxOIDs = DefaultMaxOIDsPerGet
 	}
-	if uc, ok := g.Conn.(*net.UDPConn); ok && version == gosnmp.Version3 {
-		s.rc = &recordingConn{UDPConn: uc}
+	if uc, ok := g.Conn.(*net.UDPConn); ok {
+		s.rc = &recordingConn{UDPConn: uc, record: version == gosnmp.Version3}
+		if ua, err := net.ResolveUDPAddr("udp", net.JoinHostPort(host, strconv.Itoa(int(port)))); err == nil {
+			if a, ok := netip.AddrFromSlice(ua.IP); ok {
+				s.rc.peer = a.Unmap()
+			}
+		}
 		g.Conn = s.rc
 	}
 	conn := g.Conn
@@ -346,6 +352,10 @@ func (p *Poller) closeSession(s *session, o Options) {
 	s.stop()
 	_ = s.g.Close() // a second close after cancellation fails harmlessly
 	p.keepEngine(s, o)
+	if s.rc != nil && (s.rc.malformed > 0 || s.rc.foreign > 0) {
+		p.metrics.badReplies(o.Target.Name, s.rc.malformed, s.rc.foreign)
+		p.log.Debug("dropped bad replies", "device", o.Target.Name, "malformed", s.rc.malformed, "foreign_source", s.rc.foreign)
+	}
 	if s.noBulk && s.version != gosnmp.Version1 {
 		p.noBulk.Store(engineKey(o), true)
 	}

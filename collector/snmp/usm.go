@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -189,24 +190,87 @@ func usmError(err error, u USM) error {
 	return err
 }
 
-// recordingConn keeps the last datagram gosnmp read, so that a report that
-// gosnmp drops as "not authentic" (RFC 3414 sends wrongDigest, unknownUser,
-// unknownEngineID and, from net-snmp, notInTimeWindow reports without
-// authentication) can still say why the device rejected us.
+// recordingConn is a session's socket as gosnmp sees it. It drops, and
+// counts, datagrams that are not well-formed BER or that come from another
+// address than the device's, before gosnmp sees them: gosnmp gives up a
+// request on the first undecodable datagram, so one spoofed or truncated
+// packet would fail a poll. For v3 it also keeps the last datagram, so that
+// a report gosnmp drops as "not authentic" (RFC 3414 sends wrongDigest,
+// unknownUser, unknownEngineID and, from net-snmp, notInTimeWindow reports
+// without authentication) can still say why the device rejected us.
 type recordingConn struct {
 	*net.UDPConn
-	last     []byte
-	received bool
+	peer      netip.Addr // the device's address; invalid: accept any
+	record    bool       // keep the last datagram (v3)
+	last      []byte
+	received  bool
+	malformed int // datagrams dropped as not well-formed BER
+	foreign   int // datagrams dropped as coming from another address
 }
 
-// ReadFrom implements net.PacketConn, which gosnmp uses for unconnected sockets.
+// ReadFrom implements net.PacketConn, which gosnmp uses for unconnected
+// sockets. It returns the first acceptable datagram.
 func (c *recordingConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.UDPConn.ReadFrom(b)
-	if n > 0 {
+	for {
+		n, from, err := c.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return n, nil, err
+		}
+		if c.peer.IsValid() && from.Addr().Unmap() != c.peer {
+			c.foreign++
+			continue
+		}
+		if !wellFormed(b[:n]) {
+			c.malformed++
+			continue
+		}
 		c.received = true
-		c.last = append(c.last[:0], b[:n]...)
+		if c.record {
+			c.last = append(c.last[:0], b[:n]...)
+		}
+		return n, net.UDPAddrFromAddrPort(from), nil
 	}
-	return n, addr, err
+}
+
+// wellFormed reports whether msg is one BER SEQUENCE whose nested
+// constructed elements all fit their lengths: the structure every SNMP
+// message has. It does not allocate.
+func wellFormed(msg []byte) bool {
+	n, ok := berElement(msg, 0)
+	return ok && n == len(msg) && len(msg) > 0 && msg[0] == 0x30
+}
+
+// berElement checks the element at the start of b and returns its length.
+func berElement(b []byte, depth int) (int, bool) {
+	if len(b) < 2 || depth > 16 {
+		return 0, false
+	}
+	tag, l, i := b[0], int(b[1]), 2
+	if l&0x80 != 0 {
+		k := l & 0x7f
+		if k == 0 || k > 3 || len(b) < 2+k {
+			return 0, false
+		}
+		l = 0
+		for _, c := range b[2 : 2+k] {
+			l = l<<8 | int(c)
+		}
+		i += k
+	}
+	if len(b)-i < l {
+		return 0, false
+	}
+	if tag&0x20 != 0 { // constructed: SEQUENCE, PDUs
+		body := b[i : i+l]
+		for len(body) > 0 {
+			n, ok := berElement(body, depth+1)
+			if !ok {
+				return 0, false
+			}
+			body = body[n:]
+		}
+	}
+	return i + l, true
 }
 
 // report decodes the last datagram as an unauthenticated SNMPv3 report and
