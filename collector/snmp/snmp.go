@@ -249,9 +249,9 @@ type session struct {
 	version gosnmp.SnmpVersion
 	usm     USM
 	rc      *recordingConn
-	maxReps uint32         // GetBulk max-repetitions; lowered on tooBig and timeouts
-	maxOIDs int            // OIDs per Get
-	noBulk  bool           // walk with GetNext: v1, or the device answers GetBulk badly
+	maxReps uint32 // GetBulk max-repetitions; lowered on tooBig and timeouts
+	maxOIDs int    // OIDs per Get
+	noBulk  bool   // walk with GetNext: v1, or the device answers GetBulk badly
 	// engineOK is set once an authenticated answer arrived, so that only an
 	// engine that answered us is cached.
 	engineOK bool
