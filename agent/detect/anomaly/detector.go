@@ -163,8 +163,13 @@ func (d *Detector) update(ts int64, v float64) Result {
 	// Channel N: the step from the previous value.
 	eN := x - d.prev
 	sigN := normScale*d.maeN + floor
-	devN := eN / sigN
-	d.shortN += alphaShort * (min(abs32(devN), maxDev) - d.shortN)
+	// A step back towards the long-run level is a return, not news: only
+	// what overshoots the level counts.
+	news := abs32(eN)
+	if (eN > 0) != (d.prev > d.long) {
+		news = max(0, news-abs32(d.prev-d.long))
+	}
+	d.shortN += alphaShort * (min(news/sigN, maxDev) - d.shortN)
 	d.maeN += aErr * (d.clip(abs32(eN), d.maeN) - d.maeN)
 	predN := d.prev
 	d.prev = x
