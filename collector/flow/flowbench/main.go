@@ -275,7 +275,7 @@ func external(runs int, name string, packets uint64, args func(port int, dir str
 		cpus = append(cpus, time.Duration(ru.Utime.Nano()+ru.Stime.Nano()))
 		walls = append(walls, wall)
 		if datagrams > 0 {
-			r.note = fmt.Sprintf("%d export datagrams", datagrams)
+			r.note = fmt.Sprintf("%d NetFlow datagrams received", datagrams)
 		}
 	}
 	slices.Sort(cpus)
