@@ -33,7 +33,7 @@ func FuzzReply(f *testing.F) {
 		f.Add(b)
 	}
 	plan := allProfiles(f)
-	r := &rates{counters: map[string]*counterState{}, disc: map[string]float64{}}
+	r := newRates()
 	dec := &gosnmp.GoSNMP{Version: gosnmp.Version2c}
 	at := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -385,8 +385,9 @@ func indexLabels(names []string, index string, out []collector.Label) []collecto
 
 // counterSample is a counter as read, with its width, for the rate computer.
 type counterSample struct {
-	idx  int // position in samples
-	bits uint8
+	idx  int    // position in samples
+	bits uint8  // 32, 64, or 0 when unknown
+	key  string // the instance OID: identifies the series across polls
 }
 
 // samples turns the result into samples, scalars first, then every table's
@@ -419,6 +420,10 @@ func (r *result) samples(device string, at collector.Sample) ([]collector.Sample
 	out := make([]collector.Sample, 0, n)
 	var counters []counterSample
 	emit := func(rw *row, labels collector.Labels) {
+		sep := "."
+		if rw.index == "" {
+			sep = ""
+		}
 		sort.SliceStable(rw.values, func(i, j int) bool { return rw.values[i].col.pos < rw.values[j].col.pos })
 		for _, v := range rw.values {
 			s := at
@@ -426,7 +431,7 @@ func (r *result) samples(device string, at collector.Sample) ([]collector.Sample
 			switch v.col.Type {
 			case profile.Counter:
 				s.Kind = collector.Counter
-				counters = append(counters, counterSample{idx: len(out), bits: v.bits})
+				counters = append(counters, counterSample{idx: len(out), bits: v.bits, key: v.col.oid + sep + rw.index})
 			case profile.Info:
 				s.Kind = collector.Info
 			default:

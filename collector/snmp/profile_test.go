@@ -155,3 +155,23 @@ func startSim(t *testing.T, srv *snmpsim.Server) string {
 	t.Cleanup(func() { cancel(); <-done })
 	return conn.LocalAddr().String()
 }
+
+func TestCompareOIDs(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{".1.3.6", ".1.3.6", 0}, {".1.3.6", ".1.3.6.1", -1}, {".1.3.6.1", ".1.3.6", 1},
+		{".1.3.9", ".1.3.10", -1}, {".1.3.10", ".1.3.9", 1}, {".1.3.10.1", ".1.3.9.5", 1},
+		{".1.3.6.1.2.1.2.2.1.2.1", ".1.3.6.1.2.1.2.2.1.10.1", -1}, {"1.7", "1", 1}, {"2", "10", -1},
+		{".1.3.6.1.4.1.4294967295", ".1.3.6.1.4.1.4294967294.9", 1}, {"", "1", -1}, {".1.3", ".1.3.0", -1},
+	}
+	for _, tt := range tests {
+		if got := compareOIDs(tt.a, tt.b); got != tt.want {
+			t.Errorf("compareOIDs(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+		if got := compareOIDs(tt.b, tt.a); got != -tt.want {
+			t.Errorf("compareOIDs(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
+		}
+	}
+}

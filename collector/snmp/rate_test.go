@@ -26,7 +26,7 @@ func (f *fakePoll) gauge(metric string, v float64, ifIndex string) *fakePoll {
 }
 
 func (f *fakePoll) counter(metric string, v float64, bits uint8, ifIndex string) *fakePoll {
-	f.counters = append(f.counters, counterSample{idx: len(f.samples), bits: bits})
+	f.counters = append(f.counters, counterSample{idx: len(f.samples), bits: bits, key: metric + "." + ifIndex})
 	f.gauge(metric, v, ifIndex)
 	f.samples[len(f.samples)-1].Kind = collector.Counter
 	return f
@@ -110,7 +110,7 @@ func TestRates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &rates{counters: map[string]*counterState{}, disc: map[string]float64{}}
+			r := newRates()
 			at := t0
 			for i, st := range tt.steps {
 				at = at.Add(st.after)

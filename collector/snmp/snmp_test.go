@@ -20,7 +20,7 @@ import (
 
 // snmpd is Debian's net-snmp agent on 127.0.0.1, the device of these tests.
 type snmpd struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	dir  string // the config
 	pers string // SNMP_PERSISTENT_DIR: snmpd rewrites its snmpd.conf on exit
@@ -31,7 +31,7 @@ type snmpd struct {
 
 // newSNMPD writes an snmpd config (a v2c community "public" plus the extra
 // lines) for an snmpd on a free loopback port; start runs it.
-func newSNMPD(t *testing.T, extra ...string) *snmpd {
+func newSNMPD(t testing.TB, extra ...string) *snmpd {
 	t.Helper()
 	bin, err := exec.LookPath("snmpd")
 	if err != nil {
@@ -129,7 +129,7 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-func freeUDPPort(t *testing.T) int {
+func freeUDPPort(t testing.TB) int {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

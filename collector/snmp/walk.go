@@ -170,35 +170,45 @@ next:
 	return requests, nil
 }
 
-// compareOIDs compares two dotted OIDs numerically without allocating.
+// compareOIDs compares two dotted OIDs (or OID suffixes) numerically
+// without allocating: it finds the first differing byte and compares the
+// sub-identifiers there by their number of digits, then by that byte.
+// Sub-identifiers are written without leading zeros, as gosnmp does.
 func compareOIDs(a, b string) int {
-	a, b = strings.TrimPrefix(a, "."), strings.TrimPrefix(b, ".")
-	for a != "" && b != "" {
-		var x, y string
-		x, a, _ = strings.Cut(a, ".")
-		y, b, _ = strings.Cut(b, ".")
-		if len(x) != len(y) {
-			// Without leading zeros, a longer number is larger.
-			x, y = strings.TrimLeft(x, "0"), strings.TrimLeft(y, "0")
-			if len(x) != len(y) {
-				if len(x) < len(y) {
-					return -1
-				}
-				return 1
-			}
-		}
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
 	}
-	switch {
-	case a == "" && b == "":
+	if i == len(a) && i == len(b) {
 		return 0
-	case a == "":
-		return -1
 	}
-	return 1
+	da, db := digitsAt(a, i), digitsAt(b, i)
+	switch {
+	case da != db:
+		// The sub-identifier with more digits left is larger; one that
+		// ended ('.' or the end) has none.
+		if da < db {
+			return -1
+		}
+		return 1
+	case da > 0:
+		if a[i] < b[i] {
+			return -1
+		}
+		return 1
+	case i == len(a):
+		return -1 // a is a prefix of b
+	case i == len(b):
+		return 1
+	}
+	return 0
+}
+
+// digitsAt counts the digits of s from i to the next '.' or the end.
+func digitsAt(s string, i int) int {
+	n := 0
+	for i+n < len(s) && s[i+n] != '.' {
+		n++
+	}
+	return n
 }
