@@ -508,3 +508,60 @@ func TestReplayVethFixture(t *testing.T) {
 	snaps, recs, _ := runFile(t, filepath.Clean(vethFixture), false)
 	checkVethFlows(t, recs, snaps)
 }
+
+// TestLiveSourceSilenceAndDrops checks the poll timeout on a silent link
+// and that the kernel's drop counter reaches Stats when the ring overflows.
+func TestLiveSourceSilenceAndDrops(t *testing.T) {
+	p := newVethPair(t)
+	var live *LiveSource
+	err := inNetns(p.nsA, func() error {
+		var err error
+		live, err = OpenLive(LiveOptions{Interface: p.ifA, Filter: "udp dst port 7777", RingMB: 1, PollTimeout: 50 * time.Millisecond})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, _, err := live.ReadPacket(context.Background()); !errors.Is(err, ErrNoPacket) {
+		t.Fatalf("silent link: %v, want ErrNoPacket", err)
+	}
+	// Flood the small ring without reading it.
+	const sent = 20000
+	err = inNetns(p.nsA, func() error {
+		c, err := net.Dial("udp", netip.AddrPortFrom(vethB, 7777).String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		for range sent {
+			c.Write(buf) // refused datagrams are fine: the capture sees them leave
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for {
+		_, _, err := live.ReadPacket(context.Background())
+		if errors.Is(err, ErrNoPacket) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	st := live.Stats()
+	t.Logf("sent %d, read %d, stats %+v", sent, got, st)
+	if st.KernelDrops == 0 || uint64(got)+st.KernelDrops < sent*9/10 || st.Packets != uint64(got) {
+		t.Errorf("sent %d, read %d, stats %+v: want drops counted", sent, got, st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := live.ReadPacket(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled read: %v", err)
+	}
+}

@@ -228,3 +228,27 @@ func TestRunAllRunsSourcesSideBySide(t *testing.T) {
 		t.Errorf("intervals %v, want 3 each", intervals)
 	}
 }
+
+func TestMeterTickClosesIntervalsOnSilence(t *testing.T) {
+	var snaps []Snapshot
+	mt := NewMeter(MeterConfig{Name: "eth0", Table: TableConfig{IdleTimeout: 5 * time.Second}},
+		layers.LinkTypeEthernet, slog.New(slog.DiscardHandler), func(s *Snapshot) { snaps = append(snaps, *s) })
+	t0 := time.Unix(1_700_000_000, 0).UnixNano()
+	data := frame(synth.Frame{Src: v4a, Dst: v4b, Proto: 17, SrcPort: 1, DstPort: 2, Payload: 10})
+	mt.Packet(data, t0+int64(time.Second), len(data))
+	mt.Tick(t0 + int64(9*time.Second)) // inside the interval: nothing closes
+	if len(snaps) != 0 {
+		t.Fatalf("closed early: %+v", snaps)
+	}
+	mt.Tick(t0 + int64(25*time.Second)) // closes [0,10) and one empty [10,20)
+	if len(snaps) != 2 || snaps[0].Packets != 1 || snaps[1].Packets != 0 || snaps[1].Active != 0 {
+		t.Fatalf("after silence: %+v", snaps)
+	}
+	if mt.Table().Len() != 0 || mt.Table().Stats().EndedIdle != 1 {
+		t.Errorf("the idle flow did not expire on the tick: %+v", mt.Table().Stats())
+	}
+	mt.Tick(t0 + int64(26*time.Second))
+	if len(snaps) != 2 {
+		t.Errorf("a tick inside the open interval closed it: %d", len(snaps))
+	}
+}
