@@ -78,7 +78,7 @@ func Compile(profiles []*profile.Profile) (*Plan, error) {
 			if err := claim(s.Name, pr.Name); err != nil {
 				return nil, err
 			}
-			o := &object{Object: s, oid: oid, scale: scaleOf(s.Scale)}
+			o := &object{Object: s, oid: oid, scale: scaleOf(s.Scale), pos: len(p.scalars)}
 			p.scalars = append(p.scalars, o)
 			p.byOID[oid] = o
 		}
@@ -387,7 +387,14 @@ func indexLabels(names []string, index string, out []collector.Label) []collecto
 type counterSample struct {
 	idx  int    // position in samples
 	bits uint8  // 32, 64, or 0 when unknown
-	key  string // the instance OID: identifies the series across polls
+	row  rowKey // with col.pos, identifies the series across polls
+	col  *object
+}
+
+// rowKey identifies a table row (or, with a nil table, the scalars).
+type rowKey struct {
+	t     *table
+	index string
 }
 
 // samples turns the result into samples, scalars first, then every table's
@@ -420,10 +427,6 @@ func (r *result) samples(device string, at collector.Sample) ([]collector.Sample
 	out := make([]collector.Sample, 0, n)
 	var counters []counterSample
 	emit := func(rw *row, labels collector.Labels) {
-		sep := "."
-		if rw.index == "" {
-			sep = ""
-		}
 		sort.SliceStable(rw.values, func(i, j int) bool { return rw.values[i].col.pos < rw.values[j].col.pos })
 		for _, v := range rw.values {
 			s := at
@@ -431,7 +434,7 @@ func (r *result) samples(device string, at collector.Sample) ([]collector.Sample
 			switch v.col.Type {
 			case profile.Counter:
 				s.Kind = collector.Counter
-				counters = append(counters, counterSample{idx: len(out), bits: v.bits, key: v.col.oid + sep + rw.index})
+				counters = append(counters, counterSample{idx: len(out), bits: v.bits, row: rowKey{rw.table, rw.index}, col: v.col})
 			case profile.Info:
 				s.Kind = collector.Info
 			default:

@@ -56,8 +56,8 @@ type counterState struct {
 // sysUpTime and the rows' ifCounterDiscontinuityTime.
 type rates struct {
 	mu       sync.Mutex
-	counters map[string]counterState // by instance OID
-	disc     map[string]float64      // ifIndex -> ifCounterDiscontinuityTime
+	counters map[rowKey]*rowState // by row; a row's counters by column position
+	disc     map[string]float64   // ifIndex -> ifCounterDiscontinuityTime
 	uptime   float64
 	uptimeAt time.Time
 	swept    time.Time // last sweep of stale series
@@ -69,8 +69,16 @@ func (p *Poller) targetRates(o Options) *rates {
 	return v.(*rates)
 }
 
+// rowState holds a row's counters, indexed by column (or scalar) position:
+// one map entry per row rather than per counter keeps a 10 000-device fleet
+// small.
+type rowState struct {
+	cols []counterState // at 0: never seen
+	at   int64          // last poll that saw the row
+}
+
 func newRates() *rates {
-	return &rates{counters: map[string]counterState{}, disc: map[string]float64{}}
+	return &rates{counters: map[rowKey]*rowState{}, disc: map[string]float64{}}
 }
 
 // observe adds rate samples for the counters of one poll taken at at.
@@ -144,7 +152,20 @@ func (r *rates) observe(samples []collector.Sample, counters []counterSample, at
 	now := at.UnixNano()
 	for _, c := range counters {
 		s := samples[c.idx]
-		prev, seen := r.counters[c.key]
+		rs := r.counters[c.row]
+		if rs == nil {
+			n := 1
+			if c.row.t != nil {
+				n = c.row.t.ncols
+			}
+			rs = &rowState{cols: make([]counterState, max(n, c.col.pos+1))}
+			r.counters[c.row] = rs
+		} else if c.col.pos >= len(rs.cols) {
+			rs.cols = append(rs.cols, make([]counterState, c.col.pos+1-len(rs.cols))...)
+		}
+		rs.at = now
+		prev := rs.cols[c.col.pos]
+		seen := prev.at != 0
 		gap := time.Duration(now - prev.at)
 		ok := seen && gap > 0 && gap <= maxRateGap && !rebooted && (len(reset) == 0 || !reset[s.Labels.Get("ifIndex")])
 		var rate float64
@@ -174,13 +195,13 @@ func (r *rates) observe(samples []collector.Sample, counters []counterSample, at
 				ok = false
 			}
 		}
-		r.counters[c.key] = counterState{v: s.Value, at: now}
+		rs.cols[c.col.pos] = counterState{v: s.Value, at: now}
 		if !ok {
 			continue
 		}
-		rs := s
-		rs.Metric, rs.Value, rs.Kind = s.Metric+RateSuffix, rate, collector.Rate
-		samples = append(samples, rs)
+		out := s
+		out.Metric, out.Value, out.Kind = s.Metric+RateSuffix, rate, collector.Rate
+		samples = append(samples, out)
 		switch s.Metric {
 		case "ifHCInOctets":
 			rw := row(s.Labels)

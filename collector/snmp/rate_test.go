@@ -26,11 +26,19 @@ func (f *fakePoll) gauge(metric string, v float64, ifIndex string) *fakePoll {
 }
 
 func (f *fakePoll) counter(metric string, v float64, bits uint8, ifIndex string) *fakePoll {
-	f.counters = append(f.counters, counterSample{idx: len(f.samples), bits: bits, key: metric + "." + ifIndex})
+	// One table per metric in these tests: each metric its own row set.
+	t := testTables[metric]
+	if t == nil {
+		t = &table{name: metric, ncols: 1}
+		testTables[metric] = t
+	}
+	f.counters = append(f.counters, counterSample{idx: len(f.samples), bits: bits, row: rowKey{t, ifIndex}, col: &object{}})
 	f.gauge(metric, v, ifIndex)
 	f.samples[len(f.samples)-1].Kind = collector.Counter
 	return f
 }
+
+var testTables = map[string]*table{}
 
 // rateLines renders the Rate samples of a poll.
 func rateLines(samples []collector.Sample) string {
