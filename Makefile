@@ -164,3 +164,17 @@ bench-flow:
 .PHONY: bench-noise
 bench-noise:
 	@set -o pipefail; $(GO) test -run '^TestNoise' -count=1 -v ./agent/detect/ | grep -v '^=== RUN'
+
+# --- SNMP collector benchmark (collector/snmp) --------------------------------
+# bench-snmp prints a table: the collector against Debian's snmpd next to
+# gosnmp's bare BulkWalk and net-snmp's snmpbulkwalk (IF-MIB and the whole
+# tree), then fleets of simulated devices (netaiops-snmpsim in its own
+# process, 48 interfaces each) polled as the agent does each 60 s interval:
+# agent CPU per device-poll and per varbind, CPU %, RSS, missed polls, and the
+# ratio to gosnmp's bare BulkWalk on the same devices. See
+# collector/snmp/bench_test.go. SNMP_BENCH_FLEET sets the fleet sizes.
+SNMP_BENCH_FLEET ?= 100,1000,10000
+.PHONY: bench-snmp
+bench-snmp:
+	@set -o pipefail; SNMP_BENCH_FLEET=$(SNMP_BENCH_FLEET) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkSNMP$$' \
+		-benchtime 1x -timeout 30m ./collector/snmp/ | grep -v -E '^(goos|goarch|pkg|cpu|PASS|ok|BenchmarkSNMP)'
