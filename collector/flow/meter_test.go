@@ -252,3 +252,34 @@ func TestMeterTickClosesIntervalsOnSilence(t *testing.T) {
 		t.Errorf("a tick inside the open interval closed it: %d", len(snaps))
 	}
 }
+
+func TestTruncatedFileEndsAtLastWholePacket(t *testing.T) {
+	pkts := conversation()
+	for _, ng := range []bool{false, true} {
+		full, err := os.ReadFile(writePcap(t, pkts, ng))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := filepath.Join(t.TempDir(), "cut.pcap")
+		os.WriteFile(cut, full[:len(full)-10], 0o644)
+		src, err := OpenFile(cut, FileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			_, _, err := src.ReadPacket(context.Background())
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("ng=%v: %v", ng, err)
+			}
+			n++
+		}
+		src.Close()
+		if n != len(pkts)-1 || src.Truncated() != !ng {
+			t.Errorf("ng=%v: read %d of %d packets, truncated=%v", ng, n, len(pkts), src.Truncated())
+		}
+	}
+}

@@ -71,7 +71,15 @@ type FileSource struct {
 	timer   *time.Timer
 	packets uint64
 	stats   statsBox
+	// truncated is set when the file ended inside a packet record.
+	truncated bool
 }
+
+// Truncated reports whether a classic pcap file ended inside a packet
+// record (the packets before it were delivered, then io.EOF). pcapgo's
+// pcapng reader reports a cut block as a plain end of file, so a cut
+// pcapng file ends the same way but is not flagged.
+func (s *FileSource) Truncated() bool { return s.truncated }
 
 // OpenFile opens a pcap (micro- or nanosecond) or pcapng file; the format is
 // told by its magic number.
@@ -135,6 +143,12 @@ func (s *FileSource) ReadPacket(ctx context.Context) ([]byte, gopacket.CaptureIn
 	data, ci, err := s.r.ZeroCopyReadPacketData()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
+			return nil, ci, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// A capture cut short (tcpdump killed mid-write) ends at its
+			// last whole packet.
+			s.truncated = true
 			return nil, ci, io.EOF
 		}
 		return nil, ci, fmt.Errorf("read %s: %w", s.name, err)
