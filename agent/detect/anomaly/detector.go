@@ -183,7 +183,11 @@ func (d *Detector) update(ts int64, v float64) Result {
 	devS := eS / sigS
 	d.shortS += alphaShort * (min(abs32(devS), maxDev) - d.shortS)
 	d.maeS += aErr * (d.clip(abs32(eS), d.maeS) - d.maeS)
-	ce := d.clip(abs32(eS), d.maeS)
+	// A slot's errors are winsorised at its own spread, not the global
+	// one: a slot where the series is always rough (a sharp daily edge)
+	// must learn that it is, or it breaks records every day.
+	sigSlot := max(s0.mae*w0+s1.mae*w1, slotMAEFloor*d.maeS)
+	ce := d.clip(abs32(eS), sigSlot)
 	d.slevel += alphaSLevel * (x - seasonal - d.slevel)
 	rs := x - d.slevel - seasonal
 	s0.mean += alphaSeason * w0 * rs
