@@ -276,7 +276,7 @@ func (a *Agent) manageTargets(ctx context.Context, sem chan struct{}, polls chan
 			}
 			a.cur.Store(op.next)
 			close(op.done)
-			a.log.Info("configuration applied", "source_hash", op.next.hash, "version", op.next.version,
+			a.log.Info("configuration applied", "hash", op.next.hash, "version", op.next.version,
 				"targets", len(op.next.targets), "added", added, "changed", changed, "removed", removed)
 		}
 	}
