@@ -539,3 +539,14 @@ func withLabel(labels collector.Labels, name string, rowLabels []collector.Label
 func sortOIDs(s []string) {
 	sort.Slice(s, func(i, j int) bool { return compareOIDs(s[i], s[j]) < 0 })
 }
+
+// PlanFor compiles the plan of the named profiles, looked up in user (from
+// profile.LoadFiles) and then among the shipped ones; no names: the default
+// profiles. Compile once per distinct list and share the Plan.
+func PlanFor(names []string, user map[string]*profile.Profile) (*Plan, error) {
+	ps, err := profile.Resolve(names, user)
+	if err != nil {
+		return nil, fmt.Errorf("plan %v: %w", names, err)
+	}
+	return Compile(ps)
+}

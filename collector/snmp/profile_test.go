@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gosnmp/gosnmp"
+
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp/profile"
 	"github.com/netaiops/netaiops/collector/snmpsim"
@@ -173,5 +175,49 @@ func TestCompareOIDs(t *testing.T) {
 		if got := compareOIDs(tt.b, tt.a); got != -tt.want {
 			t.Errorf("compareOIDs(%q, %q) = %d, want %d", tt.b, tt.a, got, -tt.want)
 		}
+	}
+}
+
+// LLDP remote tables are known for OIDs that do not increase: the walk stops
+// there, the neighbours read before are kept, with the local port joined from
+// lldpLocPortTable through lldpLocPortNum.
+func TestPollLLDPLoop(t *testing.T) {
+	const (
+		rem = ".1.0.8802.1.1.2.1.4.1.1"
+		loc = ".1.0.8802.1.1.2.1.3.7.1"
+	)
+	data := []gosnmp.SnmpPDU{
+		{Name: oidSysUpTime, Type: gosnmp.TimeTicks, Value: uint32(100)},
+		str(loc+".3.1", "Gi0/1"), str(loc+".3.2", "Gi0/2"),
+		str(rem+".7.0.1.1", "Eth1"), str(rem+".7.0.2.1", "Eth9"),
+		str(rem+".9.0.1.1", "peer-a"), str(rem+".9.0.2.1", "peer-b"),
+	}
+	good := served(data...)
+	dev := newFakeDevice(t, func(req *gosnmp.SnmpPacket) ([]gosnmp.SnmpPDU, gosnmp.SNMPError, uint8) {
+		// After peer-a's sysName the device goes back to the first row.
+		if req.PDUType == gosnmp.GetBulkRequest && req.Variables[0].Name == rem+".9.0.1.1" {
+			return []gosnmp.SnmpPDU{str(rem+".7.0.1.1", "Eth1")}, gosnmp.NoError, 0
+		}
+		return good(req)
+	})
+	ps, err := profile.Resolve([]string{"system", "lldp_mib"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := fakeOpts(dev.addr, "2c")
+	if o.Plan, err = Compile(ps); err != nil {
+		t.Fatal(err)
+	}
+	o.MaxRepetitions = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := NewPoller(nil).Poll(ctx, o)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	got := sampleStrings(r.Samples)
+	want := `lldpRemSysName{lldpLocPortId="Gi0/1",lldpLocPortNum="1",lldpRemIndex="1",lldpRemPortId="Eth1",lldpRemSysName="peer-a",lldpRemTimeMark="0"} 1`
+	if !strings.Contains(got, want+"\n") || strings.Contains(got, "peer-b") {
+		t.Errorf("samples:\n%s\nwant %s and no peer-b (after the loop)", got, want)
 	}
 }

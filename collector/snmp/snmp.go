@@ -1,8 +1,30 @@
 // Package snmp polls devices over SNMP v1, v2c and v3 (USM) and turns the
-// replies into collector samples. It owns everything gosnmp-specific: sessions, GetBulk
-// and GetNext walks, value decoding and error classification, behind one
-// call, Poller.Poll. It never imports the agent: what to poll and how often
-// is decided by the caller.
+// replies into collector samples. It owns everything gosnmp-specific behind
+// one call, Poller.Poll:
+//
+//   - what to read: a Plan compiled from profiles (collector/snmp/profile):
+//     scalars read with Get (at most MaxOIDsPerGet per request), tables
+//     walked whole, up to MaxWalks at a time, each walker on its own socket;
+//   - walks that real agents survive: GetBulk with max-repetitions lowered on
+//     tooBig or a timed-out answer, GetNext for v1 and for devices that answer
+//     GetBulk badly (remembered per target), stop at endOfMibView or the end
+//     of the table, and a walk that meets a non-increasing OID ends there,
+//     keeping its rows (counted, not fatal);
+//   - SNMPv3: every security level, auth MD5/SHA/SHA-2 and priv DES/AES
+//     (Blumenthal and Reeder key extension), context names, the engine ID,
+//     boots, time and localized keys cached per target and rediscovered when
+//     the engine changes; rejected credentials fail with ErrAuthFailure
+//     saying whether auth or priv failed;
+//   - samples: profile metrics, derived memoryUtilization, cpuUtilization,
+//     temperatureCelsius, and per-target rates (see rate.go) with wrap and
+//     discontinuity handling;
+//   - bad input: undecodable varbinds are dropped and counted, datagrams that
+//     are not well-formed BER or come from another address are dropped and
+//     counted before gosnmp sees them; never a panic;
+//   - self-metrics (Metrics) from a registry the caller passes in.
+//
+// It never imports the agent: what to poll and how often is decided by the
+// caller. Traps are received by collector/snmp/trap.
 package snmp
 
 import (

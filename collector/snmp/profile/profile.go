@@ -265,3 +265,21 @@ func Resolve(names []string, user map[string]*Profile) ([]*Profile, error) {
 	}
 	return out, nil
 }
+
+// LoadFiles reads user profile files, by profile name. Two files defining
+// the same name are an error.
+func LoadFiles(files []string) (map[string]*Profile, error) {
+	out := map[string]*Profile{}
+	from := map[string]string{}
+	for _, f := range files {
+		p, err := Load(f)
+		if err != nil {
+			return nil, err
+		}
+		if prev, dup := from[p.Name]; dup {
+			return nil, fmt.Errorf("profile %s: name %s already defined in %s", f, p.Name, prev)
+		}
+		out[p.Name], from[p.Name] = p, f
+	}
+	return out, nil
+}

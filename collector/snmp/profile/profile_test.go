@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -80,4 +81,27 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("Parse accepted an invalid profile")
 		}
 	})
+}
+
+func TestLoadFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := write("a.yaml", "name: ups\nscalars: [{name: upsBatteryTemperature, oid: 1.3.6.1.2.1.33.1.2.7.0, type: gauge}]\n")
+	b := write("b.yaml", "name: ups\nscalars: [{name: x, oid: 1.3.6.1.2.1.33.1.2.8.0, type: gauge}]\n")
+	m, err := LoadFiles([]string{a})
+	if err != nil || m["ups"] == nil || m["ups"].Scalars[0].Name != "upsBatteryTemperature" {
+		t.Errorf("LoadFiles = %v, %v", m, err)
+	}
+	if _, err := LoadFiles([]string{a, b}); err == nil || !strings.Contains(err.Error(), "name ups already defined in "+a) {
+		t.Errorf("duplicate name: err = %v", err)
+	}
+	if _, err := LoadFiles([]string{dir + "/missing.yaml"}); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: err = %v", err)
+	}
 }
