@@ -203,6 +203,12 @@ targets:
 		ag.GetAppliedConfigHash() != set.GetConfig().GetHash() || ag.GetDesiredConfigSource() != "agent/edge-1" {
 		t.Errorf("agent after NACK: error %q applied %s desired %s", ag.GetConfigError(), ag.GetAppliedConfigHash(), ag.GetDesiredConfigSource())
 	}
+	// The same content again changes nothing and pushes nothing; the
+	// NACKed hash is not pushed again on this stream.
+	again, err := fc.SetConfig(ctx, &netaiopsv1.SetConfigRequest{Selector: &netaiopsv1.ConfigSelector{AgentId: "edge-1"}, Yaml: bad})
+	if err != nil || again.GetConfig().GetVersion() != badSet.GetConfig().GetVersion() {
+		t.Errorf("same content again: %v %v, want version %d", again, err, badSet.GetConfig().GetVersion())
+	}
 	nackAt := time.Now()
 	waitFor(t, 5*time.Second, "a and b polled after the NACK", func() bool {
 		_, fa := p.count("a", nackAt)
@@ -211,6 +217,9 @@ targets:
 	})
 	if n, _ := p.count("c", time.Time{}); n != 0 {
 		t.Errorf("c of the rejected config was polled %d times", n)
+	}
+	if n := a.Stats().Uplink.ConfigPushes; n != 2 {
+		t.Errorf("agent answered %d pushes, want 2 (the group's, the agent's rejected one)", n)
 	}
 
 	// Commands.

@@ -403,4 +403,24 @@ func TestGrpcurl(t *testing.T) {
 	if !strings.Contains(out, `"id": "edge-1"`) || !strings.Contains(out, `"connected": true`) || !strings.Contains(out, `"lastStoredSeq": "2"`) {
 		t.Fatalf("ListAgents:\n%s", out)
 	}
+
+	// Configuration and commands are grpcurl-able too.
+	out = mustCall("-d", `{"selector":{"agent_id":"edge-1"},"yaml":"targets:\n  - name: core-sw1\n    address: 10.0.0.1\n    community: s3cret-c\n"}`,
+		addr, "netaiops.v1.FleetService/SetConfig")
+	if !strings.Contains(out, `"source": "agent/edge-1"`) || !strings.Contains(out, `"version": "1"`) || strings.Contains(out, "s3cret-c") {
+		t.Fatalf("SetConfig:\n%s", out)
+	}
+	out = mustCall(addr, "netaiops.v1.FleetService/ListAgents")
+	if !strings.Contains(out, `"desiredConfigSource": "agent/edge-1"`) {
+		t.Fatalf("ListAgents after SetConfig:\n%s", out)
+	}
+	// This test's agent never answers commands: the call ends at its timeout.
+	out, err = call("-d", `{"agent_id":"edge-1","target":"core-sw1","timeout":"0.5s"}`, addr, "netaiops.v1.FleetService/PollTarget")
+	if err == nil || !strings.Contains(out, "DeadlineExceeded") {
+		t.Fatalf("PollTarget of a silent agent: %v\n%s", err, out)
+	}
+	out, err = call("-d", `{"agent_id":"edge-9","target":"core-sw1"}`, addr, "netaiops.v1.FleetService/PollTarget")
+	if err == nil || !strings.Contains(out, "Unavailable") {
+		t.Fatalf("PollTarget of an unknown agent: %v\n%s", err, out)
+	}
 }

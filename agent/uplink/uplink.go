@@ -103,6 +103,8 @@ type Stats struct {
 	// DroppedCommands counts commands dropped because MaxCommands were
 	// already queued.
 	DroppedCommands uint64
+	// ConfigPushes counts configuration pushes answered (ACK or NACK).
+	ConfigPushes uint64
 }
 
 // Uplink streams an outbox to the controller. Run it once.
@@ -113,6 +115,7 @@ type Uplink struct {
 
 	connected       atomic.Bool
 	droppedCommands atomic.Uint64
+	configPushes    atomic.Uint64
 	sessions        atomic.Uint64
 	attempts        atomic.Uint64
 	batches         atomic.Uint64
@@ -166,6 +169,7 @@ func (u *Uplink) Stats() Stats {
 		Acked:     u.acked.Load(),
 
 		DroppedCommands: u.droppedCommands.Load(),
+		ConfigPushes:    u.configPushes.Load(),
 	}
 }
 
@@ -475,6 +479,7 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 			if push == nil {
 				continue
 			}
+			u.configPushes.Add(1)
 			st := &netaiopsv1.ConfigStatus{Version: push.GetVersion(), Hash: push.GetHash()}
 			if err := u.applyConfig(sctx, push); err != nil {
 				st.Error = err.Error()
