@@ -22,28 +22,31 @@ const (
 	day       = 86400 // seconds
 	minSeason = day   // history needed before the seasonal channel speaks
 
-	alphaShort      = 0.3    // channels N and S: short average of |deviation|
-	alphaErr        = 0.01   // channels N and S: mean absolute error
-	alphaSLevel     = 0.003  // channel S: deseasonalised level
-	alphaSeason     = 0.2    // channel S: slot offsets, per sample at the slot
-	alphaSlotMAE    = 0.05   // channel S: slot mean absolute errors
-	slotMAEFloor    = 0.5    // channel S: a slot's MAE is at least this share of the global one
-	seasonGain      = 0.8    // channel S speaks when its MAE is below this share of channel L's
-	alphaMid        = 0.1    // channel M: average of the last ~10 values
-	alphaLong       = 0.005  // channels L and M: long-run level and spread
-	clipErr         = 4      // errors beyond clipErr*MAE update the MAE as clipErr*MAE
-	maxDev          = 12     // deviations (in sigmas) are capped here
-	normScale       = 1.2533 // sigma / mean absolute deviation of a normal law
-	minRelScale     = 1e-4   // scale floor relative to the level's magnitude
-	absScale        = 1e-9   // absolute scale floor
-	recordDecay     = 0.9998 // per sample; the record memory halves in ~3500 samples
-	recordFloor     = 0.5    // sigmas added to a record so tiny ones do not dominate
-	slotRecordDecay = 0.995  // per sample at the slot: ~3%/day at 5-minute samples
-	alarmAt         = 0.5    // a score this high starts the refractory period
-	refractory      = 200    // samples after an alarm in which repeats are damped
-	damping         = 0.5    // factor on scores in the refractory period
-	escalateBy      = 0.05   // a score beyond the last alarm's by this much passes undamped
-	sigmasInBand    = 3      // Lower and Upper are Expected ± this many sigmas
+	alphaShort      = 0.3          // channels N and S: short average of |deviation|
+	alphaErr        = 0.01         // channels N and S: mean absolute error
+	alphaSLevel     = 0.003        // channel S: deseasonalised level
+	alphaSeason     = 0.2          // channel S: slot offsets, per sample at the slot
+	alphaSlotMAE    = 0.05         // channel S: slot mean absolute errors
+	slotMAEFloor    = 0.5          // channel S: a slot's MAE is at least this share of the global one
+	seasonGain      = 0.8          // channel S speaks when its MAE is below this share of channel L's
+	alphaMid        = 0.1          // channel M: average of the last ~10 values
+	alphaLong       = 0.005        // channels L and M: long-run level and spread
+	clipErr         = 4            // errors beyond clipErr*MAE update the MAE as clipErr*MAE
+	maxDev          = 12           // deviations (in sigmas) are capped here
+	normScale       = 1.2533       // sigma / mean absolute deviation of a normal law
+	minRelScale     = 1e-4         // scale floor relative to the level's magnitude
+	absScale        = 1e-9         // absolute scale floor
+	recordDecay     = 0.9998       // per sample; the record memory halves in ~3500 samples
+	recordFloor     = 0.5          // sigmas added to a record so tiny ones do not dominate
+	slotRecordDecay = 0.995        // per sample at the slot: ~3%/day at 5-minute samples
+	alarmAt         = 0.5          // a score this high starts the refractory period
+	refractory      = 200          // samples after an alarm in which repeats are damped
+	damping         = 0.5          // factor on scores in the refractory period
+	escalateBy      = 0.05         // a score beyond the last alarm's by this much passes undamped
+	alarmDecay      = 1 - 1.0/3000 // per sample: the alarm count forgets over ~3000 samples
+	freeAlarms      = 2            // recent alarms a series may raise before it is judged more strictly
+	alarmWeight     = 0.25         // each recent alarm beyond those divides the odds r⁴ by 1+this
+	sigmasInBand    = 3            // Lower and Upper are Expected ± this many sigmas
 )
 
 // Channel names the model whose deviation decided a score.
@@ -113,6 +116,7 @@ type Detector struct {
 
 	recN, recS, recL, recM float32 // decaying records of each channel
 	alarm                  float32 // score of the last alarm
+	alarms                 float32 // recent alarms, decaying: how often this series alarms
 
 	// slot holds the daily profile. The fields of one slot sit together
 	// so an update touches one cache line of it.
@@ -256,6 +260,10 @@ func (d *Detector) update(ts int64, v float64) Result {
 	}
 	r4 := float64(r) * float64(r)
 	r4 *= r4
+	// A series that alarms often is judged more strictly: past its first
+	// few alarms, each recent one makes the next record break less news.
+	d.alarms *= alarmDecay
+	r4 /= 1 + alarmWeight*max(0, float64(d.alarms)-freeAlarms)
 	score := r4 / (1 + r4)
 
 	// After an alarm, damp repeats of the same event for a while unless
@@ -269,6 +277,7 @@ func (d *Detector) update(ts int64, v float64) Result {
 			score *= damping
 		}
 	case score >= alarmAt:
+		d.alarms++
 		d.since = 0
 		d.alarm = float32(score)
 	}
