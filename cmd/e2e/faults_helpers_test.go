@@ -54,7 +54,7 @@ func (l flapLoad) write(t *testing.T, dir string) string {
 }
 
 // agentYAML is the config of an agent polling every device of the load
-// every 200ms.
+// every 200ms; three failed polls in a row open device_unreachable.
 func (l flapLoad) agentYAML(id, dataDir, controller, sim string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `agent:
@@ -65,7 +65,7 @@ controller:
   insecure: true
 snmp:
   interval: 200ms
-  timeout: 150ms
+  timeout: 180ms
   retries: 0
 targets:
 `, id, dataDir, controller)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,6 +90,11 @@ func (r *faultRig) finish(t *testing.T, name string) {
 	if rest := r.load.End() - time.Since(r.simStart); rest > 0 {
 		time.Sleep(rest)
 	}
+	// With the simulator gone, the agent's last changes are the devices
+	// becoming unreachable; after that nothing can change, so a quiet
+	// watermark means everything is delivered. (A device that times out
+	// under load could otherwise open an issue just as the agent stops.)
+	r.sim.stop(t)
 	// The agent is connected to the controller running now once that one
 	// logged its hello; the database's flag may be left over from a
 	// controller killed before it could clear it.
@@ -111,6 +117,7 @@ func jitter(min, max time.Duration) time.Duration {
 // again while the agent streams; every event must end up stored exactly
 // once.
 func TestFaultControllerKilled(t *testing.T) {
+	t.Parallel() // mostly waiting: the three share the wall time
 	r := newFaultRig(t, flapLoad{Devices: 8, Interfaces: 32, Flaps: 6, Start: 2 * time.Second, Period: 4 * time.Second})
 	r.startSim(t)
 	r.startController(t)
@@ -123,7 +130,7 @@ func TestFaultControllerKilled(t *testing.T) {
 		r.ctl.kill(t)
 		_, wm, _ = agentRow(r.db, r.agentID)
 		t.Logf("kill -9 controller #%d at watermark %d", i+1, wm)
-		time.Sleep(jitter(100*time.Millisecond, 500*time.Millisecond))
+		time.Sleep(jitter(time.Millisecond, 100*time.Millisecond))
 		r.startController(t)
 	}
 	r.finish(t, fmt.Sprintf("controller kill -9 ×%d", kills))
@@ -132,6 +139,7 @@ func TestFaultControllerKilled(t *testing.T) {
 // TestFaultAgentKilled kills the agent with SIGKILL mid-stream and starts
 // it again on the same data directory, a few times.
 func TestFaultAgentKilled(t *testing.T) {
+	t.Parallel() // mostly waiting: the three share the wall time
 	r := newFaultRig(t, flapLoad{Devices: 8, Interfaces: 32, Flaps: 5, Start: 2 * time.Second, Period: 4 * time.Second})
 	r.startSim(t)
 	r.startController(t)
@@ -147,4 +155,105 @@ func TestFaultAgentKilled(t *testing.T) {
 		r.startAgent(t)
 	}
 	r.finish(t, fmt.Sprintf("agent kill -9 ×%d", kills))
+}
+
+// netnsPair is two network namespaces joined by a veth pair:
+// 198.18.0.1/30 on the agent's side, 198.18.0.2/30 on the controller's.
+// Each namespace has its own loopback, so the addresses clash with nothing.
+type netnsPair struct {
+	agentNS, ctlNS     string
+	agentIf, ctlIf     string
+	agentAddr, ctlAddr string
+}
+
+func newNetnsPair(t *testing.T) *netnsPair {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("e2e: the network cut needs root to create network namespaces and a veth pair")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("e2e: iproute2's ip not installed (apt-get install iproute2)")
+	}
+	id := randHex(3)
+	n := &netnsPair{agentNS: "nai-fa-" + id, ctlNS: "nai-fc-" + id, agentIf: "nfa" + id, ctlIf: "nfc" + id,
+		agentAddr: "198.18.0.1", ctlAddr: "198.18.0.2"}
+	for _, ns := range []string{n.agentNS, n.ctlNS} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "link", "add", n.agentIf, "netns", n.agentNS, "type", "veth", "peer", "name", n.ctlIf, "netns", n.ctlNS)
+	run(t, "ip", "-n", n.agentNS, "addr", "add", n.agentAddr+"/30", "dev", n.agentIf)
+	run(t, "ip", "-n", n.ctlNS, "addr", "add", n.ctlAddr+"/30", "dev", n.ctlIf)
+	n.link(t, "up")
+	return n
+}
+
+// link sets both ends of the veth down or up.
+func (n *netnsPair) link(t *testing.T, state string) {
+	t.Helper()
+	run(t, "ip", "-n", n.agentNS, "link", "set", n.agentIf, state)
+	run(t, "ip", "-n", n.ctlNS, "link", "set", n.ctlIf, state)
+}
+
+// TestFaultNetworkCut puts the agent (with the simulator) and the
+// controller in two network namespaces and takes the link between them
+// down for a while: every event must arrive once the link is back, and the
+// agent's reconnects must follow its backoff (1s doubling, each delay
+// drawn from [base/2, base]).
+func TestFaultNetworkCut(t *testing.T) {
+	t.Parallel() // mostly waiting: the three share the wall time
+	binaries(t)
+	n := newNetnsPair(t)
+	r := newFaultRig(t, flapLoad{Devices: 8, Interfaces: 32, Flaps: 6, Start: 2 * time.Second, Period: 4 * time.Second})
+	r.ctlAddr = n.ctlAddr + ":7443"
+	if err := os.WriteFile(r.agentCfg, []byte(r.load.agentYAML(r.agentID, r.dataDir, r.ctlAddr, r.simAddr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.startController(t, "ip", "netns", "exec", n.ctlNS)
+	waitFor(t, 10*time.Second, "controller listening in its namespace", func() (bool, error) {
+		return strings.Contains(r.ctl.output(), `msg="controller listening"`), nil
+	})
+	r.sim = start(t, "ip", nil, "netns", "exec", n.agentNS, filepath.Join(binDir, "netaiops-snmpsim"),
+		"--listen", r.simAddr, "--scenario", r.load.write(t, r.dir), "--stats-interval", "0")
+	r.simStart = time.Now()
+	r.procs = append(r.procs, r.sim)
+	r.startAgent(t, "ip", "netns", "exec", n.agentNS)
+
+	wm := waitStreaming(t, r.db, r.agentID, 0, time.Minute)
+	time.Sleep(jitter(500*time.Millisecond, 1500*time.Millisecond))
+	n.link(t, "down")
+	_, wm, _ = agentRow(r.db, r.agentID)
+	const cut = 12 * time.Second
+	t.Logf("link down at watermark %d for %v", wm, cut)
+	time.Sleep(cut)
+	_, during, _ := agentRow(r.db, r.agentID)
+	n.link(t, "up")
+	upAt := time.Now()
+	t.Logf("link up; watermark %d", during)
+	if during != wm {
+		t.Errorf("watermark moved from %d to %d while the link was down", wm, during)
+	}
+	waitStreaming(t, r.db, r.agentID, during, time.Minute)
+	t.Logf("agent streaming again %v after the link came up", time.Since(upAt).Round(100*time.Millisecond))
+
+	// Every failed attempt since the cut waited a delay drawn from
+	// [base/2, base], the base doubling from 1s; no earlier failure. (An
+	// attempt made while the link is down can hang on the dead TCP
+	// connection until the handshake timeout or the link's return, so a
+	// 12s cut shows two or more attempts, not one per backoff step.)
+	delays := retryDelays(t, r.agent.output())
+	t.Logf("agent's retry delays: %v", delays)
+	if len(delays) < 2 {
+		t.Errorf("%d reconnect attempts during a %v cut, want at least 2", len(delays), cut)
+	}
+	base := time.Second
+	const slack = 5 * time.Millisecond // the log rounds to milliseconds
+	for i, d := range delays {
+		if d < base/2-slack || d > base+slack {
+			t.Errorf("retry %d waited %v, want within [%v, %v] (backoff doubling from 1s)", i+1, d, base/2, base)
+		}
+		base = min(2*base, 30*time.Second)
+	}
+	r.finish(t, "network cut "+cut.String())
 }
