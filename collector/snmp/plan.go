@@ -26,6 +26,8 @@ type Plan struct {
 	tables  []*table
 	// joins: index names whose rows lend their labels to rows of other tables
 	fallbacks [][2]string // label, fallback label
+	// nScalarCounters: counter scalars, each a slot in the rate computer.
+	nScalarCounters int
 }
 
 // object is a compiled scalar or column.
@@ -34,16 +36,18 @@ type object struct {
 	oid   string // with gosnmp's leading dot
 	scale float64
 	table *table
-	pos   int // column position in its table
+	pos   int // column position in its table (scalars: in the plan)
+	cpos  int // position among the counters of its table (or of the scalars)
 }
 
 type table struct {
-	name    string
-	root    string // walk root, with the leading dot
-	index   []string
-	cols    map[string]*object // by column OID
-	colLens []int              // distinct column OID lengths in sub-identifiers
-	ncols   int
+	name      string
+	root      string // walk root, with the leading dot
+	index     []string
+	cols      map[string]*object // by column OID
+	colLens   []int              // distinct column OID lengths in sub-identifiers
+	ncols     int
+	ncounters int // counter columns: the rate computer keeps one slot each
 	// ownLabels: the table has one index name, so its label columns join
 	// rows of other tables with an index component of that name.
 	joins bool
@@ -79,6 +83,10 @@ func Compile(profiles []*profile.Profile) (*Plan, error) {
 				return nil, err
 			}
 			o := &object{Object: s, oid: oid, scale: scaleOf(s.Scale), pos: len(p.scalars)}
+			if s.Type == profile.Counter {
+				o.cpos = p.nScalarCounters
+				p.nScalarCounters++
+			}
 			p.scalars = append(p.scalars, o)
 			p.byOID[oid] = o
 		}
@@ -93,7 +101,12 @@ func Compile(profiles []*profile.Profile) (*Plan, error) {
 					return nil, err
 				}
 				oid := "." + strings.TrimPrefix(c.OID, ".")
-				tb.cols[oid] = &object{Object: c, oid: oid, scale: scaleOf(c.Scale), table: tb, pos: i}
+				col := &object{Object: c, oid: oid, scale: scaleOf(c.Scale), table: tb, pos: i}
+				if c.Type == profile.Counter {
+					col.cpos = tb.ncounters
+					tb.ncounters++
+				}
+				tb.cols[oid] = col
 				n := strings.Count(oid, ".")
 				if !containsInt(tb.colLens, n) {
 					tb.colLens = append(tb.colLens, n)

@@ -69,7 +69,8 @@ func (p *Poller) targetRates(o Options) *rates {
 	return v.(*rates)
 }
 
-// rowState holds a row's counters, indexed by column (or scalar) position:
+// rowState holds a row's counters, indexed by their position among the
+// table's (or the scalars') counters:
 // one map entry per row rather than per counter keeps a 10 000-device fleet
 // small.
 type rowState struct {
@@ -156,15 +157,15 @@ func (r *rates) observe(samples []collector.Sample, counters []counterSample, at
 		if rs == nil {
 			n := 1
 			if c.row.t != nil {
-				n = c.row.t.ncols
+				n = c.row.t.ncounters
 			}
-			rs = &rowState{cols: make([]counterState, max(n, c.col.pos+1))}
+			rs = &rowState{cols: make([]counterState, max(n, c.col.cpos+1))}
 			r.counters[c.row] = rs
-		} else if c.col.pos >= len(rs.cols) {
-			rs.cols = append(rs.cols, make([]counterState, c.col.pos+1-len(rs.cols))...)
+		} else if c.col.cpos >= len(rs.cols) {
+			rs.cols = append(rs.cols, make([]counterState, c.col.cpos+1-len(rs.cols))...)
 		}
 		rs.at = now
-		prev := rs.cols[c.col.pos]
+		prev := rs.cols[c.col.cpos]
 		seen := prev.at != 0
 		gap := time.Duration(now - prev.at)
 		ok := seen && gap > 0 && gap <= maxRateGap && !rebooted && (len(reset) == 0 || !reset[s.Labels.Get("ifIndex")])
@@ -195,7 +196,7 @@ func (r *rates) observe(samples []collector.Sample, counters []counterSample, at
 				ok = false
 			}
 		}
-		rs.cols[c.col.pos] = counterState{v: s.Value, at: now}
+		rs.cols[c.col.cpos] = counterState{v: s.Value, at: now}
 		if !ok {
 			continue
 		}
