@@ -258,3 +258,89 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 		t.Errorf("%s: got %v, want %s", what, err, want)
 	}
 }
+
+// failingPoller fails every poll of target "down" and answers the others.
+type failingPoller struct{ recordingPoller }
+
+func (p *failingPoller) Poll(ctx context.Context, o snmp.Options) collector.Poll {
+	if o.Target.Name == "down" {
+		return collector.Poll{Target: o.Target, Time: time.Now(), Err: context.DeadlineExceeded}
+	}
+	return p.recordingPoller.Poll(ctx, o)
+}
+
+// TestConfigPushKeepsState: adding a target leaves the detection state of
+// the others alone (an open device_unreachable stays open, same issue);
+// removing a target resolves its issues ("target removed").
+func TestConfigPushKeepsState(t *testing.T) {
+	addr, _ := runController(t)
+	doc := `agent:
+  id: edge-2
+  data_dir: ` + t.TempDir() + `
+controller:
+  address: ` + addr + `
+  insecure: true
+snmp:
+  interval: 200ms
+  timeout: 100ms
+  unreachable_after: 2
+targets:
+  - name: down
+    address: 10.0.0.1
+  - name: a
+    address: 10.0.0.2
+`
+	p := &failingPoller{}
+	runAgent(t, doc, p)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fc, ic := netaiopsv1.NewFleetServiceClient(conn), netaiopsv1.NewIssueServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	unreachable := func() []*netaiopsv1.Issue {
+		resp, err := ic.ListIssues(ctx, &netaiopsv1.ListIssuesRequest{Kind: "device_unreachable", Device: "down"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetIssues()
+	}
+	waitFor(t, 10*time.Second, "device_unreachable on down", func() bool { return len(unreachable()) == 1 })
+	first := unreachable()[0]
+
+	set := func(yaml string) string {
+		t.Helper()
+		r, err := fc.SetConfig(ctx, &netaiopsv1.SetConfigRequest{Selector: &netaiopsv1.ConfigSelector{AgentId: "edge-2"}, Yaml: yaml})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, "the ACK", func() bool { return agentOf(t, fc, "edge-2").GetAppliedConfigHash() == r.GetConfig().GetHash() })
+		return r.GetConfig().GetHash()
+	}
+	addedAt := time.Now()
+	set("targets:\n  - name: down\n    address: 10.0.0.1\n  - name: a\n    address: 10.0.0.2\n  - name: b\n    address: 10.0.0.3\n")
+	waitFor(t, 5*time.Second, "b polled", func() bool { _, f := p.count("b", addedAt); return !f.IsZero() })
+	time.Sleep(600 * time.Millisecond) // three more polls of down
+	if got := unreachable(); len(got) != 1 || got[0].GetId() != first.GetId() || got[0].GetState() != netaiopsv1.IssueState_ISSUE_STATE_OPEN {
+		t.Fatalf("after adding b, down's issue changed: %v (was %v)", got, first)
+	}
+
+	set("targets:\n  - name: a\n    address: 10.0.0.2\n  - name: b\n    address: 10.0.0.3\n")
+	waitFor(t, 5*time.Second, "down's issue resolved", func() bool {
+		got := unreachable()
+		return len(got) == 1 && got[0].GetState() == netaiopsv1.IssueState_ISSUE_STATE_RESOLVED
+	})
+	if got := unreachable()[0]; got.GetId() != first.GetId() || !strings.Contains(strings.Join(mapValues(got.GetAttributes()), " "), "target removed") {
+		t.Errorf("resolved issue %v: want the same id and resolution \"target removed\"", got)
+	}
+}
+
+func mapValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
