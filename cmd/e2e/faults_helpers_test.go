@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,12 +56,13 @@ func (l flapLoad) write(t *testing.T, dir string) string {
 
 // agentYAML is the config of an agent polling every device of the load
 // every 200ms; three failed polls in a row open device_unreachable.
-func (l flapLoad) agentYAML(id, dataDir, controller, sim string) string {
+// Extra lines go into the agent section.
+func (l flapLoad) agentYAML(id, dataDir, controller, sim string, extra ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `agent:
   id: %s
   data_dir: %s
-controller:
+%scontroller:
   address: %s
   insecure: true
 snmp:
@@ -68,7 +70,7 @@ snmp:
   timeout: 180ms
   retries: 0
 targets:
-`, id, dataDir, controller)
+`, id, dataDir, strings.Join(extra, ""), controller)
 	for d := 1; d <= l.Devices; d++ {
 		fmt.Fprintf(&b, "  - {name: fd%02d, address: %q, community: fd%02d}\n", d, sim, d)
 	}
@@ -98,6 +100,12 @@ type ledger struct {
 	watermark map[string]uint64 // per log
 	missing   map[string][]uint64
 	dropped   []string // ids of agent_events_dropped issues
+	// droppedIssue is the last agent_events_dropped issue read.
+	droppedIssue struct {
+		device string
+		state  int
+		attrs  map[string]string
+	}
 }
 
 // readLedger reads the controller's database file directly (the
@@ -162,11 +170,14 @@ func readLedger(t *testing.T, dbPath, agentID string) ledger {
 			}
 		}
 	}
-	q(`SELECT id FROM issues WHERE agent_id = ? AND kind = 'agent_events_dropped'`, a, func(r *sql.Rows) error {
-		var id string
-		err := r.Scan(&id)
+	q(`SELECT id, device, state, attributes FROM issues WHERE agent_id = ? AND kind = 'agent_events_dropped'`, a, func(r *sql.Rows) error {
+		var id, attrs string
+		d := &l.droppedIssue
+		if err := r.Scan(&id, &d.device, &d.state, &attrs); err != nil {
+			return err
+		}
 		l.dropped = append(l.dropped, id)
-		return err
+		return json.Unmarshal([]byte(attrs), &d.attrs)
 	})
 	return l
 }

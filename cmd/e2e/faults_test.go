@@ -257,3 +257,53 @@ func TestFaultNetworkCut(t *testing.T) {
 	}
 	r.finish(t, "network cut "+cut.String())
 }
+
+// TestFaultOutboxFull keeps the controller away while the agent detects
+// far more than its 64 KiB outbox holds: the agent drops (resolves and
+// low severities first, then the oldest) and counts every drop; once the
+// controller is up, what it stored plus what the agent dropped is every
+// event the agent numbered, nothing twice, and the controller raised
+// agent_events_dropped for the agent.
+func TestFaultOutboxFull(t *testing.T) {
+	t.Parallel()
+	r := newFaultRig(t, flapLoad{Devices: 8, Interfaces: 32, Flaps: 3, Start: time.Second, Period: 4 * time.Second})
+	if err := os.WriteFile(r.agentCfg, []byte(r.load.agentYAML(r.agentID, r.dataDir, r.ctlAddr, r.simAddr,
+		"  outbox_max_bytes: 65536\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.startSim(t)
+	r.startAgent(t) // no controller yet
+	time.Sleep(r.load.End() - time.Since(r.simStart))
+	r.startController(t)
+	r.sim.stop(t)
+	ctl := r.ctl
+	connected := func() bool { return strings.Contains(ctl.output(), `msg="new agent connected"`) }
+	waitDrained(t, r.db, r.agentID, connected, 6*time.Second, 2*time.Minute)
+	r.agent.stop(t)
+	r.ctl.stop(t)
+
+	ob := readOutbox(t, r.dataDir)
+	l := readLedger(t, r.db, r.agentID)
+	stored := l.logs[ob.logID]
+	missing := uint64(len(l.missing[ob.logID]))
+	t.Logf("outbox full: events sent %d, stored %d, dropped %d, duplicates stored %d, lost %d, seqs missing at the controller %d",
+		ob.lastSeq, stored, ob.dropped, l.dupSeq+l.dupEvent, int64(ob.lastSeq)-int64(stored)-int64(ob.dropped), missing)
+	if ob.dropped == 0 || ob.lastSeq < 1000 {
+		t.Fatalf("dropped %d of %d: the load did not overflow the outbox", ob.dropped, ob.lastSeq)
+	}
+	if stored+ob.dropped != ob.lastSeq || missing != ob.dropped {
+		t.Errorf("stored %d + dropped %d != sent %d, or missing seqs %d != dropped", stored, ob.dropped, ob.lastSeq, missing)
+	}
+	if l.dupSeq != 0 || l.dupEvent != 0 || len(l.logs) != 1 || ob.pending != 0 {
+		t.Errorf("duplicates %d/%d, logs %d, pending %d", l.dupSeq, l.dupEvent, len(l.logs), ob.pending)
+	}
+	if len(l.dropped) != 1 {
+		t.Fatalf("%d agent_events_dropped issues, want 1", len(l.dropped))
+	}
+	is := l.droppedIssue
+	if is.device != r.agentID || is.state != 1 || is.attrs["dropped_events"] != fmt.Sprint(ob.dropped) ||
+		is.attrs["missing_events"] != fmt.Sprint(missing) {
+		t.Errorf("agent_events_dropped issue %+v, want device %s, open, dropped_events %d, missing_events %d",
+			is, r.agentID, ob.dropped, missing)
+	}
+}
