@@ -190,6 +190,9 @@ func (c *Controller) security() ([]grpc.ServerOption, error) {
 		c.logger.Warn("authentication is off: plaintext without --tokens lets anyone on loopback call everything")
 	}
 	a := auth.New(tokens, server.Policy(), server.ProtectedPrefixes, !cfg.authOn())
+	c.mu.Lock()
+	c.auth = a
+	c.mu.Unlock()
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(a.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(a.StreamInterceptor()),
@@ -227,6 +230,26 @@ type Controller struct {
 	mu    sync.Mutex
 	addr  net.Addr
 	srv   *server.Server
+	auth  *auth.Authenticator
+}
+
+// ReloadTokens reads the tokens file again and makes its tokens the ones
+// in force (netaiops-controller does it on SIGHUP). On error the old
+// tokens stay.
+func (c *Controller) ReloadTokens() error {
+	c.mu.Lock()
+	a := c.auth
+	c.mu.Unlock()
+	if a == nil || c.cfg.TokensFile == "" {
+		return errors.New("reload tokens: no --tokens file in use")
+	}
+	t, err := auth.LoadTokens(c.cfg.TokensFile)
+	if err != nil {
+		return fmt.Errorf("reload tokens: %w", err)
+	}
+	a.SetTokens(t)
+	c.logger.Info("tokens reloaded", "file", c.cfg.TokensFile, "tokens", t.Len())
+	return nil
 }
 
 // New returns a controller; nothing happens until Run.

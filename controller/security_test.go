@@ -232,3 +232,33 @@ func TestSecurityOperators(t *testing.T) {
 		t.Errorf("health without a token: %v %v", h, err)
 	}
 }
+
+func TestReloadTokens(t *testing.T) {
+	s := runSecured(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	issues := netaiopsv1.NewIssueServiceClient(s.dial(t, credentials.NewTLS(&tls.Config{RootCAs: s.ca})))
+	const carol = "viewer-carol-token-0123456789"
+	list := func(tok string) error {
+		_, err := issues.ListIssues(bearer(ctx, tok), &netaiopsv1.ListIssuesRequest{})
+		return err
+	}
+	wantCode(t, "carol before she is in the file", list(carol), codes.Unauthenticated)
+	if err := os.WriteFile(filepath.Join(s.dir, "tokens"), []byte("viewer carol "+carol+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "carol before the reload", list(carol), codes.Unauthenticated)
+	if err := s.r.ctl.ReloadTokens(); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "carol after the reload", list(carol), codes.OK)
+	wantCode(t, "alice, dropped from the file", list(tokViewer), codes.Unauthenticated)
+	// A broken file keeps the tokens in force.
+	if err := os.WriteFile(filepath.Join(s.dir, "tokens"), []byte("viewer carol short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.r.ctl.ReloadTokens(); err == nil {
+		t.Error("a broken tokens file reloaded")
+	}
+	wantCode(t, "carol after a failed reload", list(carol), codes.OK)
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -60,7 +61,27 @@ func run(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := controller.New(cfg, logger).Run(ctx); err != nil {
+	ctl := controller.New(cfg, logger)
+	// SIGHUP reloads the tokens file (rotation without dropping streams).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := ctl.ReloadTokens(); err != nil {
+					logger.Error("SIGHUP", "err", err)
+				}
+			}
+		}
+	})
+	if err := ctl.Run(ctx); err != nil {
+		stop()
 		logger.Error("controller failed", "err", err)
 		return 1
 	}

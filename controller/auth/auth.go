@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -213,7 +214,7 @@ type Need struct {
 // so a new method is never open by accident; methods outside them (health,
 // reflection) need no credentials.
 type Authenticator struct {
-	tokens    *Tokens
+	tokens    atomic.Pointer[Tokens]
 	policy    map[string]Need
 	protected []string
 	off       bool
@@ -222,8 +223,14 @@ type Authenticator struct {
 // New returns an Authenticator. With off true every call passes as an
 // anonymous principal (plaintext lab mode without a tokens file).
 func New(tokens *Tokens, policy map[string]Need, protected []string, off bool) *Authenticator {
-	return &Authenticator{tokens: tokens, policy: policy, protected: protected, off: off}
+	a := &Authenticator{policy: policy, protected: protected, off: off}
+	a.tokens.Store(tokens)
+	return a
 }
+
+// SetTokens replaces the tokens (a reloaded tokens file); calls in flight
+// finish with the tokens they were checked against.
+func (a *Authenticator) SetTokens(t *Tokens) { a.tokens.Store(t) }
 
 type ctxKey struct{}
 
@@ -280,7 +287,7 @@ func (a *Authenticator) identify(ctx context.Context) (Principal, error) {
 		if !ok {
 			return Principal{}, status.Error(codes.Unauthenticated, `authorization: want "Bearer <token>"`)
 		}
-		p, ok := a.tokens.Lookup(tok)
+		p, ok := a.tokens.Load().Lookup(tok)
 		if !ok {
 			return Principal{}, status.Error(codes.Unauthenticated, "authorization: unknown token")
 		}
