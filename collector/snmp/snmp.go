@@ -63,7 +63,7 @@ type Options struct {
 	USM            USM           // SNMPv3 credentials and context (Target.Version "3")
 	Plan           *Plan         // what to read; nil: DefaultPlan (system and if_mib)
 	MaxOIDsPerGet  int           // scalars per Get request; 0: 60
-	MaxWalks       int           // tables walked at once, each on its own socket; 0: 1
+	MaxWalks       int           // tables walked at once, each on its own socket; 0: DefaultMaxWalks
 }
 
 // Poller polls devices. One Poller is safe for concurrent use: every Poll
@@ -205,7 +205,11 @@ func (p *Poller) walkTables(ctx context.Context, o Options, s *session, plan *Pl
 	if len(plan.tables) == 0 {
 		return nil
 	}
-	workers := min(max(o.MaxWalks, 1), len(plan.tables))
+	workers := o.MaxWalks
+	if workers <= 0 {
+		workers = DefaultMaxWalks
+	}
+	workers = min(workers, len(plan.tables))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan int, len(plan.tables))
@@ -363,6 +367,10 @@ func (p *Poller) dial(ctx context.Context, o Options) (*session, error) {
 	s.stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
 	return s, nil
 }
+
+// DefaultMaxWalks is how many tables of one device are walked at once unless
+// told otherwise: a second walker hides one round trip, more load the device.
+const DefaultMaxWalks = 2
 
 // DefaultMaxOIDsPerGet is how many OIDs one Get asks for unless told otherwise
 // (gosnmp's own limit, and what most agents take).
