@@ -263,3 +263,54 @@ func TestRecurringDailySpike(t *testing.T) {
 		t.Errorf("a larger spike at 15:00 scored %.3f, want >= 0.7", got)
 	}
 }
+
+// TestReturnFromSpike: the step back to the usual level after a spike is
+// the end of the event, not a second, larger one.
+func TestReturnFromSpike(t *testing.T) {
+	for _, h := range []float64{14, 22, 30} {
+		const at = 3000
+		v := series(4000, 8, func(i int) float64 {
+			switch i {
+			case 1500:
+				return 100 + 30
+			case at:
+				return 100 + h
+			}
+			return 100
+		})
+		s := scores(v)
+		if s[at] < 0.6 {
+			t.Errorf("spike of %v sigma scored %.3f, want >= 0.6", h, s[at])
+		}
+		if m, i := maxIn(s, at+1, at+10); m >= 0.25 {
+			t.Errorf("return from a spike of %v sigma scored %.3f at %d, want < 0.25", h, m, i)
+		}
+	}
+}
+
+// TestFrequentAlarms: a series whose bursts keep breaking its records is
+// judged more strictly after its first few alarms.
+func TestFrequentAlarms(t *testing.T) {
+	const every, first, bursts = 250, 1000, 16
+	size := 4.0
+	v := series(first+bursts*every, 9, func(i int) float64 {
+		if i >= first && (i-first)%every == 0 {
+			size *= 1.1
+			return 100 + size
+		}
+		return 100
+	})
+	s := scores(v)
+	if s[first] < 0.7 {
+		t.Errorf("the first burst scored %.3f, want >= 0.7", s[first])
+	}
+	late := 0
+	for k := bursts / 2; k < bursts; k++ {
+		if s[first+k*every] >= alarmAt {
+			late++
+		}
+	}
+	if late > 5 {
+		t.Errorf("%d of the last %d bursts alarmed, want at most 5", late, bursts/2)
+	}
+}
