@@ -45,19 +45,12 @@ const (
 	speedSlack = 1.1
 )
 
-// counterState is a counter's previous value and when it was read (Unix
-// nanoseconds): 16 bytes per series, for fleets of millions of counters.
-type counterState struct {
-	v  float64
-	at int64
-}
-
 // rates is one target's rate computer: the previous value of every counter,
 // sysUpTime and the rows' ifCounterDiscontinuityTime.
 type rates struct {
 	mu       sync.Mutex
-	counters map[rowKey]*rowState // by row; a row's counters by column position
-	disc     map[string]float64   // ifIndex -> ifCounterDiscontinuityTime
+	tables   map[*table]*tableState // nil: the scalars
+	disc     map[string]float64     // ifIndex -> ifCounterDiscontinuityTime
 	uptime   float64
 	uptimeAt time.Time
 	swept    time.Time // last sweep of stale series
@@ -69,17 +62,59 @@ func (p *Poller) targetRates(o Options) *rates {
 	return v.(*rates)
 }
 
-// rowState holds a row's counters, indexed by their position among the
-// table's (or the scalars') counters:
-// one map entry per row rather than per counter keeps a 10 000-device fleet
-// small.
-type rowState struct {
-	cols []counterState // at 0: never seen
-	at   int64          // last poll that saw the row
+// tableState holds the previous counter values of a table's rows, packed:
+// a row number per index, the time each row was read, and ncounters values
+// per row (NaN: not read then). About 100 bytes per interface row, so that a
+// 10 000-device fleet's state stays small.
+type tableState struct {
+	ncounters int
+	rows      map[string]int32
+	at        []int64   // per row, Unix nanoseconds; 0: never
+	vals      []float64 // row*ncounters + counter position
+}
+
+func newTableState(n int) *tableState {
+	return &tableState{ncounters: max(n, 1), rows: map[string]int32{}}
+}
+
+// row returns the row number of index, adding the row when new.
+func (ts *tableState) row(index string) int {
+	if i, ok := ts.rows[index]; ok {
+		return int(i)
+	}
+	i := len(ts.at)
+	ts.rows[strings.Clone(index)] = int32(i)
+	ts.at = append(ts.at, 0)
+	for range ts.ncounters {
+		ts.vals = append(ts.vals, math.NaN())
+	}
+	return i
+}
+
+// sweep drops rows not read since before cutoff, repacking the state.
+func (ts *tableState) sweep(cutoff int64) {
+	stale := 0
+	for _, a := range ts.at {
+		if a < cutoff {
+			stale++
+		}
+	}
+	if stale == 0 {
+		return
+	}
+	fresh := newTableState(ts.ncounters)
+	for idx, i := range ts.rows {
+		if ts.at[i] >= cutoff {
+			j := fresh.row(idx)
+			fresh.at[j] = ts.at[i]
+			copy(fresh.vals[j*ts.ncounters:], ts.vals[int(i)*ts.ncounters:(int(i)+1)*ts.ncounters])
+		}
+	}
+	*ts = *fresh
 }
 
 func newRates() *rates {
-	return &rates{counters: map[rowKey]*rowState{}, disc: map[string]float64{}}
+	return &rates{tables: map[*table]*tableState{}, disc: map[string]float64{}}
 }
 
 // observe adds rate samples for the counters of one poll taken at at.
@@ -151,28 +186,50 @@ func (r *rates) observe(samples []collector.Sample, counters []counterSample, at
 
 	cpu := map[string]float64{}
 	now := at.UnixNano()
+	// A row's counters come together (samples emits row by row). When a row
+	// is first met in this poll, its previous values move to prev and its
+	// slots are cleared, so that a counter missing from this poll is not
+	// later taken as read now.
+	var (
+		cur     rowKey
+		ts      *tableState
+		slot    int
+		prevAt  int64
+		prev    []float64
+		started bool
+	)
 	for _, c := range counters {
 		s := samples[c.idx]
-		rs := r.counters[c.row]
-		if rs == nil {
-			n := 1
-			if c.row.t != nil {
-				n = c.row.t.ncounters
+		if !started || c.row != cur {
+			started, cur = true, c.row
+			ts = r.tables[c.row.t]
+			if ts == nil {
+				n := r.scalarCounters(counters)
+				if c.row.t != nil {
+					n = c.row.t.ncounters
+				}
+				ts = newTableState(n)
+				r.tables[c.row.t] = ts
 			}
-			rs = &rowState{cols: make([]counterState, max(n, c.col.cpos+1))}
-			r.counters[c.row] = rs
-		} else if c.col.cpos >= len(rs.cols) {
-			rs.cols = append(rs.cols, make([]counterState, c.col.cpos+1-len(rs.cols))...)
+			i := ts.row(c.row.index)
+			slot, prevAt = i*ts.ncounters, ts.at[i]
+			prev = append(prev[:0], ts.vals[slot:slot+ts.ncounters]...)
+			for k := range ts.ncounters {
+				ts.vals[slot+k] = math.NaN()
+			}
+			ts.at[i] = now
 		}
-		rs.at = now
-		prev := rs.cols[c.col.cpos]
-		seen := prev.at != 0
-		gap := time.Duration(now - prev.at)
-		ok := seen && gap > 0 && gap <= maxRateGap && !rebooted && (len(reset) == 0 || !reset[s.Labels.Get("ifIndex")])
+		if c.col.cpos >= ts.ncounters {
+			continue // a plan with more counters than the state was built for
+		}
+		pv := prev[c.col.cpos]
+		gap := time.Duration(now - prevAt)
+		ok := prevAt != 0 && !math.IsNaN(pv) && gap > 0 && gap <= maxRateGap && !rebooted &&
+			(len(reset) == 0 || !reset[s.Labels.Get("ifIndex")])
 		var rate float64
 		if ok {
 			elapsed := gap.Seconds()
-			delta := s.Value - prev.v
+			delta := s.Value - pv
 			wrapped := false
 			if delta < 0 {
 				if c.bits == 32 {
@@ -196,7 +253,7 @@ func (r *rates) observe(samples []collector.Sample, counters []counterSample, at
 				ok = false
 			}
 		}
-		rs.cols[c.col.cpos] = counterState{v: s.Value, at: now}
+		ts.vals[slot+c.col.cpos] = s.Value
 		if !ok {
 			continue
 		}
@@ -269,13 +326,22 @@ func (r *rates) observe(samples []collector.Sample, counters []counterSample, at
 	}
 	if r.swept.IsZero() || at.Sub(r.swept) > staleSeries/4 {
 		r.swept = at
-		for k, c := range r.counters {
-			if time.Duration(now-c.at) > staleSeries {
-				delete(r.counters, k)
-			}
+		for _, ts := range r.tables {
+			ts.sweep(now - int64(staleSeries))
 		}
 	}
 	return samples
+}
+
+// scalarCounters sizes the scalars' state: the plan's counter scalars.
+func (r *rates) scalarCounters(counters []counterSample) int {
+	n := 1
+	for _, c := range counters {
+		if c.row.t == nil {
+			n = max(n, c.col.cpos+1)
+		}
+	}
+	return n
 }
 
 func hasMetric(samples []collector.Sample, metric string) bool {

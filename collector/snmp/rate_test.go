@@ -29,7 +29,7 @@ func (f *fakePoll) counter(metric string, v float64, bits uint8, ifIndex string)
 	// One table per metric in these tests: each metric its own row set.
 	t := testTables[metric]
 	if t == nil {
-		t = &table{name: metric, ncols: 1}
+		t = &table{name: metric, ncols: 1, ncounters: 1}
 		testTables[metric] = t
 	}
 	f.counters = append(f.counters, counterSample{idx: len(f.samples), bits: bits, row: rowKey{t, ifIndex}, col: &object{}})
@@ -104,6 +104,12 @@ func TestRates(t *testing.T) {
 			{0, p().gauge("ifHighSpeed", 10000, "1").counter("ifHCInOctets", 10, 64, "1"), ""},
 			{10 * time.Second, p().gauge("ifHighSpeed", 10000, "1").counter("ifHCInOctets", 1.8e19, 64, "1"), ""},
 		}},
+		{"a row missing from one poll: its rate spans both intervals", []step{
+			{0, p().counter("ifHCInOctets", 100, 64, "1").counter("ifHCInOctets", 100, 64, "2"), ""},
+			{10 * time.Second, p().counter("ifHCInOctets", 200, 64, "1"), "ifHCInOctets_rate" + eth1 + " 10"},
+			{10 * time.Second, p().counter("ifHCInOctets", 300, 64, "1").counter("ifHCInOctets", 5000, 64, "2"),
+				"ifHCInOctets_rate" + eth1 + " 10\n" + `ifHCInOctets_rate{ifIndex="2",ifName="eth2"} 245`},
+		}},
 		{"polls too far apart", []step{
 			{0, p().counter("ifHCInOctets", 10, 64, "1"), ""},
 			{16 * time.Minute, p().counter("ifHCInOctets", 20, 64, "1"), ""},
@@ -131,5 +137,40 @@ func TestRates(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A counter missing from a row that was read has no rate at the next poll:
+// its previous value is older than the row's time.
+func TestRatesCounterMissingFromRow(t *testing.T) {
+	tb := &table{name: "ifXTable", ncounters: 2}
+	in, out := &object{cpos: 0}, &object{cpos: 1}
+	poll := func(vals map[*object]float64) ([]collector.Sample, []counterSample) {
+		var ss []collector.Sample
+		var cs []counterSample
+		for _, o := range []*object{in, out} {
+			if v, ok := vals[o]; ok {
+				name := map[*object]string{in: "ifHCInOctets", out: "ifHCOutOctets"}[o]
+				cs = append(cs, counterSample{idx: len(ss), bits: 64, row: rowKey{tb, "1"}, col: o})
+				ss = append(ss, collector.Sample{Metric: name, Value: v, Kind: collector.Counter, Labels: collector.NewLabels("ifIndex", "1")})
+			}
+		}
+		return ss, cs
+	}
+	r := newRates()
+	t0 := time.Unix(1_700_000_000, 0)
+	for i, step := range []struct {
+		vals map[*object]float64
+		want string
+	}{
+		{map[*object]float64{in: 100, out: 100}, ""},
+		{map[*object]float64{in: 200}, `ifHCInOctets_rate{ifIndex="1"} 10`},
+		{map[*object]float64{in: 300, out: 900}, `ifHCInOctets_rate{ifIndex="1"} 10`},
+		{map[*object]float64{in: 400, out: 1000}, `ifHCInOctets_rate{ifIndex="1"} 10` + "\n" + `ifHCOutOctets_rate{ifIndex="1"} 10`},
+	} {
+		ss, cs := poll(step.vals)
+		if got := rateLines(r.observe(ss, cs, t0.Add(time.Duration(i)*10*time.Second))); got != step.want {
+			t.Errorf("poll %d:\n got: %s\nwant: %s", i+1, got, step.want)
+		}
 	}
 }
