@@ -41,6 +41,9 @@ type disk struct {
 const (
 	headerFrame = frameHeader + headerPayload
 	tombFrame   = frameHeader + dropPayload
+	// maxSeq bounds any seq read back; a larger one is damage (the
+	// controller takes seqs up to 2^63-1).
+	maxSeq = 1 << 62
 )
 
 // Open opens the durable outbox in dir, creating the directory and a new
@@ -121,7 +124,7 @@ func (o *Outbox) recover() error {
 			continue
 		}
 		base, err := strconv.ParseUint(num, 10, 64)
-		if err != nil {
+		if err != nil || base > maxSeq {
 			o.log.Warn("outbox: ignoring a file with a bad segment name", "file", name)
 			continue
 		}
@@ -142,27 +145,30 @@ func (o *Outbox) recover() error {
 			switch p[0] {
 			case kindHeader:
 				h, ok := parseHeader(p)
-				if !ok || h.base != s.base {
+				if !ok || h.base != s.base || h.acked > maxSeq || h.base > maxSeq {
 					return false
 				}
 				segID, segHasID = h.logID, true
 				acked, dropped = max(acked, h.acked), max(dropped, h.dropped)
 			case kindEvent:
 				seq, exp, _, ok := parseEvent(p)
-				if !ok || seq < s.base {
+				if !ok || seq < s.base || seq > maxSeq {
 					return false
 				}
 				events = append(events, event{seq: seq, exp: exp, off: int64(off), size: int64(n), seg: s})
 			case kindDrop:
-				if len(p) != dropPayload {
+				seq := uint64(0)
+				if len(p) == dropPayload {
+					seq = leUint64(p[1:9])
+				}
+				if seq == 0 || seq > maxSeq {
 					return false
 				}
-				seq := leUint64(p[1:9])
 				dropSet[seq] = true
 				s.tombs = append(s.tombs, seq)
 				dropped = max(dropped, leUint64(p[9:17]))
 			case kindAck:
-				if len(p) != ackPayload {
+				if len(p) != ackPayload || leUint64(p[1:9]) > maxSeq {
 					return false
 				}
 				acked = max(acked, leUint64(p[1:9]))
@@ -199,9 +205,9 @@ func (o *Outbox) recover() error {
 	o.setLogID(id)
 
 	sort.Slice(events, func(i, j int) bool { return events[i].seq < events[j].seq })
-	var maxSeq uint64
+	var highest uint64
 	for i, e := range events {
-		maxSeq = max(maxSeq, e.seq)
+		highest = max(highest, e.seq)
 		if (i > 0 && e.seq == events[i-1].seq) || e.seq <= acked || dropSet[e.seq] {
 			continue
 		}
@@ -216,10 +222,10 @@ func (o *Outbox) recover() error {
 		e.seg.liveBytes += it.size
 	}
 	for t := range dropSet {
-		maxSeq = max(maxSeq, t)
+		highest = max(highest, t)
 	}
 	o.acked, o.dropped = acked, dropped
-	o.nextSeq = max(nextFloor, maxSeq+1, acked+1)
+	o.nextSeq = max(nextFloor, highest+1, acked+1)
 	for _, s := range d.segs {
 		s.tombs = o.neededTombs(s)
 	}
