@@ -324,8 +324,8 @@ func TestTooLargeChangeRejected(t *testing.T) {
 	if err == nil || len(es) != 0 || o.Len() != 0 {
 		t.Fatalf("append of a change larger than the bound: %v %v", es, err)
 	}
-	if o.LastSeq() != 0 {
-		t.Fatalf("a rejected change used seq %d", o.LastSeq())
+	if o.LastSeq() != 0 || o.Dropped() != 1 {
+		t.Fatalf("a rejected change used seq %d, dropped %d (want 0, 1: counted, as it never reaches the controller)", o.LastSeq(), o.Dropped())
 	}
 }
 
@@ -336,4 +336,19 @@ func mustJSON(t *testing.T, c detect.Change) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestWriteErrorQueuesNothingAndCounts(t *testing.T) {
+	o := mustOpen(t, t.TempDir(), Options{})
+	o.Append(richChange(1))
+	o.mu.Lock()
+	o.disk.active().f.Close() // every write to it fails from now on
+	o.mu.Unlock()
+	es, err := o.Append(richChange(2), richChange(3))
+	if err == nil || len(es) != 0 {
+		t.Fatalf("append to a failing file: %v %v, want an error and nothing queued", es, err)
+	}
+	if o.LastSeq() != 1 || o.Len() != 1 || o.Bytes() <= 0 || o.Dropped() != 2 {
+		t.Fatalf("after the failed append: last %d len %d bytes %d dropped %d, want 1 1 >0 2", o.LastSeq(), o.Len(), o.Bytes(), o.Dropped())
+	}
 }

@@ -181,8 +181,9 @@ func Expendable(c detect.Change) bool {
 // Append numbers the changes, stores them (on disk: written and fsynced)
 // and returns the new entries. When the outbox is full, older entries are
 // dropped to make room (see the package comment) and counted in Dropped. On
-// a write error the entries stored before it are returned with the error;
-// the others are not queued.
+// a write error (or a change larger than MaxBytes) the entries stored before
+// it are returned with the error; the other changes are not queued and are
+// counted in Dropped too.
 func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 	if len(changes) == 0 {
 		return nil, nil
@@ -288,6 +289,10 @@ func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 		err = commit()
 	} else if cerr := commit(); cerr != nil {
 		err = errors.Join(err, cerr)
+	}
+	if lost := len(changes) - len(out); lost > 0 {
+		// Not stored, so never sent: the controller must hear of them.
+		o.dropped += uint64(lost)
 	}
 	o.compactLocked()
 	if err == nil && o.disk != nil {
