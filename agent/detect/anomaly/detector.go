@@ -183,15 +183,15 @@ func (d *Detector) update(ts int64, v float64) Result {
 	// spread.
 	predS := d.slevel + seasonal
 	eS := x - predS
-	sigS := normScale*max(s0.mae*w0+s1.mae*w1, slotMAEFloor*d.maeS) + floor
+	maeSlot := max(s0.mae*w0+s1.mae*w1, slotMAEFloor*d.maeS)
+	sigS := normScale*maeSlot + floor
 	devS := eS / sigS
 	d.shortS += alphaShort * (min(abs32(devS), maxDev) - d.shortS)
 	d.maeS += aErr * (d.clip(abs32(eS), d.maeS) - d.maeS)
 	// A slot's errors are winsorised at its own spread, not the global
 	// one: a slot where the series is always rough (a sharp daily edge)
 	// must learn that it is, or it breaks records every day.
-	sigSlot := max(s0.mae*w0+s1.mae*w1, slotMAEFloor*d.maeS)
-	ce := d.clip(abs32(eS), sigSlot)
+	ce := d.clip(abs32(eS), maeSlot)
 	d.slevel += alphaSLevel * (x - seasonal - d.slevel)
 	rs := x - d.slevel - seasonal
 	s0.mean += alphaSeason * w0 * rs
