@@ -117,6 +117,7 @@ type Detector struct {
 	recN, recS, recL, recM float32 // decaying records of each channel
 	alarm                  float32 // score of the last alarm
 	alarms                 float32 // recent alarms, decaying: how often this series alarms
+	seasonOn               bool    // channel S spoke at the previous sample
 
 	// slot holds the daily profile. The fields of one slot sit together
 	// so an update touches one cache line of it.
@@ -245,12 +246,17 @@ func (d *Detector) update(ts int64, v float64) Result {
 		r = rl
 		res = evidence(Level, predL, x, sigL)
 	}
-	if ts-d.first >= minSeason && d.maeS < seasonGain*d.madL {
-		if rs := record(&d.recS, d.shortS); rs > r {
+	// The seasonal channel speaks while its profile beats the flat level.
+	// On the sample it starts to, it only observes: its record, frozen
+	// while it was silent, could be far below what it sees now.
+	on := ts-d.first >= minSeason && d.maeS < seasonGain*d.madL
+	if on {
+		if rs := record(&d.recS, d.shortS); d.seasonOn && rs > r {
 			r = rs
 			res = evidence(Season, predS, x, sigS)
 		}
 	}
+	d.seasonOn = on
 	if d.since < math.MaxUint32 {
 		d.since++
 	}
