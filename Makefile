@@ -19,8 +19,9 @@ BINARIES := netaiops-controller netaiops-agent netaiops-snmpsim netaiops-eval
 .PHONY: all build generate checkgenerate lint fmt test test-short run tools deps clean
 
 # Debian packages the tests and the demo need: net-snmp's snmpd (the real
-# device in end-to-end tests) and its tools, iproute2 for network namespaces.
-APT_PACKAGES := snmpd snmp iproute2
+# device in end-to-end tests) and its tools, iproute2 for network namespaces,
+# tcpdump to cross-check our capture-filter compiler.
+APT_PACKAGES := snmpd snmp iproute2 tcpdump
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 all: build
