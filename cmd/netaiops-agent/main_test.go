@@ -111,7 +111,10 @@ func TestRunsWithoutController(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
 
-	cfg := writeConfig(t, strings.ReplaceAll(validConfig, "%CONTROLLER%", addr))
+	// The agent's outbox lives in data_dir and is locked while it runs: a
+	// directory of its own, so that concurrent test runs do not collide.
+	body := strings.ReplaceAll(validConfig, "%CONTROLLER%", addr)
+	cfg := writeConfig(t, strings.ReplaceAll(body, "/tmp/netaiops-test", t.TempDir()))
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan int, 1)
