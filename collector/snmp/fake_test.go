@@ -403,8 +403,11 @@ func TestPollWalkAdapts(t *testing.T) {
 			respond: good,
 			opts:    func(o *Options) { o.MaxOIDsPerGet = 3 },
 			check: func(t *testing.T, c *counting, p *Poller, o Options) {
-				if c.maxGet != 3 || c.count(gosnmp.GetRequest) != 2 {
-					t.Errorf("Gets: %d, largest %d OIDs; want 2 Gets of at most 3 OIDs for the 4 system scalars", c.count(gosnmp.GetRequest), c.maxGet)
+				c.mu.Lock()
+				largest := c.maxGet
+				c.mu.Unlock()
+				if largest != 3 || c.count(gosnmp.GetRequest) != 2 {
+					t.Errorf("Gets: %d, largest %d OIDs; want 2 Gets of at most 3 OIDs for the 4 system scalars", c.count(gosnmp.GetRequest), largest)
 				}
 			},
 		},
