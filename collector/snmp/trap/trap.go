@@ -45,7 +45,7 @@ const (
 	TypeLinkDown   = "link_down"
 	TypeLinkUp     = "link_up"
 	TypeAuthFail   = "authentication_failure"
-	TypeEGPNeighor = "egp_neighbor_loss"
+	TypeEGPNeighbor = "egp_neighbor_loss"
 	TypeTrap       = "trap"
 )
 
@@ -55,7 +55,7 @@ var genericTypes = map[string]string{
 	"1.3.6.1.6.3.1.1.5.3": TypeLinkDown,
 	"1.3.6.1.6.3.1.1.5.4": TypeLinkUp,
 	"1.3.6.1.6.3.1.1.5.5": TypeAuthFail,
-	"1.3.6.1.6.3.1.1.5.6": TypeEGPNeighor,
+	"1.3.6.1.6.3.1.1.5.6": TypeEGPNeighbor,
 }
 
 // Well-known varbinds that become named attributes besides their OID.
