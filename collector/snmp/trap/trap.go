@@ -40,13 +40,13 @@ type Config struct {
 // Event types of the well-known generic traps (RFC 3418 / RFC 1215); any
 // other trap is TypeTrap with its OID in Attrs["trap_oid"].
 const (
-	TypeColdStart  = "cold_start"
-	TypeWarmStart  = "warm_start"
-	TypeLinkDown   = "link_down"
-	TypeLinkUp     = "link_up"
-	TypeAuthFail   = "authentication_failure"
+	TypeColdStart   = "cold_start"
+	TypeWarmStart   = "warm_start"
+	TypeLinkDown    = "link_down"
+	TypeLinkUp      = "link_up"
+	TypeAuthFail    = "authentication_failure"
 	TypeEGPNeighbor = "egp_neighbor_loss"
-	TypeTrap       = "trap"
+	TypeTrap        = "trap"
 )
 
 var genericTypes = map[string]string{
