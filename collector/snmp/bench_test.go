@@ -102,7 +102,8 @@ func BenchmarkSNMP(b *testing.B) {
 }
 
 func benchSNMPD(b *testing.B) {
-	dev := newSNMPD(b)
+	v3 := usmCase{level: AuthPriv, auth: "SHA", priv: "AES"}
+	dev := newSNMPD(b, usmConfig([]usmCase{v3})...)
 	dev.start()
 	const reps = 20
 	fmt.Printf("\nDebian snmpd on loopback, %d walks each (agent CPU = this process; snmpbulkwalk = its own CPU)\n", reps)
@@ -122,6 +123,17 @@ func benchSNMPD(b *testing.B) {
 		return int(testutil.ToFloat64(m.varbinds.WithLabelValues("dev1")))
 	})
 	fmt.Println(ours)
+	o3 := v3opts(dev.addr, v3.usm())
+	o3.Target.Name, o3.MaxRepetitions = "dev3", 25
+	oursV3 := measure("IF-MIB: netaiops Poll, v3 authPriv SHA/AES", func() int {
+		for range reps {
+			if r := p.Poll(context.Background(), o3); r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+		return int(testutil.ToFloat64(m.varbinds.WithLabelValues("dev3")))
+	})
+	fmt.Println(oursV3)
 	g := &gosnmp.GoSNMP{Target: "127.0.0.1", Port: uint16(mustPort(dev.addr)), Community: "public", Version: gosnmp.Version2c,
 		Timeout: 2 * time.Second, Retries: 1, MaxRepetitions: 25}
 	if err := g.Connect(); err != nil {
