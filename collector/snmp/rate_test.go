@@ -174,3 +174,18 @@ func TestRatesCounterMissingFromRow(t *testing.T) {
 		}
 	}
 }
+
+// Forget drops a target's state: the next poll starts without rates.
+func TestForget(t *testing.T) {
+	p := NewPoller(nil)
+	o := Options{Target: collector.Target{Name: "a", Address: "127.0.0.1:1"}}
+	r := p.targetRates(o)
+	if p.targetRates(o) != r {
+		t.Fatal("targetRates is not per target")
+	}
+	p.noBulk.Store(engineKey(o), true)
+	p.Forget(o)
+	if p.targetRates(o) == r || p.bulkBroken(o) {
+		t.Error("Forget kept the target's state")
+	}
+}

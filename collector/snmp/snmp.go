@@ -483,3 +483,13 @@ func (s *session) classify(ctx context.Context, pkt *gosnmp.SnmpPacket, err erro
 	}
 	return err
 }
+
+// Forget drops what the Poller keeps about o's target (SNMPv3 engine and
+// keys, GetBulk support, counter state for rates): call it when a target
+// leaves the configuration, so that the caches do not grow with every target
+// ever polled.
+func (p *Poller) Forget(o Options) {
+	p.engines.forget(o)
+	p.noBulk.Delete(engineKey(o))
+	p.rates.Delete(engineKey(o))
+}
