@@ -45,6 +45,7 @@ type Config struct {
 	Rules      Rules      `yaml:"rules"`    // detection rules; see rules.go
 	Profiles   Profiles   `yaml:"profiles"` // what the SNMP collector reads; see collector.go
 	Traps      *Traps     `yaml:"traps"`    // SNMP trap receiver; absent: off
+	Flows      *Flows     `yaml:"flows"`    // flow capture and flow rules; absent: off; see flows.go
 
 	// file and lines let Validate name where a bad value came from.
 	file  string
@@ -285,6 +286,7 @@ func (c *Config) setDefaults() {
 		t.inherit(s)
 	}
 	c.setRuleDefaults()
+	c.setFlowDefaults()
 }
 
 // inherit replaces "not set" overrides by the SNMP section's values.
@@ -473,6 +475,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateRules(bad)
 	c.validateCollector(bad)
+	c.validateFlows(bad)
 	return errors.Join(errs...)
 }
 
