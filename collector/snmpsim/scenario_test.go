@@ -67,7 +67,7 @@ func TestDemoAgentConfig(t *testing.T) {
 		t.Fatalf("read demo agent config: %v", err)
 	}
 	var cfg struct {
-		Agent      struct{ ID string }                                  `yaml:"agent"`
+		Agent      map[string]any                                       `yaml:"agent"`
 		Controller map[string]any                                       `yaml:"controller"`
 		SNMP       map[string]any                                       `yaml:"snmp"`
 		Targets    []struct{ Name, Address, Version, Community string } `yaml:"targets"`
@@ -77,7 +77,7 @@ func TestDemoAgentConfig(t *testing.T) {
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatalf("decode demo agent config: %v", err)
 	}
-	if cfg.Agent.ID != "demo-agent" || cfg.Controller["address"] != "127.0.0.1:7443" || cfg.SNMP["interval"] != "10s" {
+	if cfg.Agent["id"] != "demo-agent" || cfg.Controller["address"] != "127.0.0.1:7443" || cfg.SNMP["interval"] != "10s" {
 		t.Errorf("demo config header = %+v %+v %+v", cfg.Agent, cfg.Controller, cfg.SNMP)
 	}
 	sc := DefaultScenario()
