@@ -36,6 +36,7 @@ type disk struct {
 	segs     []*segment // base order; the last one is the active one
 	segBytes int64
 	bytes    int64 // size of all segment files
+	rewrites int   // segments rewritten to shed dead records
 }
 
 const (
@@ -480,6 +481,7 @@ func (o *Outbox) rewrite(s *segment) error {
 	for _, m := range moves {
 		m.it.off = m.off
 	}
+	d.rewrites++
 	return nil
 }
 

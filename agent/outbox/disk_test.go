@@ -275,8 +275,11 @@ func TestSustainedOverflowBoundsFiles(t *testing.T) {
 	o := mustOpen(t, dir, opts)
 	const n = 3000
 	for i := 0; i < n; i++ {
+		// Mostly expendable changes, which go first, so that the
+		// survivors are scattered over many segments: only rewriting
+		// them keeps the files bounded.
 		c := richChange(i)
-		if i%3 == 0 {
+		if i%8 != 0 {
 			c.Issue.Severity = detect.SeverityInfo
 		}
 		if _, err := o.Append(c); err != nil {
@@ -293,6 +296,15 @@ func TestSustainedOverflowBoundsFiles(t *testing.T) {
 	live, dropped := len(pend), o.Dropped()
 	if uint64(live)+dropped != n {
 		t.Fatalf("pending %d + dropped %d != appended %d", live, dropped, n)
+	}
+	if o.disk.rewrites == 0 {
+		t.Fatal("no segment was rewritten: the test does not exercise compaction")
+	}
+	// Rewritten segments still hold the right records at the right places.
+	for _, e := range pend {
+		if want := richChange(int(e.Seq - 1)); !e.Change.Time.Equal(want.Time) || e.Change.Issue.Object != want.Issue.Object {
+			t.Fatalf("seq %d reads back as the change of %v, want %v", e.Seq, e.Change.Time, want.Time)
+		}
 	}
 	mustClose(t, o)
 	o = mustOpen(t, dir, opts)
@@ -350,5 +362,44 @@ func TestWriteErrorQueuesNothingAndCounts(t *testing.T) {
 	}
 	if o.LastSeq() != 1 || o.Len() != 1 || o.Bytes() <= 0 || o.Dropped() != 2 {
 		t.Fatalf("after the failed append: last %d len %d bytes %d dropped %d, want 1 1 >0 2", o.LastSeq(), o.Len(), o.Bytes(), o.Dropped())
+	}
+}
+
+// A drop record must live as long as the dropped event's file: here the
+// segment holding the drop of seq 2 (in the first segment, which keeps a
+// live event) loses all its own events, yet must not be deleted, or seq 2
+// would come back after a restart.
+func TestDropRecordsOutliveTheirSegment(t *testing.T) {
+	dir := t.TempDir()
+	size := int64(frameHeader + len(eventPayload(1, false, mustJSON(t, richChange(1)))))
+	opts := Options{MaxEntries: 3, SegmentBytes: headerFrame + 2*size + 3*tombFrame}
+	o := mustOpen(t, dir, opts)
+	sev := []detect.Severity{detect.SeverityCritical, detect.SeverityInfo, detect.SeverityInfo, detect.SeverityInfo,
+		detect.SeverityCritical, detect.SeverityCritical}
+	for i, s := range sev {
+		c := richChange(i + 1)
+		c.Issue.Severity = s
+		if _, err := o.Append(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// seg 1: [1 crit, 2 info]; seg 2: [3 info, drop 2, 4 info, drop 3];
+	// seg 3: [5 crit, drop 4, 6 crit].
+	if got := seqs(o.Pending(0, 0)); !equal(got, []uint64{1, 5, 6}) || o.Dropped() != 3 {
+		t.Fatalf("pending %v dropped %d, want [1 5 6] 3", got, o.Dropped())
+	}
+	if n := len(segFiles(t, dir)); n != 3 {
+		t.Fatalf("%d segment files, want 3 (the second holds the drop of seq 2)", n)
+	}
+	mustClose(t, o)
+	o = mustOpen(t, dir, opts)
+	if got := seqs(o.Pending(0, 0)); !equal(got, []uint64{1, 5, 6}) || o.Dropped() != 3 {
+		t.Fatalf("after restart: pending %v dropped %d, want [1 5 6] 3 (a dropped event came back)", got, o.Dropped())
+	}
+	// Once seq 1 is acked, the first file goes, and with it the need for
+	// the second.
+	o.Ack(1)
+	if n := len(segFiles(t, dir)); n != 2 {
+		t.Fatalf("%d segment files after acking seq 1, want 2 (the third and the new active one)", n)
 	}
 }
