@@ -14,7 +14,10 @@
 //     high_memory, high_temperature, or any kind configured) with for and
 //     keep_firing_for, per metric and per label or device match;
 //   - metric_anomaly: the score of agent/detect/anomaly on a series stays
-//     high (onset at min_score, held while out of band) for for.
+//     high (onset at min_score, held while out of band) for for;
+//   - flow rules on the intervals of a capture point (ObserveFlows, see
+//     flowrules.go): high_flow_count, port_scan, syn_flood, traffic_spike,
+//     capture_drops.
 //
 // One issue per fingerprint (kind/device/object): a condition that holds
 // updates its issue (severity, evidence) and never opens a second one.
@@ -96,6 +99,8 @@ type Options struct {
 	// MaxRateGap is the longest gap between two samples of a counter over
 	// which a rate is still computed; 0 means DefaultMaxRateGap.
 	MaxRateGap time.Duration
+	// Flows tunes the flow rules.
+	Flows FlowOptions
 }
 
 // Scorer scores one value of a series for anomaly rules. *anomaly.Set is
@@ -125,6 +130,7 @@ type Engine struct {
 	scorer     Scorer
 	topo       topology
 	stats      Stats
+	flows      map[string]*flowDevice // flow rule state by capture point
 }
 
 // deviceState is what the rules remember of one device between polls.
@@ -201,6 +207,7 @@ func New(agentID string, opts Options) *Engine {
 	if opts.Flap.High <= 0 {
 		opts.Flap.High, opts.Flap.Low = DefaultFlapHigh, DefaultFlapLow
 	}
+	opts.Flows.defaults()
 	th, an, _ := compileRules(opts)
 	e := &Engine{agentID: agentID, opts: opts, devices: map[string]*deviceState{}, thresholds: th, anomalies: an,
 		scorer: opts.Scorer}
@@ -294,6 +301,11 @@ func (e *Engine) list(heldOnly bool) []Issue {
 // configuration), resolving its open issues at time at with resolution
 // "target removed", ordered by fingerprint.
 func (e *Engine) Forget(device string, at time.Time) []Change {
+	return e.forget(device, at, "target removed")
+}
+
+func (e *Engine) forget(device string, at time.Time, resolution string) []Change {
+	delete(e.flows, device)
 	d := e.devices[device]
 	if d == nil {
 		return nil
@@ -302,7 +314,7 @@ func (e *Engine) Forget(device string, at time.Time) []Change {
 	e.topo.dirty = true
 	var ch changes
 	for _, fp := range sortedKeys(d.open) {
-		ch.resolve(d, d.open[fp], at, "target removed")
+		ch.resolve(d, d.open[fp], at, resolution)
 	}
 	return ch
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/netaiops/netaiops/agent/detect"
 )
 
-// FromConfig turns the agent's configuration (snmp.unreachable_after
-// and the rules section) into engine options. The configured rules come
+// FromConfig turns the agent's configuration (snmp.unreachable_after,
+// the rules section and flows.rules) into engine options. The configured rules come
 // before the shipped ones, so that for one kind and one series they win;
 // with rules.defaults false only they run.
 func FromConfig(c *config.Config) detect.Options {
@@ -51,7 +51,36 @@ func FromConfig(c *config.Config) detect.Options {
 		o.Thresholds = append(o.Thresholds, detect.DefaultThresholds()...)
 		o.Anomalies = append(o.Anomalies, detect.DefaultAnomalies()...)
 	}
+	if c.Flows != nil {
+		o.Flows = flowOptions(c.Flows.Rules)
+	}
 	return o
+}
+
+// flowOptions turns flows.rules into the flow rules' options. A minimum
+// the file sets to 0 becomes negative: none (0 in FlowOptions means the
+// default).
+func flowOptions(r config.FlowRules) detect.FlowOptions {
+	none := func(v float64) float64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	h := r.HighFlowCount
+	return detect.FlowOptions{
+		KeepFiringFor: r.KeepFiringFor,
+		HighFlowCount: detect.HighFlowCountOptions{Disabled: !config.On(h.Enabled), ActiveFlows: h.ActiveFlows,
+			NewFlowsPerSecond: h.NewFlowsPerSecond, NoAnomaly: !config.On(h.Anomaly), MinActive: int(none(float64(h.MinActive))),
+			MinScore: h.MinScore},
+		PortScan: detect.PortScanOptions{Disabled: !config.On(r.PortScan.Enabled), DstPorts: r.PortScan.DstPorts,
+			DstAddrs: r.PortScan.DstAddrs},
+		SYNFlood: detect.SYNFloodOptions{Disabled: !config.On(r.SYNFlood.Enabled), SYNs: uint64(max(r.SYNFlood.SYNs, 0)),
+			HalfOpen: int(none(float64(r.SYNFlood.HalfOpen)))},
+		TrafficSpike: detect.TrafficSpikeOptions{Disabled: !config.On(r.TrafficSpike.Enabled), MinScore: r.TrafficSpike.MinScore,
+			MinBytesPerSecond: none(r.TrafficSpike.MinBytesPerSecond)},
+		CaptureDrops: detect.CaptureDropsOptions{Disabled: !config.On(r.CaptureDrops.Enabled), Drops: uint64(max(r.CaptureDrops.Drops, 0))},
+	}
 }
 
 func severity(s string) detect.Severity {

@@ -64,3 +64,27 @@ func TestFromConfig(t *testing.T) {
 		t.Errorf("with defaults: %d thresholds, %d anomaly rules", len(o.Thresholds), len(o.Anomalies))
 	}
 }
+
+// flows.rules reach the flow rules; minimums set to 0 mean none.
+func TestFlowOptions(t *testing.T) {
+	c, err := config.Load("../../config/testdata/flows/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := FromConfig(c).Flows
+	want := detect.FlowOptions{
+		KeepFiringFor: 2 * time.Minute,
+		HighFlowCount: detect.HighFlowCountOptions{ActiveFlows: 5000, NewFlowsPerSecond: 300, NoAnomaly: true,
+			MinActive: config.DefaultHighFlowMinActive, MinScore: config.DefaultMinScoreFlows},
+		PortScan:     detect.PortScanOptions{DstPorts: 30, DstAddrs: 50},
+		SYNFlood:     detect.SYNFloodOptions{SYNs: 40, HalfOpen: -1},
+		TrafficSpike: detect.TrafficSpikeOptions{Disabled: true, MinScore: config.DefaultMinScoreFlows, MinBytesPerSecond: config.DefaultSpikeMinBytes},
+		CaptureDrops: detect.CaptureDropsOptions{Drops: 1},
+	}
+	if o != want {
+		t.Errorf("flow options\n got %+v\nwant %+v", o, want)
+	}
+	if o := FromConfig(&config.Config{}).Flows; o != (detect.FlowOptions{}) {
+		t.Errorf("without flows: %+v", o)
+	}
+}

@@ -1,0 +1,524 @@
+package detect
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/netaiops/netaiops/agent/detect/anomaly"
+	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/flow"
+)
+
+// Issue kinds raised by the flow rules. Their device is the capture point
+// (the agent names it "<agent id>:<interface or pcap file>"); their object
+// is the source (port_scan) or destination (syn_flood) address, or "" for
+// the capture point as a whole.
+const (
+	KindHighFlowCount = "high_flow_count"
+	KindPortScan      = "port_scan"
+	KindSYNFlood      = "syn_flood"
+	KindTrafficSpike  = "traffic_spike"
+	KindCaptureDrops  = "capture_drops"
+)
+
+// Defaults of the flow rules. Counts are per interval of the capture point
+// (flow.FeatureConfig.Interval, 10s by default).
+const (
+	DefaultFlowKeepFiringFor   = time.Minute
+	DefaultHighFlowActive      = 100000
+	DefaultHighFlowNewPerSec   = 10000
+	DefaultHighFlowMinActive   = 1000
+	DefaultScanDstPorts        = 100
+	DefaultScanDstAddrs        = 200
+	DefaultSYNFloodSYNs        = 100
+	DefaultSYNFloodHalfOpen    = 100
+	DefaultSpikeMinBytesPerSec = 125000 // 1 Mbit/s
+	DefaultCaptureDrops        = 100
+)
+
+// FlowOptions tune the flow rules. Zero values mean the defaults; where 0
+// is a meaningful setting (HalfOpen, MinActive, MinBytesPerSecond), a
+// negative value says "no minimum".
+type FlowOptions struct {
+	// KeepFiringFor is how long a flow issue stays open after its
+	// condition was last true; 0: DefaultFlowKeepFiringFor.
+	KeepFiringFor time.Duration
+	HighFlowCount HighFlowCountOptions
+	PortScan      PortScanOptions
+	SYNFlood      SYNFloodOptions
+	TrafficSpike  TrafficSpikeOptions
+	CaptureDrops  CaptureDropsOptions
+}
+
+// HighFlowCountOptions: high_flow_count opens when the flows in the table
+// reach ActiveFlows, new flows per second reach NewFlowsPerSecond, or
+// (unless NoAnomaly) the active flows score MinScore or more above the
+// capture point's own history while at least MinActive.
+type HighFlowCountOptions struct {
+	Disabled          bool
+	ActiveFlows       int
+	NewFlowsPerSecond float64
+	NoAnomaly         bool
+	MinActive         int
+	MinScore          float64 // 0: DefaultMinScore
+}
+
+// PortScanOptions: port_scan opens for a source that opened flows to
+// DstPorts distinct destination ports (a vertical scan) or DstAddrs
+// distinct destination addresses (a sweep) in one interval.
+type PortScanOptions struct {
+	Disabled           bool
+	DstPorts, DstAddrs float64
+}
+
+// SYNFloodOptions: syn_flood opens for a destination sent SYNs flows opened
+// by a bare SYN in one interval while the capture point holds HalfOpen
+// half-open TCP flows, unless one source scanning the destination's ports
+// explains them (that is port_scan).
+type SYNFloodOptions struct {
+	Disabled bool
+	SYNs     uint64
+	HalfOpen int
+}
+
+// TrafficSpikeOptions: traffic_spike opens when an interval's bytes per
+// second score MinScore or more above the capture point's own history
+// (agent/detect/anomaly) and reach MinBytesPerSecond. The model learns for
+// its first 150 intervals.
+type TrafficSpikeOptions struct {
+	Disabled          bool
+	MinScore          float64 // 0: DefaultMinScore
+	MinBytesPerSecond float64
+}
+
+// CaptureDropsOptions: capture_drops opens when the kernel dropped Drops
+// packets of the capture in one interval.
+type CaptureDropsOptions struct {
+	Disabled bool
+	Drops    uint64
+}
+
+func (o *FlowOptions) defaults() {
+	if o.KeepFiringFor <= 0 {
+		o.KeepFiringFor = DefaultFlowKeepFiringFor
+	}
+	h := &o.HighFlowCount
+	if h.ActiveFlows <= 0 {
+		h.ActiveFlows = DefaultHighFlowActive
+	}
+	if h.NewFlowsPerSecond <= 0 {
+		h.NewFlowsPerSecond = DefaultHighFlowNewPerSec
+	}
+	if h.MinActive == 0 {
+		h.MinActive = DefaultHighFlowMinActive
+	}
+	if h.MinScore <= 0 {
+		h.MinScore = DefaultMinScore
+	}
+	if o.PortScan.DstPorts <= 0 {
+		o.PortScan.DstPorts = DefaultScanDstPorts
+	}
+	if o.PortScan.DstAddrs <= 0 {
+		o.PortScan.DstAddrs = DefaultScanDstAddrs
+	}
+	if o.SYNFlood.SYNs == 0 {
+		o.SYNFlood.SYNs = DefaultSYNFloodSYNs
+	}
+	if o.SYNFlood.HalfOpen == 0 {
+		o.SYNFlood.HalfOpen = DefaultSYNFloodHalfOpen
+	}
+	if o.TrafficSpike.MinScore <= 0 {
+		o.TrafficSpike.MinScore = DefaultMinScore
+	}
+	if o.TrafficSpike.MinBytesPerSecond == 0 {
+		o.TrafficSpike.MinBytesPerSecond = DefaultSpikeMinBytesPerSec
+	}
+	if o.CaptureDrops.Drops == 0 {
+		o.CaptureDrops.Drops = DefaultCaptureDrops
+	}
+}
+
+// flowDevice is what the flow rules remember of one capture point.
+type flowDevice struct {
+	last      time.Time            // end of the newest interval judged
+	conds     map[string]*flowCond // by fingerprint
+	drops     uint64               // kernel drops at the previous interval
+	kernelPkt uint64               // packets the kernel passed, same
+	haveDrops bool
+}
+
+// flowCond is one flow condition (kind, object) and its latest evidence.
+type flowCond struct {
+	cond
+	kind, object string
+	sev          Severity
+	summary      string
+	attrs        map[string]string
+}
+
+// flowHit is a condition found true in one interval.
+type flowHit struct {
+	kind, object string
+	sev          Severity
+	summary      string
+	attrs        map[string]string
+}
+
+// ObserveFlows runs the rules on one closed interval of a capture point:
+// the metric rules on the interval's samples (so threshold and anomaly
+// rules may name flow_* metrics), then the flow rules on the snapshot. Time
+// is the interval's end, a packet time: replaying a capture gives the
+// issues the live capture gave. An interval ending before the newest one
+// judged for device is ignored (nil).
+func (e *Engine) ObserveFlows(device string, s *flow.Snapshot) []Change {
+	if e.flows == nil {
+		e.flows = map[string]*flowDevice{}
+	}
+	fd := e.flows[device]
+	if fd == nil {
+		fd = &flowDevice{conds: map[string]*flowCond{}}
+		e.flows[device] = fd
+	}
+	at := s.End
+	if !fd.last.IsZero() && at.Before(fd.last) {
+		return nil
+	}
+	fd.last = at
+	d := e.device(device)
+	var ch changes
+	e.metrics(&ch, d, device, at, s.Samples(device))
+
+	o := &e.opts.Flows
+	var hits []flowHit
+	if !o.HighFlowCount.Disabled {
+		hits = e.highFlowCount(hits, device, s)
+	}
+	if !o.PortScan.Disabled {
+		hits = e.portScan(hits, device, s)
+	}
+	if !o.SYNFlood.Disabled {
+		hits = e.synFlood(hits, device, s)
+	}
+	if !o.TrafficSpike.Disabled {
+		hits = e.trafficSpike(hits, device, s)
+	}
+	hits = e.captureDrops(hits, fd, device, s)
+
+	now := make(map[string]*flowHit, len(hits))
+	for i := range hits {
+		h := &hits[i]
+		fp := Fingerprint(h.kind, device, h.object)
+		now[fp] = h
+		if fd.conds[fp] == nil {
+			fd.conds[fp] = &flowCond{kind: h.kind, object: h.object}
+		}
+	}
+	fps := make([]string, 0, len(fd.conds))
+	for fp := range fd.conds {
+		fps = append(fps, fp)
+	}
+	sort.Strings(fps)
+	for _, fp := range fps {
+		fc := fd.conds[fp]
+		h := now[fp]
+		if h != nil {
+			fc.sev, fc.summary, fc.attrs = h.sev, h.summary, h.attrs
+		}
+		started, stopped := fc.step(h != nil, at, 0, o.KeepFiringFor)
+		is := d.open[fp]
+		switch {
+		case started:
+			e.open(&ch, d, fc.kind, device, fc.object, fc.sev, at, at, fc.summary, withSince(fc.attrs, fc.activeSince))
+		case stopped && is != nil:
+			is.Attributes = carried(is, withSince(fc.attrs, fc.activeSince))
+			is.Attributes["last_seen_true"] = formatTime(fc.lastTrue)
+			ch.resolve(d, is, at, "cleared")
+		case fc.firing && is != nil && h != nil:
+			is.LastSeen = at
+			is.Attributes = carried(is, withSince(fc.attrs, fc.activeSince))
+			if fc.sev != is.Severity {
+				is.Severity, is.Summary = fc.sev, fc.summary
+				ch.update(d, is, at)
+			}
+		}
+		if !fc.firing && fc.activeSince.IsZero() {
+			delete(fd.conds, fp)
+		}
+	}
+	e.settle(&ch, d, device, at)
+	return ch
+}
+
+// EndCapture says a capture point ended (a replayed file was read to its
+// end): its open issues resolve at at with resolution "capture ended", in
+// fingerprint order, and its state is dropped.
+func (e *Engine) EndCapture(device string, at time.Time) []Change {
+	return e.forget(device, at, "capture ended")
+}
+
+func withSince(attrs map[string]string, since time.Time) map[string]string {
+	out := make(map[string]string, len(attrs)+1)
+	for k, v := range attrs {
+		out[k] = v
+	}
+	if !since.IsZero() {
+		out["since"] = formatTime(since)
+	}
+	return out
+}
+
+// intervalAttrs is the evidence every flow issue carries about its interval.
+func intervalAttrs(s *flow.Snapshot) map[string]string {
+	return map[string]string{
+		"capture":        s.Capture,
+		"interval_start": formatTime(s.Start),
+		"interval_end":   formatTime(s.End),
+		"interval":       s.End.Sub(s.Start).String(),
+	}
+}
+
+func seconds0(s *flow.Snapshot) float64 {
+	if secs := s.Seconds(); secs > 0 {
+		return secs
+	}
+	return 1
+}
+
+// topSources lists the sources that opened the most flows in the interval:
+// "198.18.100.100 (126 flows, 127 ports, 1 addresses), ...".
+func topSources(s *flow.Snapshot, n int) string {
+	var b strings.Builder
+	for i, f := range s.FanOut {
+		if i == n {
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (%d flows, %.0f ports, %.0f addresses)", f.Src, f.Flows, f.DstPorts, f.DstAddrs)
+	}
+	return b.String()
+}
+
+// topTalkers lists the sources that sent the most bytes in the interval.
+func topTalkers(s *flow.Snapshot, n int) string {
+	var b strings.Builder
+	for i, t := range s.TopTalkers {
+		if i == n {
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (%d bytes)", t.Addr, t.Bytes)
+	}
+	return b.String()
+}
+
+// escalate is sev, one step up when value reaches ten times the threshold.
+func escalate(sev Severity, value, threshold float64) Severity {
+	if threshold > 0 && value >= 10*threshold && sev < SeverityCritical {
+		return sev + 1
+	}
+	return sev
+}
+
+func (e *Engine) score(device, metric string, at time.Time, v float64) (anomaly.Result, bool) {
+	if e.scorer == nil {
+		e.scorer = anomaly.NewSet(e.opts.MaxAnomalySeries, anomalyIdle)
+	}
+	res, err := e.scorer.Update(seriesKey(device, metric, collector.Labels{}), at, v)
+	if err != nil {
+		e.stats.AnomalyDropped++
+		return res, false
+	}
+	return res, true
+}
+
+func (e *Engine) highFlowCount(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
+	o := e.opts.Flows.HighFlowCount
+	active := float64(s.Active)
+	newPerSec := float64(s.NewFlows) / seconds0(s)
+	var reasons []string
+	if s.Active >= o.ActiveFlows {
+		reasons = append(reasons, "active_flows")
+	}
+	if newPerSec >= o.NewFlowsPerSecond {
+		reasons = append(reasons, "new_flows_per_second")
+	}
+	var res anomaly.Result
+	scored := false
+	if !o.NoAnomaly {
+		// Scored every interval, so that the model learns the usual count.
+		res, scored = e.score(device, flow.MetricActive, s.End, active)
+		fd := e.flows[device]
+		fp := Fingerprint(KindHighFlowCount, device, "")
+		held := fd.conds[fp] != nil && fd.conds[fp].firing
+		if scored && !res.Learning && s.Active >= o.MinActive && res.Deviation > 0 &&
+			(res.Score >= o.MinScore || (held && res.Deviation >= DefaultMinDeviation)) {
+			reasons = append(reasons, "anomaly")
+		}
+	}
+	if len(reasons) == 0 {
+		return hits
+	}
+	a := intervalAttrs(s)
+	a["active_flows"] = strconv.Itoa(s.Active)
+	a["new_flows"] = strconv.FormatUint(s.NewFlows, 10)
+	a["new_flows_per_second"] = formatValue(newPerSec)
+	a["distinct_src"] = formatValue(s.DistinctSrc)
+	a["distinct_dst"] = formatValue(s.DistinctDst)
+	a["threshold_active_flows"] = strconv.Itoa(o.ActiveFlows)
+	a["threshold_new_flows_per_second"] = formatFloat(o.NewFlowsPerSecond)
+	a["reason"] = strings.Join(reasons, ",")
+	a["top_sources"] = topSources(s, 5)
+	if scored && !res.Learning {
+		a["expected"], a["upper"] = formatValue(res.Expected), formatValue(res.Upper)
+		a["score"] = strconv.FormatFloat(res.Score, 'f', 3, 64)
+		a["deviation"] = strconv.FormatFloat(res.Deviation, 'f', 1, 64)
+	}
+	sev := escalate(SeverityWarning, active, float64(o.ActiveFlows))
+	return append(hits, flowHit{kind: KindHighFlowCount, sev: sev, attrs: a,
+		summary: fmt.Sprintf("high flow count on %s: %d active flows, %s new/s (%s)", device, s.Active,
+			formatValue(newPerSec), strings.Join(reasons, ", "))})
+}
+
+func (e *Engine) portScan(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
+	o := e.opts.Flows.PortScan
+	for _, f := range s.FanOut {
+		vertical, sweep := f.DstPorts >= o.DstPorts, f.DstAddrs >= o.DstAddrs
+		if !vertical && !sweep {
+			continue
+		}
+		shape := "vertical"
+		switch {
+		case vertical && sweep:
+			shape = "vertical and sweep"
+		case sweep:
+			shape = "sweep"
+		}
+		a := intervalAttrs(s)
+		a["src"] = f.Src.String()
+		a["flows"] = strconv.FormatUint(f.Flows, 10)
+		a["flows_error"] = strconv.FormatUint(f.Error, 10)
+		a["dst_ports"] = formatValue(f.DstPorts)
+		a["dst_addrs"] = formatValue(f.DstAddrs)
+		a["threshold_dst_ports"] = formatFloat(o.DstPorts)
+		a["threshold_dst_addrs"] = formatFloat(o.DstAddrs)
+		a["shape"] = shape
+		a["top_sources"] = topSources(s, 5)
+		sev := escalate(escalate(SeverityWarning, f.DstPorts, o.DstPorts), f.DstAddrs, o.DstAddrs)
+		hits = append(hits, flowHit{kind: KindPortScan, object: f.Src.String(), sev: sev, attrs: a,
+			summary: fmt.Sprintf("port scan (%s) from %s on %s: %.0f destination ports on %.0f addresses in %s",
+				shape, f.Src, device, f.DstPorts, f.DstAddrs, s.End.Sub(s.Start))})
+	}
+	return hits
+}
+
+func (e *Engine) synFlood(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
+	o := e.opts.Flows.SYNFlood
+	if o.HalfOpen > 0 && s.HalfOpen < o.HalfOpen {
+		return hits
+	}
+	for _, f := range s.FanIn {
+		if f.SYNs < o.SYNs || scanExplains(s, f) {
+			continue
+		}
+		a := intervalAttrs(s)
+		a["dst"] = f.Dst.String()
+		a["syns"] = strconv.FormatUint(f.SYNs, 10)
+		a["syns_per_second"] = formatValue(float64(f.SYNs) / seconds0(s))
+		a["flows"] = strconv.FormatUint(f.Flows, 10)
+		a["sources"] = formatValue(f.Sources)
+		a["half_open"] = strconv.Itoa(s.HalfOpen)
+		a["threshold_syns"] = strconv.FormatUint(o.SYNs, 10)
+		a["threshold_half_open"] = strconv.Itoa(max(o.HalfOpen, 0))
+		a["top_sources"] = topSources(s, 5)
+		sev := escalate(SeverityMajor, float64(f.SYNs), float64(o.SYNs))
+		hits = append(hits, flowHit{kind: KindSYNFlood, object: f.Dst.String(), sev: sev, attrs: a,
+			summary: fmt.Sprintf("SYN flood to %s on %s: %d bare SYNs from %.0f sources in %s, %d half-open flows",
+				f.Dst, device, f.SYNs, f.Sources, s.End.Sub(s.Start), s.HalfOpen)})
+	}
+	return hits
+}
+
+// scanExplains reports whether the SYNs to a destination are one source
+// probing its ports: a single source, and a source in the fan-out list
+// that opened flows to one address on at least half as many ports as
+// there were SYNs. That is a port scan, not a flood.
+func scanExplains(s *flow.Snapshot, f flow.FanIn) bool {
+	if f.Sources >= 1.5 {
+		return false
+	}
+	for _, o := range s.FanOut {
+		if o.DstAddrs < 1.5 && o.DstPorts >= 0.5*float64(f.SYNs) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) trafficSpike(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
+	o := e.opts.Flows.TrafficSpike
+	rate := float64(s.Bytes) / seconds0(s)
+	res, ok := e.score(device, flow.MetricBytesPerSecond, s.End, rate)
+	if !ok || res.Learning || res.Deviation <= 0 || rate < o.MinBytesPerSecond {
+		return hits
+	}
+	fc := e.flows[device].conds[Fingerprint(KindTrafficSpike, device, "")]
+	held := fc != nil && fc.firing
+	if res.Score < o.MinScore && !(held && res.Deviation >= DefaultMinDeviation) {
+		return hits
+	}
+	a := intervalAttrs(s)
+	a["bytes_per_second"] = formatValue(rate)
+	a["packets_per_second"] = formatValue(float64(s.Packets) / seconds0(s))
+	a["expected"] = formatValue(res.Expected)
+	a["lower"], a["upper"] = formatValue(res.Lower), formatValue(res.Upper)
+	a["score"] = strconv.FormatFloat(res.Score, 'f', 3, 64)
+	a["deviation"] = strconv.FormatFloat(res.Deviation, 'f', 1, 64)
+	a["min_score"] = formatFloat(o.MinScore)
+	a["min_bytes_per_second"] = formatFloat(max(o.MinBytesPerSecond, 0))
+	a["top_talkers"] = topTalkers(s, 5)
+	return append(hits, flowHit{kind: KindTrafficSpike, sev: SeverityWarning, attrs: a,
+		summary: fmt.Sprintf("traffic spike on %s: %s B/s, expected %s (up to %s)", device, formatValue(rate),
+			formatValue(res.Expected), formatValue(res.Upper))})
+}
+
+// captureDrops compares the kernel's cumulative drop counter with the
+// previous interval's; a counter that went back (the capture reopened)
+// counts from zero.
+func (e *Engine) captureDrops(hits []flowHit, fd *flowDevice, device string, s *flow.Snapshot) []flowHit {
+	drops, pkts := s.Source.KernelDrops, s.Source.KernelPackets
+	dDrops, dPkts := drops, pkts
+	if fd.haveDrops && drops >= fd.drops {
+		dDrops = drops - fd.drops
+	}
+	if fd.haveDrops && pkts >= fd.kernelPkt {
+		dPkts = pkts - fd.kernelPkt
+	}
+	fd.drops, fd.kernelPkt, fd.haveDrops = drops, pkts, true
+	o := e.opts.Flows.CaptureDrops
+	if o.Disabled || dDrops < o.Drops {
+		return hits
+	}
+	// The kernel's packet count includes the packets it dropped.
+	ratio := 100 * float64(dDrops) / float64(max(dPkts, dDrops))
+	a := intervalAttrs(s)
+	a["drops"] = strconv.FormatUint(dDrops, 10)
+	a["kernel_packets"] = strconv.FormatUint(dPkts, 10)
+	a["drop_percent"] = formatValue(ratio)
+	a["drops_total"] = strconv.FormatUint(drops, 10)
+	a["queue_freezes_total"] = strconv.FormatUint(s.Source.QueueFreezes, 10)
+	a["threshold_drops"] = strconv.FormatUint(o.Drops, 10)
+	sev := SeverityWarning
+	if ratio >= 10 {
+		sev = SeverityMajor
+	}
+	return append(hits, flowHit{kind: KindCaptureDrops, sev: sev, attrs: a,
+		summary: fmt.Sprintf("capture on %s lost %d packets in the kernel in %s (%s%%): flow rules see less than the link carried",
+			device, dDrops, s.End.Sub(s.Start), formatValue(ratio))})
+}

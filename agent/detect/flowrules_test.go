@@ -1,0 +1,315 @@
+package detect
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/netaiops/netaiops/collector/flow"
+	"github.com/netaiops/netaiops/collector/flow/synth"
+)
+
+const capDev = "edge-1:eth1"
+
+// snap is interval i (10s, ending at at(i+1)) of capture point eth1.
+func snap(i int, mod func(*flow.Snapshot)) *flow.Snapshot {
+	s := &flow.Snapshot{Capture: "eth1", Start: at(i), End: at(i + 1), Active: 50, NewFlows: 20, Packets: 1000, Bytes: 500000}
+	if mod != nil {
+		mod(s)
+	}
+	return s
+}
+
+func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// find returns the changes of kind and object among cs.
+func find(cs []Change, kind, object string) []Change {
+	var out []Change
+	for _, c := range cs {
+		if c.Issue.Kind == kind && c.Issue.Object == object {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func onlyKinds(t *testing.T, cs []Change, kinds ...string) {
+	t.Helper()
+	for _, c := range cs {
+		if !contains(kinds, c.Issue.Kind) {
+			t.Errorf("unexpected change %s", describe(c))
+		}
+	}
+}
+
+// The committed fixture (netaiops-pcapgen -preset small) replayed through
+// a real meter: the scanner raises port_scan, the flood's victim syn_flood,
+// and the scanned host, which also got many SYNs, no syn_flood.
+func TestFlowRulesOnFixture(t *testing.T) {
+	src, err := flow.OpenFile("../../testdata/flow/mixed-small.pcap", flow.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	e := New("edge-1", Options{})
+	const dev = "edge-1:mixed-small.pcap"
+	var all []Change
+	var last time.Time
+	m := flow.NewMeter(flow.MeterConfig{Name: "mixed-small.pcap"}, src.LinkType(), slog.New(slog.DiscardHandler), func(s *flow.Snapshot) {
+		all = append(all, e.ObserveFlows(dev, s)...)
+		last = s.End
+	})
+	if err := m.Run(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, e.EndCapture(dev, last)...)
+	onlyKinds(t, all, KindPortScan, KindSYNFlood)
+
+	scan := find(all, KindPortScan, synth.Scanner.String())
+	if len(scan) != 2 || scan[0].Type != Opened || scan[1].Type != Resolved {
+		t.Fatalf("port_scan changes: %v", scan)
+	}
+	a := scan[0].Issue.Attributes
+	ports, _ := strconv.ParseFloat(a["dst_ports"], 64)
+	if scan[0].Issue.Device != dev || ports < 100 || a["dst_addrs"] != "1.00" || a["shape"] != "vertical" || a["threshold_dst_ports"] != "100" ||
+		a["src"] != synth.Scanner.String() || a["capture"] != "mixed-small.pcap" || a["interval"] != "10s" || a["top_sources"] == "" {
+		t.Errorf("port_scan evidence %v", a)
+	}
+	if r := scan[1].Issue.Attributes["resolution"]; r != "capture ended" {
+		t.Errorf("port_scan resolution %q", r)
+	}
+
+	flood := find(all, KindSYNFlood, synth.FloodVictim.String())
+	if len(flood) != 2 || flood[0].Type != Opened || flood[1].Type != Resolved {
+		t.Fatalf("syn_flood changes: %v", flood)
+	}
+	f := flood[0].Issue
+	syns, _ := strconv.Atoi(f.Attributes["syns"])
+	sources, _ := strconv.ParseFloat(f.Attributes["sources"], 64)
+	halfOpen, _ := strconv.Atoi(f.Attributes["half_open"])
+	if f.Severity != SeverityMajor || syns < 100 || sources < 100 || halfOpen < 100 || f.Attributes["threshold_syns"] != "100" {
+		t.Errorf("syn_flood %s evidence %v", f.Severity, f.Attributes)
+	}
+	if c := find(all, KindSYNFlood, synth.ScanTarget.String()); len(c) != 0 {
+		t.Errorf("the scanned host got syn_flood: %v", c)
+	}
+	if len(e.Open()) != 0 {
+		t.Errorf("open after the capture ended: %v", e.Open())
+	}
+}
+
+func TestPortScanSweepAndKeepFiring(t *testing.T) {
+	e := New("edge-1", Options{Flows: FlowOptions{PortScan: PortScanOptions{DstPorts: 50, DstAddrs: 60}}})
+	sweeper := addr("10.0.0.66")
+	sweep := func(addrs float64) func(*flow.Snapshot) {
+		return func(s *flow.Snapshot) {
+			s.FanOut = []flow.FanOut{{Src: sweeper, Flows: uint64(addrs), DstAddrs: addrs, DstPorts: 1},
+				{Src: addr("10.0.0.7"), Flows: 3, DstAddrs: 2, DstPorts: 2}}
+		}
+	}
+	if c := e.ObserveFlows(capDev, snap(0, sweep(59))); len(c) != 0 {
+		t.Fatalf("below the threshold: %v", c)
+	}
+	c := e.ObserveFlows(capDev, snap(1, sweep(70)))
+	if len(c) != 1 || c[0].Type != Opened || c[0].Issue.Kind != KindPortScan || c[0].Issue.Object != "10.0.0.66" ||
+		c[0].Issue.Device != capDev || c[0].Issue.Severity != SeverityWarning {
+		t.Fatalf("changes %v", c)
+	}
+	if a := c[0].Issue.Attributes; a["shape"] != "sweep" || a["dst_addrs"] != "70.0" || a["threshold_dst_addrs"] != "60" ||
+		a["top_sources"] != "10.0.0.66 (70 flows, 1 ports, 70 addresses), 10.0.0.7 (3 flows, 2 ports, 2 addresses)" {
+		t.Errorf("evidence %v", a)
+	}
+	// Ten times the threshold: more urgent, announced once.
+	if c := e.ObserveFlows(capDev, snap(2, sweep(600))); len(c) != 1 || c[0].Type != Updated || c[0].Issue.Severity != SeverityMajor {
+		t.Fatalf("escalation: %v", c)
+	}
+	if c := e.ObserveFlows(capDev, snap(3, sweep(600))); len(c) != 0 {
+		t.Fatalf("same again: %v", c)
+	}
+	// Quiet intervals: open for keep_firing_for (1m) after the last scan.
+	for i := 4; i < 9; i++ {
+		if c := e.ObserveFlows(capDev, snap(i, nil)); len(c) != 0 {
+			t.Fatalf("interval %d: %v", i, c)
+		}
+	}
+	c = e.ObserveFlows(capDev, snap(9, nil))
+	if len(c) != 1 || c[0].Type != Resolved || c[0].Issue.Attributes["resolution"] != "cleared" || c[0].Time != at(10) {
+		t.Fatalf("resolution %v", c)
+	}
+	// An interval older than the newest one judged is ignored.
+	if c := e.ObserveFlows(capDev, snap(1, sweep(700))); c != nil {
+		t.Fatalf("old interval: %v", c)
+	}
+}
+
+func TestSYNFlood(t *testing.T) {
+	victim := addr("192.0.2.80")
+	flood := func(syns uint64, halfOpen int, sources float64) func(*flow.Snapshot) {
+		return func(s *flow.Snapshot) {
+			s.HalfOpen = halfOpen
+			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: sources}}
+			s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 1, DstAddrs: 1, DstPorts: 1}}
+		}
+	}
+	e := New("edge-1", Options{})
+	if c := e.ObserveFlows(capDev, snap(0, flood(500, 40, 400))); len(c) != 0 {
+		t.Fatalf("SYNs answered (few half-open): %v", c)
+	}
+	if c := e.ObserveFlows(capDev, snap(1, flood(99, 300, 90))); len(c) != 0 {
+		t.Fatalf("below the threshold: %v", c)
+	}
+	c := e.ObserveFlows(capDev, snap(2, flood(2000, 2500, 1900)))
+	if len(c) != 1 || c[0].Issue.Kind != KindSYNFlood || c[0].Issue.Object != "192.0.2.80" || c[0].Issue.Severity != SeverityCritical {
+		t.Fatalf("changes %v", c)
+	}
+	if a := c[0].Issue.Attributes; a["syns"] != "2000" || a["syns_per_second"] != "200" || a["half_open"] != "2500" ||
+		a["sources"] != "1900" || a["threshold_half_open"] != "100" {
+		t.Errorf("evidence %v", a)
+	}
+
+	// One source probing many ports of the destination is a scan, not a flood.
+	e = New("edge-1", Options{Flows: FlowOptions{SYNFlood: SYNFloodOptions{HalfOpen: -1}}})
+	scan := func(s *flow.Snapshot) {
+		s.FanIn = []flow.FanIn{{Dst: victim, Flows: 300, SYNs: 300, Sources: 1}}
+		s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 300, DstAddrs: 1, DstPorts: 290}}
+	}
+	c = e.ObserveFlows(capDev, snap(0, scan))
+	onlyKinds(t, c, KindPortScan)
+	if len(c) != 1 {
+		t.Fatalf("scan: %v", c)
+	}
+	// One source flooding one port is a flood (no half-open minimum here).
+	c = e.ObserveFlows(capDev, snap(1, flood(300, 0, 1)))
+	if len(find(c, KindSYNFlood, "192.0.2.80")) != 1 {
+		t.Fatalf("single-source flood: %v", c)
+	}
+}
+
+func TestHighFlowCountThresholds(t *testing.T) {
+	e := New("edge-1", Options{Flows: FlowOptions{HighFlowCount: HighFlowCountOptions{ActiveFlows: 1000, NewFlowsPerSecond: 50, NoAnomaly: true}}})
+	if c := e.ObserveFlows(capDev, snap(0, func(s *flow.Snapshot) { s.Active, s.NewFlows = 999, 499 })); len(c) != 0 {
+		t.Fatalf("below: %v", c)
+	}
+	c := e.ObserveFlows(capDev, snap(1, func(s *flow.Snapshot) {
+		s.Active, s.NewFlows, s.DistinctSrc, s.DistinctDst = 1500, 800, 300, 40
+		s.FanOut = []flow.FanOut{{Src: addr("10.1.1.1"), Flows: 100, DstAddrs: 30, DstPorts: 2}}
+	}))
+	if len(c) != 1 || c[0].Issue.Kind != KindHighFlowCount || c[0].Issue.Object != "" || c[0].Issue.Severity != SeverityWarning {
+		t.Fatalf("changes %v", c)
+	}
+	a := c[0].Issue.Attributes
+	if a["reason"] != "active_flows,new_flows_per_second" || a["active_flows"] != "1500" || a["new_flows_per_second"] != "80.0" ||
+		a["distinct_src"] != "300" || a["threshold_active_flows"] != "1000" || a["top_sources"] != "10.1.1.1 (100 flows, 2 ports, 30 addresses)" {
+		t.Errorf("evidence %v", a)
+	}
+	if _, ok := a["score"]; ok {
+		t.Errorf("anomaly evidence with the anomaly off: %v", a)
+	}
+}
+
+// noisy is a baseline interval i of a capture point with about 2000
+// active flows and 1.25 MB/s.
+func noisy(r *rand.Rand) func(*flow.Snapshot) {
+	return func(s *flow.Snapshot) {
+		s.Active = 2000 + r.IntN(100)
+		s.Bytes = uint64(12_500_000 + r.IntN(1_000_000))
+		s.TopTalkers = []flow.Talker{{Addr: addr("10.9.9.9"), Bytes: s.Bytes / 3}}
+	}
+}
+
+// Anomalies are judged against the capture point's own history: a calm
+// baseline raises nothing (the model learns for 150 intervals), a jump
+// in active flows opens high_flow_count and one in bytes traffic_spike.
+func TestFlowAnomalies(t *testing.T) {
+	e := New("edge-1", Options{})
+	r := rand.New(rand.NewPCG(1, 2))
+	i := 0
+	for ; i < 300; i++ {
+		if c := e.ObserveFlows(capDev, snap(i, noisy(r))); len(c) != 0 {
+			t.Fatalf("baseline interval %d: %v", i, c)
+		}
+	}
+	c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) {
+		noisy(r)(s)
+		s.Active = 30000
+	}))
+	onlyKinds(t, c, KindHighFlowCount)
+	if len(c) != 1 || c[0].Issue.Attributes["reason"] != "anomaly" || c[0].Issue.Attributes["score"] == "" {
+		t.Fatalf("active flows jump: %v", c)
+	}
+	i++
+	c = e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) {
+		noisy(r)(s)
+		s.Bytes *= 40
+		s.TopTalkers[0].Bytes = s.Bytes / 2
+	}))
+	spike := find(c, KindTrafficSpike, "")
+	if len(spike) != 1 || spike[0].Type != Opened {
+		t.Fatalf("bytes jump: %v", c)
+	}
+	a := spike[0].Issue.Attributes
+	exp, _ := strconv.ParseFloat(a["expected"], 64)
+	rate, _ := strconv.ParseFloat(a["bytes_per_second"], 64)
+	if exp < 1e6 || exp > 2e6 || rate < 4e7 || a["top_talkers"] == "" || a["score"] == "" {
+		t.Errorf("evidence %v", a)
+	}
+
+	// The same spike under min_bytes_per_second raises nothing.
+	e = New("edge-1", Options{Flows: FlowOptions{TrafficSpike: TrafficSpikeOptions{MinBytesPerSecond: 1e9}, HighFlowCount: HighFlowCountOptions{Disabled: true}}})
+	r = rand.New(rand.NewPCG(1, 2))
+	for i = 0; i < 300; i++ {
+		e.ObserveFlows(capDev, snap(i, noisy(r)))
+	}
+	if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { noisy(r)(s); s.Bytes *= 40; s.Active = 30000 })); len(c) != 0 {
+		t.Fatalf("below min_bytes_per_second, high_flow_count off: %v", c)
+	}
+}
+
+func TestCaptureDrops(t *testing.T) {
+	e := New("edge-1", Options{})
+	drops := func(pkts, dropped uint64) func(*flow.Snapshot) {
+		return func(s *flow.Snapshot) { s.Source.KernelPackets, s.Source.KernelDrops = pkts, dropped }
+	}
+	if c := e.ObserveFlows(capDev, snap(0, drops(10000, 50))); len(c) != 0 {
+		t.Fatalf("50 drops: %v", c)
+	}
+	c := e.ObserveFlows(capDev, snap(1, drops(12000, 600)))
+	if len(c) != 1 || c[0].Issue.Kind != KindCaptureDrops || c[0].Issue.Severity != SeverityMajor {
+		t.Fatalf("changes %v", c)
+	}
+	if a := c[0].Issue.Attributes; a["drops"] != "550" || a["kernel_packets"] != "2000" || a["drop_percent"] != "27.5" ||
+		a["drops_total"] != "600" || a["threshold_drops"] != "100" {
+		t.Errorf("evidence %v", a)
+	}
+	for i := 2; i < 7; i++ {
+		if c := e.ObserveFlows(capDev, snap(i, drops(12000+uint64(i)*1000, 600))); len(c) != 0 {
+			t.Fatalf("interval %d: %v", i, c)
+		}
+	}
+	if c := e.ObserveFlows(capDev, snap(7, drops(20000, 600))); len(c) != 1 || c[0].Type != Resolved || c[0].Time != at(8) {
+		t.Fatalf("no drops for 1m: %v", c)
+	}
+	// A capture reopened starts its counters again: not a negative delta.
+	if c := e.ObserveFlows(capDev, snap(9, drops(100, 5))); len(c) != 0 {
+		t.Fatalf("counter reset: %v", c)
+	}
+	e = New("edge-1", Options{Flows: FlowOptions{CaptureDrops: CaptureDropsOptions{Disabled: true}}})
+	e.ObserveFlows(capDev, snap(0, drops(0, 0)))
+	if c := e.ObserveFlows(capDev, snap(1, drops(10000, 9000))); len(c) != 0 {
+		t.Fatalf("disabled: %v", c)
+	}
+}
+
+// Threshold rules may name the flow metrics: the interval's samples go
+// through the metric rules too.
+func TestFlowSamplesReachMetricRules(t *testing.T) {
+	e := New("edge-1", Options{Thresholds: []ThresholdRule{{Kind: "busy_capture", Metric: flow.MetricPacketsPerSec, Threshold: 50}}})
+	c := e.ObserveFlows(capDev, snap(0, nil)) // 1000 packets in 10s
+	if len(c) != 1 || c[0].Issue.Kind != "busy_capture" || c[0].Issue.Device != capDev || c[0].Issue.Object != `{capture="eth1"}` {
+		t.Fatalf("changes %v", c)
+	}
+}
