@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,6 +26,9 @@ import (
 	"github.com/netaiops/netaiops/agent/uplink"
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp"
+	"github.com/netaiops/netaiops/collector/snmp/trap"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Version is the agent's software version, set at build time with
@@ -40,9 +44,11 @@ type Poller interface {
 type Option func(*options)
 
 type options struct {
-	poller     Poller
-	outboxSize int
-	uplink     func(*uplink.Config)
+	poller        Poller
+	outboxSize    int
+	uplink        func(*uplink.Config)
+	registry      *prometheus.Registry
+	metricsListen string
 }
 
 // WithPoller replaces the SNMP poller.
@@ -51,9 +57,21 @@ func WithPoller(p Poller) Option { return func(o *options) { o.poller = p } }
 // WithOutboxSize bounds the outbox (default outbox.DefaultMaxEntries).
 func WithOutboxSize(n int) Option { return func(o *options) { o.outboxSize = n } }
 
+// WithRegistry registers the agent's and the collectors' metrics with reg
+// (default: a registry of the agent's own), the one served at /metrics.
+func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o.registry = reg } }
+
+// WithMetricsListen serves the registry at http://addr/metrics while Run
+// runs; "" or "off" (the default) serves nothing. When addr cannot be bound
+// New logs the error and the agent runs without /metrics.
+func WithMetricsListen(addr string) Option { return func(o *options) { o.metricsListen = addr } }
+
 // WithUplinkConfig lets the caller adjust the uplink's config (backoff,
 // window) after New filled it from the agent's config.
 func WithUplinkConfig(f func(*uplink.Config)) Option { return func(o *options) { o.uplink = f } }
+
+// trapQueue bounds the trap events waiting for the detection engine.
+const trapQueue = 1024
 
 // target is one device and how to poll it.
 type target struct {
@@ -70,7 +88,9 @@ type Stats struct {
 	Changes    uint64 // issue changes detected
 	Pending    int    // changes awaiting the controller's ack
 	Dropped    uint64 // changes dropped because the outbox was full
+	TrapEvents uint64 // trap events fed to the detection engine
 	Uplink     uplink.Stats
+	Detect     detect.Stats // as of the last poll or event the engine observed
 }
 
 // Agent is a configured edge agent. Run it once.
@@ -81,6 +101,17 @@ type Agent struct {
 	engine *detect.Engine
 	ob     *outbox.Outbox
 	up     *uplink.Uplink
+	flows  agentFlows // flow capture (flows.go)
+	// traps is the trap receiver, nil when the config has no traps key.
+	traps *trap.Receiver
+	// snmpMetrics count skipped polls per target (the poller counts the rest).
+	snmpMetrics *snmp.Metrics
+	gatherer    prometheus.Gatherer
+	metricsLn   net.Listener // nil: /metrics off
+	// plans caches compiled profile plans by profile files and names, so
+	// that targets with the same profiles share one, across pushes too.
+	plansMu sync.Mutex
+	plans   map[string]*snmp.Plan
 
 	// cur is the configuration running now; ops carries pushed ones to
 	// manageTargets, forget removed devices to the engine's goroutine.
@@ -92,6 +123,9 @@ type Agent struct {
 	pollErrors atomic.Uint64
 	skipped    atomic.Uint64
 	changes    atomic.Uint64
+	trapEvents atomic.Uint64
+	// detectStats is the engine's Stats, published by its goroutine.
+	detectStats atomic.Pointer[detect.Stats]
 }
 
 // New builds an agent from a loaded (defaulted, validated) config.
@@ -106,8 +140,16 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 	for _, opt := range opts {
 		opt(&o)
 	}
+	reg := o.registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	sm, err := snmp.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
+	}
 	if o.poller == nil {
-		o.poller = snmp.NewPoller(logger.With("component", "snmp"))
+		o.poller = snmp.NewPoller(logger.With("component", "snmp"), snmp.WithMetrics(sm))
 	}
 	// The outbox lives on disk so that a restart or a crash loses no event
 	// detected but not yet stored by the controller.
@@ -121,15 +163,24 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 	}
 
 	a := &Agent{
-		cfg:    cfg,
-		log:    logger,
-		poller: o.poller,
-		engine: detect.New(cfg.Agent.ID, detectoptions.FromConfig(cfg)),
-		ob:     ob,
+		cfg:         cfg,
+		log:         logger,
+		poller:      o.poller,
+		engine:      detect.New(cfg.Agent.ID, detectoptions.FromConfig(cfg)),
+		ob:          ob,
+		snmpMetrics: sm,
+		gatherer:    reg,
+		plans:       map[string]*snmp.Plan{},
 	}
+	a.detectStats.Store(&detect.Stats{})
 	// The targets come from the local file merged with the controller's
 	// configuration (remote.go); pushes change them while running.
-	a.cur.Store(a.startConfig())
+	cur, err := a.startConfig()
+	if err != nil {
+		ob.Close()
+		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
+	}
+	a.cur.Store(cur)
 	a.ops = make(chan applyOp)
 	a.forget = make(chan string)
 
@@ -157,7 +208,67 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 		ob.Close()
 		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
 	}
+	if err := reg.Register(agentCollector{a}); err != nil {
+		ob.Close()
+		return nil, fmt.Errorf("create agent %s: register metrics: %w", cfg.Agent.ID, err)
+	}
+	// Sockets last: nothing after them can fail and leave them open. A
+	// taken metrics port costs the metrics, not the polling.
+	if a.metricsLn, err = listenMetrics(o.metricsListen); err != nil {
+		logger.Error("cannot serve /metrics; running without", "err", err)
+	}
+	if cfg.Traps != nil {
+		if a.traps, err = a.trapReceiver(cur); err == nil {
+			err = trap.RegisterMetrics(reg, a.traps)
+		}
+		if err != nil {
+			if a.traps != nil {
+				closeReceiver(a.traps)
+			}
+			if a.metricsLn != nil {
+				a.metricsLn.Close()
+			}
+			ob.Close()
+			return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
+		}
+	}
 	return a, nil
+}
+
+// trapReceiver opens the trap socket of the config's traps section. Senders
+// are matched to the targets of the starting configuration.
+func (a *Agent) trapReceiver(cur *current) (*trap.Receiver, error) {
+	tc := a.cfg.Traps
+	rc := trap.Config{Listen: tc.Listen}
+	for _, c := range tc.Communities {
+		rc.Communities = append(rc.Communities, string(c))
+	}
+	for _, u := range tc.Users {
+		rc.Users = append(rc.Users, snmp.USM{SecurityLevel: u.SecurityLevel, Username: u.Username,
+			AuthProtocol: u.AuthProtocol, AuthPassword: string(u.AuthPassword),
+			PrivProtocol: u.PrivProtocol, PrivPassword: string(u.PrivPassword)})
+	}
+	for _, t := range cur.targets {
+		rc.Targets = append(rc.Targets, t.opts.Target)
+	}
+	return trap.New(rc, a.log.With("component", "traps"))
+}
+
+// TrapAddr returns the address the trap receiver listens on, or nil when
+// the config has no traps section.
+func (a *Agent) TrapAddr() net.Addr {
+	if a.traps == nil {
+		return nil
+	}
+	return a.traps.Addr()
+}
+
+// closeReceiver closes the socket of a receiver that will not run: Run
+// with an ended context closes it and returns at once.
+func closeReceiver(r *trap.Receiver) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = r.Run(ctx, nil)
 }
 
 // spread places a target's first poll within its interval by a hash of its
@@ -181,7 +292,9 @@ func (a *Agent) Stats() Stats {
 		Changes:    a.changes.Load(),
 		Pending:    a.ob.Len(),
 		Dropped:    a.ob.Dropped(),
+		TrapEvents: a.trapEvents.Load(),
 		Uplink:     a.up.Stats(),
+		Detect:     *a.detectStats.Load(),
 	}
 }
 
@@ -200,13 +313,30 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	var upErr error
+	// Flow captures start before the detection goroutine, which reads
+	// their queue (flows.go).
+	a.startFlows(ctx, &wg)
 	wg.Go(func() {
 		if err := a.up.Run(ctx); err != nil {
 			upErr = err
 			cancel()
 		}
 	})
-	wg.Go(func() { a.detect(ctx, polls) })
+	// Trap events wait here for the engine's goroutine; when it falls
+	// behind, the receiver drops them and counts (queue_full).
+	var events chan collector.Event
+	if a.traps != nil {
+		events = make(chan collector.Event, trapQueue)
+		wg.Go(func() {
+			if err := a.traps.Run(ctx, events); err != nil {
+				a.log.Error("trap receiver stopped", "err", err)
+			}
+		})
+	}
+	if a.metricsLn != nil {
+		wg.Go(func() { a.serveMetrics(ctx) })
+	}
+	wg.Go(func() { a.detect(ctx, polls, events) })
 
 	sem := make(chan struct{}, max(a.cfg.SNMP.MaxConcurrency, 1))
 	wg.Go(func() { a.manageTargets(ctx, sem, polls) })
@@ -261,6 +391,7 @@ func (a *Agent) schedule(ctx context.Context, t target, start time.Time, sem cha
 		if now := time.Now(); !due.After(now) {
 			missed := now.Sub(due)/t.interval + 1
 			a.skipped.Add(uint64(missed))
+			a.snmpMetrics.Skipped(t.opts.Target.Name, int(missed))
 			due = due.Add(missed * t.interval)
 			log.Warn("poll overran its interval; skipped polls", "skipped", int64(missed), "interval", t.interval, "duration", p.Duration)
 		}
@@ -269,7 +400,7 @@ func (a *Agent) schedule(ctx context.Context, t target, start time.Time, sem cha
 }
 
 // detect is the only goroutine that touches the engine.
-func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll) {
+func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll, events <-chan collector.Event) {
 	for {
 		var changes []detect.Change
 		select {
@@ -277,8 +408,16 @@ func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll) {
 			return
 		case p := <-polls:
 			changes = a.engine.Observe(p)
+		case m := <-a.flows.c:
+			changes = a.observeFlows(m)
+		case ev := <-events:
+			a.trapEvents.Add(1)
+			changes = a.engine.ObserveEvent(ev)
 		case name := <-a.forget:
 			changes = a.engine.Forget(name, time.Now())
+		}
+		if st := a.engine.Stats(); st != *a.detectStats.Load() {
+			a.detectStats.Store(&st)
 		}
 		if len(changes) == 0 {
 			continue

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/netaiops/netaiops/agent/uplink"
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp"
+	"github.com/netaiops/netaiops/collector/snmp/profile"
 )
 
 // savedConfigFile, under agent.data_dir, holds the last controller
@@ -47,10 +49,16 @@ type applyOp struct {
 	done chan struct{}
 }
 
-// targetsOf turns a configuration's targets into poll schedules.
-func targetsOf(cfg *config.Config) []target {
+// targetsOf turns a configuration's targets into poll schedules. Targets
+// with the same profiles share one compiled plan; an unknown profile or a
+// bad profile file is an error.
+func (a *Agent) targetsOf(cfg *config.Config) ([]target, error) {
 	var out []target
 	for _, t := range cfg.Targets {
+		plan, err := a.plan(cfg.Profiles.Files, cfg.EffectiveProfiles(t))
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", t.Name, err)
+		}
 		ct := collector.Target{Name: t.Name, Address: t.Address, Version: t.Version}
 		interval := t.Interval
 		if interval <= 0 {
@@ -67,30 +75,65 @@ func targetsOf(cfg *config.Config) []target {
 				Timeout:        timeout,
 				Retries:        t.EffectiveRetries(cfg.SNMP),
 				MaxRepetitions: cfg.SNMP.MaxRepetitions,
+				USM: snmp.USM{SecurityLevel: t.SecurityLevel, Username: t.Username,
+					AuthProtocol: t.AuthProtocol, AuthPassword: string(t.AuthPassword),
+					PrivProtocol: t.PrivProtocol, PrivPassword: string(t.PrivPassword), Context: t.Context},
+				Plan:          plan,
+				MaxOIDsPerGet: cfg.SNMP.MaxOIDsPerRequest,
+				MaxWalks:      cfg.SNMP.MaxWalksPerDevice,
 			},
 			interval: interval,
 			offset:   spread(t.Name, interval),
 		})
 	}
-	return out
+	return out, nil
 }
 
-func newCurrent(cfg *config.Config, hash string, version uint64) *current {
-	c := &current{cfg: cfg, targets: targetsOf(cfg), byName: map[string]target{}, hash: hash, version: version}
+// plan returns the compiled plan of the named profiles, with user profiles
+// from files. Plans are cached by files and names: a running target whose
+// profiles did not change keeps its plan (and the poller its counter
+// state) across pushes. A changed profile file takes effect at restart.
+func (a *Agent) plan(files, names []string) (*snmp.Plan, error) {
+	key := strings.Join(files, "\x00") + "\x01" + strings.Join(names, "\x00")
+	a.plansMu.Lock()
+	defer a.plansMu.Unlock()
+	if p := a.plans[key]; p != nil {
+		return p, nil
+	}
+	user, err := profile.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("load profiles: %w", err)
+	}
+	p, err := snmp.PlanFor(names, user)
+	if err != nil {
+		return nil, err
+	}
+	a.plans[key] = p
+	return p, nil
+}
+
+func (a *Agent) newCurrent(cfg *config.Config, hash string, version uint64) (*current, error) {
+	targets, err := a.targetsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &current{cfg: cfg, targets: targets, byName: map[string]target{}, hash: hash, version: version}
 	for _, t := range c.targets {
 		c.byName[t.opts.Target.Name] = t
 	}
-	return c
+	return c, nil
 }
 
 // startConfig returns what the agent starts with: the local file merged
 // with the saved controller configuration, or the local file alone when
 // there is none or it no longer applies (then the controller pushes again).
-func (a *Agent) startConfig() *current {
+// It fails only when the local file's own targets cannot be polled (an
+// unknown profile, a bad profile file).
+func (a *Agent) startConfig() (*current, error) {
 	path := filepath.Join(a.cfg.Agent.DataDir, savedConfigFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return newCurrent(a.cfg, "", 0)
+		return a.newCurrent(a.cfg, "", 0)
 	}
 	var sc savedConfig
 	if err == nil {
@@ -98,15 +141,19 @@ func (a *Agent) startConfig() *current {
 	}
 	if err != nil {
 		a.log.Warn("ignoring the saved controller configuration", "path", path, "err", err)
-		return newCurrent(a.cfg, "", 0)
+		return a.newCurrent(a.cfg, "", 0)
 	}
 	merged, _, err := a.cfg.WithRemote([]byte(sc.YAML), remoteName(sc.Source, sc.Version))
+	var cur *current
+	if err == nil {
+		cur, err = a.newCurrent(merged, sc.Hash, sc.Version)
+	}
 	if err != nil {
 		a.log.Warn("ignoring the saved controller configuration: it does not apply to this file", "path", path, "err", err)
-		return newCurrent(a.cfg, "", 0)
+		return a.newCurrent(a.cfg, "", 0)
 	}
 	a.log.Info("starting with the saved controller configuration", "source", sc.Source, "version", sc.Version, "hash", sc.Hash)
-	return newCurrent(merged, sc.Hash, sc.Version)
+	return cur, nil
 }
 
 func remoteName(source string, version uint64) string {
@@ -179,10 +226,14 @@ func (a *Agent) ApplyConfig(ctx context.Context, rc uplink.RemoteConfig) error {
 	if merged.SNMP.MaxConcurrency != a.cfg.SNMP.MaxConcurrency || merged.SNMP.UnreachableAfter != a.cfg.SNMP.UnreachableAfter {
 		a.log.Info("snmp.max_concurrency and snmp.unreachable_after from the controller take effect at the next start")
 	}
+	next, err := a.newCurrent(merged, rc.Hash, rc.Version)
+	if err != nil {
+		return fmt.Errorf("apply config: %w", err)
+	}
 	if err := a.save(rc); err != nil {
 		return err
 	}
-	op := applyOp{next: newCurrent(merged, rc.Hash, rc.Version), done: make(chan struct{})}
+	op := applyOp{next: next, done: make(chan struct{})}
 	select {
 	case a.ops <- op:
 	case <-ctx.Done():
@@ -255,6 +306,9 @@ func (a *Agent) manageTargets(ctx context.Context, sem chan struct{}, polls chan
 					stop(r)
 					delete(running, name)
 					removed++
+					if f, ok := a.poller.(interface{ Forget(snmp.Options) }); ok {
+						f.Forget(r.t.opts) // its engine id, keys and counter state
+					}
 					select {
 					case a.forget <- name:
 					case <-ctx.Done():

@@ -16,6 +16,9 @@ import (
 
 	"github.com/netaiops/netaiops/agent"
 	"github.com/netaiops/netaiops/agent/config"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 func main() {
@@ -39,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	checkConfig := fs.Bool("check-config", false, "validate the config, print it with secrets redacted and exit: 0 valid, 1 invalid")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
+	metricsListen := fs.String("metrics-listen", "127.0.0.1:9465", "serve Prometheus metrics at http://`addr`/metrics; \"\" or \"off\" disables")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -78,7 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("agent_id", cfg.Agent.ID)
-	a, err := agent.New(cfg, logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := agent.New(cfg, logger, agent.WithRegistry(reg), agent.WithMetricsListen(*metricsListen))
 	if err != nil {
 		logger.Error("cannot start agent", "err", err)
 		return exitFailure

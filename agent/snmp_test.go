@@ -1,0 +1,205 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/netaiops/netaiops/agent"
+	"github.com/netaiops/netaiops/agent/config"
+	"github.com/netaiops/netaiops/collector"
+	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
+)
+
+const (
+	v3User     = "netaiops"
+	v3AuthPass = "agent-auth-secret"
+	v3PrivPass = "agent-priv-secret"
+)
+
+// TestAgentSNMPv3TrapsAndMetrics runs the whole SNMP path of the agent as a
+// user gets it from a config file: a v3 authPriv target on a real snmpd
+// polled with the shipped profiles (samples, counter rates, and no issue),
+// a linkDown trap sent with net-snmp's snmptrap to the agent's trap
+// listener (interface_down at the controller), and /metrics with the
+// poller's, the trap receiver's and the agent's own metrics.
+func TestAgentSNMPv3TrapsAndMetrics(t *testing.T) {
+	snmptrap, err := exec.LookPath("snmptrap")
+	if err != nil {
+		t.Skip("net-snmp snmptrap not installed (apt-get install snmp)")
+	}
+	dev := newSNMPD(t)
+	f, err := os.OpenFile(filepath.Join(dev.dir, "snmpd.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "createUser %s SHA-256 %s AES %s\nrouser %s priv\n", v3User, v3AuthPass, v3PrivPass, v3User)
+	f.Close()
+	dev.start()
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctlAddr := l.Addr().String()
+	l.Close()
+	startController(t, ctlAddr)
+
+	yaml := fmt.Sprintf(`agent: {id: agent-v3, data_dir: %s}
+controller: {address: %s, insecure: true}
+snmp: {interval: 300ms, timeout: 250ms, retries: 1}
+profiles:
+  default: [system, if_mib, host_resources]
+targets:
+  - name: dev3
+    address: 127.0.0.1:%d
+    version: 3
+    security_level: authPriv
+    username: %s
+    auth_protocol: SHA256
+    auth_password: %s
+    priv_protocol: AES
+    priv_password: %s
+traps:
+  listen: 127.0.0.1:0
+  communities: [public]
+`, t.TempDir(), ctlAddr, dev.port, v3User, v3AuthPass, v3PrivPass)
+	cfg, err := config.Parse([]byte(yaml), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(cfg, testLogger(t), agent.WithMetricsListen("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.TrapAddr() == nil || a.MetricsAddr() == nil {
+		t.Fatalf("trap listener %v, metrics listener %v: want both", a.TrapAddr(), a.MetricsAddr())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return within 5s of cancel")
+		}
+	}()
+
+	waitFor(t, 10*time.Second, "4 polls of dev3 and the controller connected", func() bool {
+		s := a.Stats()
+		return s.Polls >= 4 && s.Uplink.Connected
+	})
+	if s := a.Stats(); s.PollErrors != 0 {
+		t.Fatalf("stats %+v: v3 authPriv polls failed", s)
+	}
+	// The same poller, asked by a controller command: samples of every
+	// profile, and rates from the counters of the scheduled polls before.
+	p, err := a.Poll(ctx, "dev3")
+	if err != nil || p.Err != nil {
+		t.Fatalf("poll dev3: %v, %v", err, p.Err)
+	}
+	metrics := map[string]int{}
+	for _, s := range p.Samples {
+		metrics[s.Metric]++
+		if s.Kind == collector.Rate {
+			metrics["kind=rate"]++
+		}
+	}
+	for _, m := range []string{"sysUpTime", "ifOperStatus", "ifHCInOctets", "ifHCInOctets_rate", "hrStorageUsed", "kind=rate"} {
+		if metrics[m] == 0 {
+			t.Errorf("poll of dev3 has no %s sample (got %v)", m, metrics)
+		}
+	}
+
+	conn, err := grpc.NewClient(ctlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ic := netaiopsv1.NewIssueServiceClient(conn)
+	resp, err := ic.ListIssues(context.Background(), &netaiopsv1.ListIssuesRequest{Device: "dev3", PageSize: 100})
+	if err != nil {
+		t.Fatalf("ListIssues: %v", err)
+	}
+	if len(resp.GetIssues()) != 0 {
+		t.Fatalf("issues of a healthy device: %v", resp.GetIssues())
+	}
+
+	// linkDown of ifIndex 1 (lo, admin up) from the device's address: the
+	// receiver names the target, the engine opens interface_down at once.
+	cmd := exec.Command(snmptrap, "-t", "1", "-r", "0", "-v", "2c", "-c", "public", a.TrapAddr().String(), "",
+		"1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.1", "i", "1", "1.3.6.1.2.1.2.2.1.7.1", "i", "1", "1.3.6.1.2.1.2.2.1.8.1", "i", "2")
+	dir := t.TempDir()
+	cmd.Env = append(os.Environ(), "MIBS=", "SNMP_PERSISTENT_DIR="+dir, "SNMPCONFPATH="+dir, "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("snmptrap: %v\n%s", err, out)
+	}
+	var down *netaiopsv1.Issue
+	waitFor(t, 10*time.Second, "interface_down of dev3 from the linkDown trap at the controller", func() bool {
+		// Any state: the next poll, which sees lo up, resolves it.
+		down = issue(t, ic, "interface_down", "dev3", netaiopsv1.IssueState_ISSUE_STATE_UNSPECIFIED)
+		return down != nil
+	})
+	if down.GetObject() != "lo" || down.GetAttributes()["source"] != "trap" {
+		t.Errorf("interface_down %v: want object lo from the trap", down)
+	}
+	if s := a.Stats(); s.TrapEvents != 1 {
+		t.Errorf("trap events %d, want 1", s.TrapEvents)
+	}
+
+	body := scrape(t, a.MetricsAddr().String())
+	for _, re := range []string{
+		`(?m)^netaiops_snmp_polls_total\{result="ok",target="dev3"\} [1-9]`,
+		`(?m)^netaiops_snmp_poll_duration_seconds_count\{target="dev3"\} [1-9]`,
+		`(?m)^netaiops_snmp_poll_duration_seconds_bucket\{target="dev3",le="0.5"\} `,
+		`(?m)^netaiops_snmp_traps_received_total 1$`,
+		`(?m)^netaiops_snmp_trap_events_total 1$`,
+		`(?m)^netaiops_agent_polls_total [1-9]`,
+		`(?m)^netaiops_agent_polls_skipped_total `,
+		`(?m)^netaiops_outbox_pending `,
+		`(?m)^netaiops_uplink_connected 1$`,
+		`(?m)^netaiops_detect_changes_total [1-9]`,
+		`(?m)^netaiops_detect_trap_events_total 1$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("/metrics does not match %s", re)
+		}
+	}
+	if strings.Contains(body, "127.0.0.1") {
+		t.Errorf("/metrics names an address:\n%s", body)
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s, %v", resp.Status, err)
+	}
+	return string(b)
+}
