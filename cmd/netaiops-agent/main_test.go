@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +121,9 @@ func TestRunsWithoutController(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"--config", cfg, "--log-level", "debug"}, &bytes.Buffer{}, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"--config", cfg, "--log-level", "debug", "--metrics-listen", "127.0.0.1:0"}, &bytes.Buffer{}, &stderr)
+	}()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stderr.String(), "poll failed") || !strings.Contains(stderr.String(), "controller stream ended") {
@@ -164,6 +169,26 @@ func TestRunsWithoutController(t *testing.T) {
 			t.Fatalf("agent not connected within 20s of the controller appearing (%v); log:\n%s", err, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// /metrics on the port the log names: the poller's, the agent's own
+	// and the Go runtime's metrics.
+	m := regexp.MustCompile(`msg="serving metrics" .*?addr=(\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no \"serving metrics\" in the log:\n%s", stderr.String())
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s %v", resp.Status, err)
+	}
+	for _, want := range []string{`netaiops_snmp_polls_total{result="`, `target="sw1"`, "netaiops_snmp_poll_duration_seconds_count", "netaiops_uplink_connected 1", "go_goroutines"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, page)
+		}
 	}
 	cancel()
 	select {
