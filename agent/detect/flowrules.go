@@ -447,14 +447,15 @@ func (e *Engine) synFlood(hits []flowHit, device string, s *flow.Snapshot) []flo
 
 // scanExplains reports whether the SYNs to a destination are one source
 // probing its ports: a single source, and a source in the fan-out list
-// that opened flows to one address on at least half as many ports as
-// there were SYNs. That is a port scan, not a flood.
+// that opened flows to at least half as many distinct ports as there were
+// SYNs. That is a port scan, not a flood (a flood from one source hits few
+// ports).
 func scanExplains(s *flow.Snapshot, f flow.FanIn) bool {
 	if f.Sources >= 1.5 {
 		return false
 	}
 	for _, o := range s.FanOut {
-		if o.DstAddrs < 1.5 && o.DstPorts >= 0.5*float64(f.SYNs) {
+		if o.DstPorts >= 0.5*float64(f.SYNs) {
 			return true
 		}
 	}
