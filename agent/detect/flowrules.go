@@ -276,8 +276,23 @@ func intervalAttrs(s *flow.Snapshot) map[string]string {
 		"capture":        s.Capture,
 		"interval_start": formatTime(s.Start),
 		"interval_end":   formatTime(s.End),
-		"interval":       s.End.Sub(s.Start).String(),
+		"interval":       span(s).String(),
 	}
+}
+
+// span is the interval's length, to the millisecond.
+func span(s *flow.Snapshot) time.Duration { return s.End.Sub(s.Start).Round(time.Millisecond) }
+
+// count renders "1 source", "209 sources" from a count or an estimate.
+func count(n float64, noun string) string {
+	v := strconv.FormatFloat(n, 'f', 0, 64)
+	if v == "1" {
+		return v + " " + noun
+	}
+	if strings.HasSuffix(noun, "s") {
+		return v + " " + noun + "es"
+	}
+	return v + " " + noun + "s"
 }
 
 func seconds0(s *flow.Snapshot) float64 {
@@ -412,8 +427,8 @@ func (e *Engine) portScan(hits []flowHit, device string, s *flow.Snapshot) []flo
 		a["top_sources"] = topSources(s, 5)
 		sev := escalate(escalate(SeverityWarning, f.DstPorts, o.DstPorts), f.DstAddrs, o.DstAddrs)
 		hits = append(hits, flowHit{kind: KindPortScan, object: f.Src.String(), sev: sev, attrs: a,
-			summary: fmt.Sprintf("port scan (%s) from %s on %s: %.0f destination ports on %.0f addresses in %s",
-				shape, f.Src, device, f.DstPorts, f.DstAddrs, s.End.Sub(s.Start))})
+			summary: fmt.Sprintf("port scan (%s) from %s on %s: %s on %s in %s",
+				shape, f.Src, device, count(f.DstPorts, "destination port"), count(f.DstAddrs, "address"), span(s))})
 	}
 	return hits
 }
@@ -439,8 +454,8 @@ func (e *Engine) synFlood(hits []flowHit, device string, s *flow.Snapshot) []flo
 		a["top_sources"] = topSources(s, 5)
 		sev := escalate(SeverityMajor, float64(f.SYNs), float64(o.SYNs))
 		hits = append(hits, flowHit{kind: KindSYNFlood, object: f.Dst.String(), sev: sev, attrs: a,
-			summary: fmt.Sprintf("SYN flood to %s on %s: %d bare SYNs from %.0f sources in %s, %d half-open flows",
-				f.Dst, device, f.SYNs, f.Sources, s.End.Sub(s.Start), s.HalfOpen)})
+			summary: fmt.Sprintf("SYN flood to %s on %s: %s from %s in %s, %s",
+				f.Dst, device, count(float64(f.SYNs), "bare SYN"), count(f.Sources, "source"), span(s), count(float64(s.HalfOpen), "half-open flow"))})
 	}
 	return hits
 }
@@ -520,6 +535,6 @@ func (e *Engine) captureDrops(hits []flowHit, fd *flowDevice, device string, s *
 		sev = SeverityMajor
 	}
 	return append(hits, flowHit{kind: KindCaptureDrops, sev: sev, attrs: a,
-		summary: fmt.Sprintf("capture on %s lost %d packets in the kernel in %s (%s%%): flow rules see less than the link carried",
-			device, dDrops, s.End.Sub(s.Start), formatValue(ratio))})
+		summary: fmt.Sprintf("capture on %s lost %s in the kernel in %s (%s%%): flow rules see less than the link carried",
+			device, count(float64(dDrops), "packet"), span(s), formatValue(ratio))})
 }
