@@ -249,18 +249,26 @@ func (u *Uplink) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("uplink to %s: %w", u.cfg.Address, err)
 	}
-	conn, err := grpc.NewClient(u.cfg.Address, u.dialOptions(creds)...)
+	// Each attempt gets a connection of its own: after a stream was
+	// declared dead (a silent controller, a cut link), reusing the old
+	// connection would wait on the same dead TCP socket until keepalive
+	// gives up, instead of dialing afresh at the next backoff step.
+	probe, err := grpc.NewClient(u.cfg.Address, u.dialOptions(creds)...)
 	if err != nil {
 		return fmt.Errorf("uplink to %s: %w", u.cfg.Address, err)
 	}
-	defer conn.Close()
-	client := netaiopsv1.NewControlServiceClient(conn)
+	probe.Close()
 
 	bo := newBackoff(u.cfg.BackoffMin, u.cfg.BackoffMax)
 	var lastErr string
 	for {
 		start := time.Now()
-		err := u.session(ctx, client)
+		conn, err := grpc.NewClient(u.cfg.Address, u.dialOptions(creds)...)
+		if err != nil {
+			return fmt.Errorf("uplink to %s: %w", u.cfg.Address, err)
+		}
+		err = u.session(ctx, netaiopsv1.NewControlServiceClient(conn))
+		conn.Close()
 		if ctx.Err() != nil {
 			return nil
 		}
