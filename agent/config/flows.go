@@ -212,6 +212,11 @@ func (c *Config) validateFlows(bad func(path, format string, args ...any)) {
 		}
 		capture(p, CaptureName(file))
 	}
+	for i, t := range c.Targets {
+		if capture, ok := strings.CutPrefix(t.Name, c.Agent.ID+":"); ok && names[capture] != "" {
+			bad(fmt.Sprintf("targets[%d].name", i), "%q is the device of the capture point at %s; rename the target", t.Name, names[capture])
+		}
+	}
 	if len(f.Interfaces) == 0 && len(f.PcapFiles) == 0 {
 		bad("flows", "no capture point: list interfaces or pcap_files, or leave flows out")
 	}

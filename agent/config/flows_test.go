@@ -106,6 +106,7 @@ func TestInvalidFlows(t *testing.T) {
 		"invalid-threshold.yaml":         `:7: flows.rules.port_scan.dst_ports: must be positive, got 0 (to turn the rule off, set enabled: false)`,
 		"invalid-top-n.yaml":             `:6: flows.top_n: must be between 1 and 1000, got 0`,
 		"invalid-unknown-key.yaml":       `:7: flows.rules.port_scan.ports: unknown key (known: enabled, dst_ports, dst_addrs)`,
+		"invalid-target-is-capture.yaml": `:4: targets[0].name: "edge-1:eth1" is the device of the capture point at flows.interfaces[0]; rename the target`,
 	}
 	files, err := filepath.Glob("testdata/flows/invalid-*.yaml")
 	if err != nil {
