@@ -21,11 +21,11 @@
 //
 // One issue per fingerprint (kind/device/object): a condition that holds
 // updates its issue (severity, evidence) and never opens a second one.
-// Issues another issue explains are suppressed (see correlate.go); counters
-// are turned into rates only across a clean interval, so a wrap, a reset or
-// a reboot never looks like traffic. Memory is bounded per device by what
-// it reports: state of series and conditions not seen for StaleAfter is
-// dropped, anomaly series live in a fixed-size set.
+// Issues another issue explains are suppressed (see correlate.go). Rules see
+// gauges and the rates the collector computed (one place handles wraps,
+// resets and reboots); raw counters are not rule values. Memory is bounded
+// per device by what it reports: state of series and conditions not seen
+// for StaleAfter is dropped, anomaly series live in a fixed-size set.
 package detect
 
 import (
@@ -96,9 +96,6 @@ type Options struct {
 	// no sample for that long (an open issue of it resolves with "no
 	// data"); 0 means DefaultStaleAfter.
 	StaleAfter time.Duration
-	// MaxRateGap is the longest gap between two samples of a counter over
-	// which a rate is still computed; 0 means DefaultMaxRateGap.
-	MaxRateGap time.Duration
 	// Flows tunes the flow rules.
 	Flows FlowOptions
 }
@@ -111,12 +108,11 @@ type Scorer interface {
 
 // Stats counts what the engine did beyond the changes it returned.
 type Stats struct {
-	Suppressed      uint64 // issues opened as caused by another issue, not returned
-	Released        uint64 // suppressed issues that outlived their cause and were returned as opened
-	Attributed      uint64 // returned issues later marked as caused by a root issue
-	Deferred        uint64 // failed polls an unexplained device_unreachable waited for its upstream
-	Discontinuities uint64 // counter samples that went backwards or spanned a reboot: no rate
-	AnomalyDropped  uint64 // samples not scored because the scorer was full
+	Suppressed     uint64 // issues opened as caused by another issue, not returned
+	Released       uint64 // suppressed issues that outlived their cause and were returned as opened
+	Attributed     uint64 // returned issues later marked as caused by a root issue
+	Deferred       uint64 // failed polls an unexplained device_unreachable waited for its upstream
+	AnomalyDropped uint64 // samples not scored because the scorer was full
 }
 
 // Engine holds the state of every device it has seen. It is not safe for
@@ -155,21 +151,16 @@ type deviceState struct {
 	recent map[string]recentRoot
 	// quietUntil: issues of the device opening before it are caused by
 	// quietCause (a reboot, a recovery from unreachable).
-	quietUntil time.Time
-	quietCause string
-	// rebootAt is the time of the last reboot seen; counters sampled
-	// before it give no rate.
-	rebootAt     time.Time
+	quietUntil   time.Time
+	quietCause   string
 	trapRebootAt time.Time // last reboot reported by a trap
 
-	counters      map[uint64]*counter // raw counter values by series key
-	discontinuity map[string]float64  // ifCounterDiscontinuityTime by ifIndex
-	bootAt        time.Time           // boot time of the last reboot seen by polls
-	conds         map[string]*cond    // threshold and anomaly rule state by fingerprint
-	flaps         map[string]*flap    // interface state history by object
-	ifaces        map[string]ifKnown  // interfaces of the last poll by object
-	lldp          []neighbour         // LLDP neighbours of the last poll that had some
-	sysName       string
+	bootAt  time.Time          // boot time of the last reboot seen by polls
+	conds   map[string]*cond   // threshold and anomaly rule state by fingerprint
+	flaps   map[string]*flap   // interface state history by object
+	ifaces  map[string]ifKnown // interfaces of the last poll by object
+	lldp    []neighbour        // LLDP neighbours of the last poll that had some
+	sysName string
 }
 
 // recentRoot is a resolved issue that may still explain others.
@@ -198,9 +189,6 @@ func New(agentID string, opts Options) *Engine {
 	if opts.StaleAfter <= 0 {
 		opts.StaleAfter = DefaultStaleAfter
 	}
-	if opts.MaxRateGap <= 0 {
-		opts.MaxRateGap = DefaultMaxRateGap
-	}
 	if opts.Flap.Window < 2 {
 		opts.Flap.Window = DefaultFlapWindow
 	}
@@ -222,8 +210,7 @@ func (e *Engine) device(name string) *deviceState {
 	d := e.devices[name]
 	if d == nil {
 		d = &deviceState{open: map[string]*Issue{}, held: map[string]bool{}, ifaceOf: map[string]string{},
-			recent: map[string]recentRoot{}, counters: map[uint64]*counter{}, discontinuity: map[string]float64{}, conds: map[string]*cond{},
-			flaps: map[string]*flap{}, ifaces: map[string]ifKnown{}}
+			recent: map[string]recentRoot{}, conds: map[string]*cond{}, flaps: map[string]*flap{}, ifaces: map[string]ifKnown{}}
 		e.devices[name] = d
 		e.topo.dirty = true
 	}
@@ -498,7 +485,6 @@ func (e *Engine) reboot(c *changes, d *deviceState, device string, p collector.P
 		return
 	}
 	if d.haveUptime && uptime < d.uptime && !wrapped(d.uptime, uptime, p.Time.Sub(d.uptimeAt)) {
-		d.rebootAt = p.Time
 		fp := Fingerprint(KindDeviceRebooted, device, "")
 		d.quiet(p.Time.Add(e.opts.Settle), fp)
 		boot := p.Time.Add(-time.Duration(uptime * float64(time.Second)))

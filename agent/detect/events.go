@@ -46,7 +46,7 @@ func (e *Engine) rebootTrap(c *changes, d *deviceState, ev collector.Event) {
 	if !d.bootAt.IsZero() && absDuration(ev.Time.Sub(d.bootAt)) <= 2*time.Minute {
 		return // a late trap of a reboot a poll already reported
 	}
-	d.rebootAt, d.trapRebootAt = ev.Time, ev.Time
+	d.trapRebootAt = ev.Time
 	d.quiet(ev.Time.Add(e.opts.Settle), fp)
 	if d.open[fp] != nil {
 		return

@@ -15,12 +15,6 @@ import (
 // the default scorer forgets it.
 const anomalyIdle = time.Hour
 
-// counter is the last raw value of one counter series.
-type counter struct {
-	v float64
-	t time.Time
-}
-
 // cond is the state of one rule condition of one fingerprint, as in
 // Prometheus: pending from activeSince while it holds, firing once it held
 // For, and still firing until it has been false for KeepFiringFor.
@@ -61,8 +55,7 @@ func (c *cond) step(truth bool, at time.Time, forDur, keep time.Duration) (start
 	return false, false
 }
 
-// value is one value a rule can see: a gauge as sampled, a counter's rate,
-// or a derived metric.
+// value is one value a rule can see: a gauge or a rate as sampled.
 type value struct {
 	metric string
 	labels collector.Labels
@@ -76,126 +69,17 @@ type ifKnown struct {
 	haveAdmin          bool
 }
 
-// derive turns samples into the values rules see: gauges as they are,
-// counters as per-second rates since the previous sample (none across a
-// decrease, a reboot or a gap longer than MaxRateGap), and interface
-// utilisation from octet rates and speed.
-func (e *Engine) derive(d *deviceState, at time.Time, samples []collector.Sample) []value {
-	out := make([]value, 0, len(samples)+len(samples)/4)
-	type ifRates struct {
-		labels               collector.Labels
-		in, out, in32, out32 float64
-		hasIn, hasOut        bool
-		hasIn32, hasOut32    bool
-		highSpeed, speed     float64
-		hasHighSpeed         bool
-	}
-	ifs := make(map[string]*ifRates, len(samples)/8)
-	ifr := func(ls collector.Labels) *ifRates {
-		idx := ls.Get("ifIndex")
-		r := ifs[idx]
-		if r == nil {
-			r = &ifRates{labels: ls}
-			ifs[idx] = r
-		}
-		return r
-	}
-	// ifCounterDiscontinuityTime moving says the interface's counters
-	// restarted (a line card reset, a counter clear): no rates from them
-	// this poll, however plausible the deltas look.
-	reset := map[string]bool{}
+// derive turns samples into the values rules see: gauges and rates (Kind
+// Rate) as sampled. Rates, interface utilisation included, are computed in
+// one place, the collector (collector/snmp: <counter>_rate,
+// if_in_utilization, if_out_utilization), which leaves out an interval
+// with a wrap it cannot tell from a reset, a reboot or a counter
+// discontinuity; a raw counter's value means nothing to a rule.
+func (e *Engine) derive(samples []collector.Sample) []value {
+	out := make([]value, 0, len(samples))
 	for _, s := range samples {
-		if s.Metric != "ifCounterDiscontinuityTime" {
-			continue
-		}
-		idx := s.Labels.Get("ifIndex")
-		if prev, ok := d.discontinuity[idx]; ok && prev != s.Value {
-			reset[idx] = true
-		}
-		d.discontinuity[idx] = s.Value
-	}
-	for _, s := range samples {
-		switch s.Kind {
-		case collector.Counter:
-			key := seriesKey("", s.Metric, s.Labels)
-			prev := d.counters[key]
-			if prev == nil {
-				prev = &counter{}
-				d.counters[key] = prev
-			}
-			ok := !prev.t.IsZero() && s.Time.After(prev.t) && s.Time.Sub(prev.t) <= e.opts.MaxRateGap
-			if ok && (s.Value < prev.v || (!d.rebootAt.IsZero() && prev.t.Before(d.rebootAt)) ||
-				(len(reset) > 0 && reset[s.Labels.Get("ifIndex")])) {
-				ok = false
-				e.stats.Discontinuities++
-			}
-			rate := 0.0
-			if ok {
-				rate = (s.Value - prev.v) / s.Time.Sub(prev.t).Seconds()
-			}
-			prev.v, prev.t = s.Value, s.Time
-			if !ok {
-				continue
-			}
-			out = append(out, value{s.Metric, s.Labels, rate})
-			switch s.Metric {
-			case "ifHCInOctets":
-				r := ifr(s.Labels)
-				r.in, r.hasIn = rate, true
-			case "ifHCOutOctets":
-				r := ifr(s.Labels)
-				r.out, r.hasOut = rate, true
-			case "ifInOctets":
-				r := ifr(s.Labels)
-				r.in32, r.hasIn32 = rate, true
-			case "ifOutOctets":
-				r := ifr(s.Labels)
-				r.out32, r.hasOut32 = rate, true
-			}
-		case collector.Gauge, collector.Rate:
+		if s.Kind == collector.Gauge || s.Kind == collector.Rate {
 			out = append(out, value{s.Metric, s.Labels, s.Value})
-			switch s.Metric {
-			case "ifHighSpeed":
-				r := ifr(s.Labels)
-				r.highSpeed, r.hasHighSpeed = s.Value*1e6, true
-			case "ifSpeed":
-				r := ifr(s.Labels)
-				r.speed = s.Value
-			}
-		}
-	}
-	idxs := make([]string, 0, len(ifs))
-	for idx := range ifs {
-		idxs = append(idxs, idx)
-	}
-	sort.Slice(idxs, func(i, j int) bool { return indexLess(idxs[i], idxs[j]) })
-	for _, idx := range idxs {
-		r := ifs[idx]
-		speed := r.highSpeed
-		if !r.hasHighSpeed || speed <= 0 {
-			speed = r.speed
-		}
-		if speed <= 0 {
-			continue
-		}
-		in, hasIn := r.in, r.hasIn
-		if !hasIn {
-			in, hasIn = r.in32, r.hasIn32
-		}
-		outRate, hasOut := r.out, r.hasOut
-		if !hasOut {
-			outRate, hasOut = r.out32, r.hasOut32
-		}
-		if hasIn {
-			out = append(out, value{MetricInUtilization, r.labels, in * 8 / speed * 100})
-		}
-		if hasOut {
-			out = append(out, value{MetricOutUtilization, r.labels, outRate * 8 / speed * 100})
-		}
-	}
-	for key, c := range d.counters {
-		if at.Sub(c.t) > e.opts.StaleAfter {
-			delete(d.counters, key)
 		}
 	}
 	return out
@@ -231,7 +115,7 @@ type violation struct {
 // metrics runs threshold and anomaly rules on the values of one poll, then
 // resolves what went stale.
 func (e *Engine) metrics(c *changes, d *deviceState, device string, at time.Time, samples []collector.Sample) {
-	vals := e.derive(d, at, samples)
+	vals := e.derive(samples)
 	e.thresholdRules(c, d, device, at, vals)
 	e.anomalyRules(c, d, device, at, vals)
 	var stale []string
@@ -286,7 +170,7 @@ func (e *Engine) thresholdRules(c *changes, d *deviceState, device string, at ti
 		var kinds []string // kinds a rule already took for this series
 		for i := range e.thresholds {
 			r := &e.thresholds[i]
-			if r.Metric != v.metric || contains(kinds, r.Kind) || !r.match.matches(device, v.labels) {
+			if !matchesMetric(r.Metric, r.rate, v.metric) || contains(kinds, r.Kind) || !r.match.matches(device, v.labels) {
 				continue
 			}
 			kinds = append(kinds, r.Kind)
@@ -387,7 +271,7 @@ func thresholdAttrs(r *thresholdRule, w *violation, cs *cond, at time.Time) map[
 	return a
 }
 
-// thresholdSummary: "ge-0/0/1 on core-sw1: ifInUtilization 93.2% above 90% for 5m0s".
+// thresholdSummary: "ge-0/0/1 on core-sw1: if_in_utilization 93.2% above 90% for 5m0s".
 func thresholdSummary(r *thresholdRule, w *violation, device string, held time.Duration) string {
 	op := "above"
 	if r.Below {
@@ -411,7 +295,7 @@ func (e *Engine) anomalyRules(c *changes, d *deviceState, device string, at time
 	for _, v := range vals {
 		var r *anomalyRule
 		for i := range e.anomalies {
-			if e.anomalies[i].Metric == v.metric && e.anomalies[i].match.matches(device, v.labels) {
+			if a := &e.anomalies[i]; matchesMetric(a.Metric, a.rate, v.metric) && a.match.matches(device, v.labels) {
 				r = &e.anomalies[i]
 				break
 			}
@@ -514,7 +398,7 @@ func anomalyAttrs(r *anomalyRule, v value, res anomaly.Result, cs *cond) map[str
 	return a
 }
 
-// anomalySummary: "ifHCInOctets of ge-0/0/1 on core-sw1 at 9.5e+07, expected 1.2e+07 (2e+06 to 2.2e+07)",
+// anomalySummary: "ifHCInOctets_rate of ge-0/0/1 on core-sw1 at 9.5e+07, expected 1.2e+07 (2e+06 to 2.2e+07)",
 // with the expectation from the anomaly's onset.
 func anomalySummary(v value, res anomaly.Result, device string) string {
 	what := v.metric

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/netaiops/netaiops/collector"
@@ -21,18 +22,23 @@ const (
 	KindInterfaceFlapping = "interface_flapping"
 )
 
-// Metrics the engine derives from the samples of one poll, so that rules can
-// name them like any collected metric. Counter samples (ifHCInOctets,
-// ifInErrors, ...) are seen by rules as per-second rates under their own
-// name; a counter that goes backwards (wrap, reset, reboot) yields no rate
-// for that poll.
+// Rules see gauges and rates (Kind Rate) as the collector samples them; raw
+// counters (Kind Counter) are not values a threshold means anything for.
+// The SNMP collector adds the rate of every counter as <counter>_rate
+// (ifInErrors_rate, ifHCInOctets_rate, per second) and the utilisation of
+// interfaces, with wraps, resets and reboots handled there, once. A rule
+// naming a counter (ifInErrors) sees its rate (ifInErrors_rate), as the
+// config documents; ifInUtilization and ifOutUtilization, the names rules
+// used when the engine computed utilisation itself, name the collector's.
 const (
+	// RateSuffix names the rate of a counter: ifInErrors_rate.
+	RateSuffix = "_rate"
 	// MetricInUtilization is the inbound rate of an interface in percent
-	// of its speed: rate(ifHCInOctets, else ifInOctets) * 8 / speed, where
-	// speed is ifHighSpeed (Mb/s) or else ifSpeed (b/s) of the same poll.
-	MetricInUtilization = "ifInUtilization"
+	// of its speed, as collector/snmp computes it: rate(ifHCInOctets, else
+	// ifInOctets) * 8 / speed, speed ifHighSpeed (Mb/s) or else ifSpeed.
+	MetricInUtilization = "if_in_utilization"
 	// MetricOutUtilization is the same for ifHCOutOctets / ifOutOctets.
-	MetricOutUtilization = "ifOutUtilization"
+	MetricOutUtilization = "if_out_utilization"
 )
 
 // ThresholdRule opens an issue of Kind when Metric crosses Threshold on a
@@ -104,7 +110,6 @@ const (
 	DefaultSettle           = time.Minute
 	DefaultCorrelationWait  = 2
 	DefaultStaleAfter       = 15 * time.Minute
-	DefaultMaxRateGap       = 15 * time.Minute
 	DefaultMaxAnomalySeries = 8192
 )
 
@@ -112,12 +117,12 @@ func ptr(f float64) *float64 { return &f }
 
 // DefaultThresholds are the threshold rules shipped with the agent, used
 // when Options.Thresholds is nil. Metric names are those the SNMP collector
-// produces or the engine derives; an operator whose devices name a metric
-// differently adds a rule with the same kind and their metric name.
+// produces; an operator whose devices name a metric differently adds a rule
+// with the same kind and their metric name.
 //
-//	high_utilization  ifInUtilization, ifOutUtilization > 90 % for 5m (critical 98 %, clears < 80 %), keep 2m
-//	interface_errors  ifInErrors, ifOutErrors > 1/s for 2m (critical 100/s), keep 5m
-//	interface_errors  ifInDiscards, ifOutDiscards > 10/s for 5m, keep 5m
+//	high_utilization  if_in_utilization, if_out_utilization > 90 % for 5m (critical 98 %, clears < 80 %), keep 2m
+//	interface_errors  ifInErrors_rate, ifOutErrors_rate > 1/s for 2m (critical 100/s), keep 5m
+//	interface_errors  ifInDiscards_rate, ifOutDiscards_rate > 10/s for 5m, keep 5m
 //	high_cpu          cpuUtilization, hrProcessorLoad > 90 % for 5m (critical 98 %, clears < 80 %), keep 2m
 //	high_memory       memoryUtilization > 90 % for 10m (critical 97 %, clears < 85 %), keep 5m
 //	high_temperature  temperatureCelsius > 70 C for 2m (critical 85 C, clears < 65 C), keep 5m
@@ -136,8 +141,8 @@ func DefaultThresholds() []ThresholdRule {
 	}
 	return []ThresholdRule{
 		util(MetricInUtilization), util(MetricOutUtilization),
-		errs("ifInErrors", 1, ptr(100), 2*time.Minute), errs("ifOutErrors", 1, ptr(100), 2*time.Minute),
-		errs("ifInDiscards", 10, nil, 5*time.Minute), errs("ifOutDiscards", 10, nil, 5*time.Minute),
+		errs("ifInErrors"+RateSuffix, 1, ptr(100), 2*time.Minute), errs("ifOutErrors"+RateSuffix, 1, ptr(100), 2*time.Minute),
+		errs("ifInDiscards"+RateSuffix, 10, nil, 5*time.Minute), errs("ifOutDiscards"+RateSuffix, 10, nil, 5*time.Minute),
 		cpu("cpuUtilization"), cpu("hrProcessorLoad"),
 		{Kind: KindHighMemory, Metric: "memoryUtilization", Threshold: 90, Critical: ptr(97), Clear: ptr(85),
 			For: 10 * time.Minute, KeepFiringFor: 5 * time.Minute, Unit: "%"},
@@ -147,13 +152,14 @@ func DefaultThresholds() []ThresholdRule {
 }
 
 // DefaultAnomalies are the anomaly rules shipped with the agent, used when
-// Options.Anomalies is nil: the traffic of every interface, in and out.
+// Options.Anomalies is nil: the traffic of every interface, in and out
+// (bytes per second).
 func DefaultAnomalies() []AnomalyRule {
 	r := func(metric string) AnomalyRule {
 		return AnomalyRule{Metric: metric, MinScore: DefaultMinScore, MinDeviation: DefaultMinDeviation,
 			For: 2 * time.Minute, KeepFiringFor: 10 * time.Minute}
 	}
-	return []AnomalyRule{r("ifHCInOctets"), r("ifHCOutOctets")}
+	return []AnomalyRule{r("ifHCInOctets" + RateSuffix), r("ifHCOutOctets" + RateSuffix)}
 }
 
 // matcher is a compiled Match: every label must match its expression.
@@ -201,11 +207,34 @@ func (m matcher) matches(device string, ls collector.Labels) bool {
 type thresholdRule struct {
 	ThresholdRule
 	match matcher
+	rate  string // Metric's rate sample: Metric + RateSuffix, "" when Metric is one
 }
 
 type anomalyRule struct {
 	AnomalyRule
 	match matcher
+	rate  string
+}
+
+// ruleMetric returns the metric a rule names, with the old utilisation
+// names mapped to the collector's, and the name of its rate sample.
+func ruleMetric(m string) (metric, rate string) {
+	switch m {
+	case "ifInUtilization":
+		m = MetricInUtilization
+	case "ifOutUtilization":
+		m = MetricOutUtilization
+	}
+	if strings.HasSuffix(m, RateSuffix) || m == MetricInUtilization || m == MetricOutUtilization {
+		return m, ""
+	}
+	return m, m + RateSuffix
+}
+
+// matchesMetric reports whether a rule of metric (and rate) sees a value
+// of metric m.
+func matchesMetric(metric, rate, m string) bool {
+	return m == metric || (rate != "" && m == rate)
 }
 
 // Validate checks the options' rules and returns every problem found. New
@@ -245,7 +274,9 @@ func compileRules(o Options) ([]thresholdRule, []anomalyRule, error) {
 		if r.Severity == 0 {
 			r.Severity = SeverityWarning
 		}
-		th = append(th, thresholdRule{r, m})
+		var rate string
+		r.Metric, rate = ruleMetric(r.Metric)
+		th = append(th, thresholdRule{r, m, rate})
 	}
 	ans := o.Anomalies
 	if ans == nil {
@@ -275,7 +306,9 @@ func compileRules(o Options) ([]thresholdRule, []anomalyRule, error) {
 		if r.Severity == 0 {
 			r.Severity = SeverityWarning
 		}
-		an = append(an, anomalyRule{r, m})
+		var rate string
+		r.Metric, rate = ruleMetric(r.Metric)
+		an = append(an, anomalyRule{r, m, rate})
 	}
 	if f := o.Flap; f.Window < 0 || f.Window == 1 || f.Low < 0 || f.High > 100 || (f.High > 0 && f.Low > f.High) {
 		errs = append(errs, fmt.Errorf("flapping: want window >= 2 and 0 <= low <= high <= 100, got window %d, low %v, high %v", f.Window, f.Low, f.High))

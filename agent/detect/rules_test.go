@@ -40,6 +40,11 @@ func ctr(metric string, v float64, labels ...string) collector.Sample {
 	return collector.Sample{Metric: metric, Value: v, Kind: collector.Counter, Labels: collector.NewLabels(labels...)}
 }
 
+// rate is a rate sample as collector/snmp adds it next to a counter.
+func rate(metric string, v float64, labels ...string) collector.Sample {
+	return collector.Sample{Metric: metric, Value: v, Kind: collector.Rate, Labels: collector.NewLabels(labels...)}
+}
+
 // ifSamples are the status samples of one interface.
 func ifSamples(index int, name string, admin, oper float64) []collector.Sample {
 	ls := []string{"ifIndex", strconv.Itoa(index), "ifName", name}
@@ -162,7 +167,8 @@ func TestThresholdMatchAndUtilisation(t *testing.T) {
 		{Kind: KindHighUtilization, Metric: MetricOutUtilization, Threshold: 90, Critical: ptr(95), Unit: "%"},
 	}
 	e := New("edge-1", o)
-	// 1 Gb/s ports. uplink1 in: 60%; eth2 in: 60% (under its 90%); eth2 out 96%.
+	// 1 Gb/s ports. uplink1 in: 60%; eth2 in: 60% (under its 90%); eth2 out
+	// 96%: the utilisation the collector computes from the second poll on.
 	sample := func(i int) []collector.Sample {
 		n := float64(i)
 		var ss []collector.Sample
@@ -173,6 +179,9 @@ func TestThresholdMatchAndUtilisation(t *testing.T) {
 		}{{"1", "uplink1", 75e6, 1e6}, {"2", "eth2", 75e6, 120e6}} {
 			ls := []string{"ifIndex", f.idx, "ifName", f.name}
 			ss = append(ss, gauge("ifHighSpeed", 1000, ls...), ctr("ifHCInOctets", f.in*10*n, ls...), ctr("ifHCOutOctets", f.outB*10*n, ls...))
+			if i > 0 {
+				ss = append(ss, rate(MetricInUtilization, f.in*8/1e9*100, ls...), rate(MetricOutUtilization, f.outB*8/1e9*100, ls...))
+			}
 		}
 		return ss
 	}
@@ -192,31 +201,38 @@ func TestThresholdMatchAndUtilisation(t *testing.T) {
 	checkChanges(t, other, []string{"opened high_utilization/dist-sw2/eth2 @1"})
 }
 
-// Counters that go backwards (wrap, reset) or span a reboot give no rate:
-// no error-rate issue, no traffic anomaly.
-func TestCounterDiscontinuity(t *testing.T) {
+// Rules see the rates the collector computed, never raw counters: a rule
+// naming a counter sees its rate sample, not its value (4e9 errors since
+// boot is no error rate), and the intervals the collector gave no rate for
+// (a wrap it could not tell from a reset, a reboot) are simply absent.
+func TestRulesSeeRatesNotCounters(t *testing.T) {
 	o := noRules()
 	o.Thresholds = []ThresholdRule{{Kind: KindInterfaceErrors, Metric: "ifInErrors", Threshold: 1}}
 	e := New("edge-1", o)
 	ls := []string{"ifIndex", "1", "ifName", "eth0"}
+	p := func(i int, uptime, errs float64, rates ...float64) collector.Poll {
+		ss := []collector.Sample{gauge("sysUpTime", uptime), ctr("ifInErrors", errs, ls...)}
+		for _, r := range rates {
+			ss = append(ss, rate("ifInErrors"+RateSuffix, r, ls...))
+		}
+		return poll(dev, i, ss...)
+	}
 	got := observeAll(e,
-		poll(dev, 0, gauge("sysUpTime", 1000), ctr("ifInErrors", 4e9, ls...)),
-		poll(dev, 1, gauge("sysUpTime", 1010), ctr("ifInErrors", 4e9+5, ls...)), // 0.5/s
-		poll(dev, 2, gauge("sysUpTime", 1020), ctr("ifInErrors", 3, ls...)),     // 32-bit wrap
-		poll(dev, 3, gauge("sysUpTime", 1030), ctr("ifInErrors", 6, ls...)),
-		poll(dev, 4, gauge("sysUpTime", 2), ctr("ifInErrors", 900, ls...)), // reboot: 900 since boot, not in 10s
-		poll(dev, 5, gauge("sysUpTime", 12), ctr("ifInErrors", 903, ls...)),
+		p(0, 1000, 4e9),        // first poll: no rate yet
+		p(1, 1010, 4e9+5, 0.5), // 0.5/s
+		p(2, 1020, 3, 0.43),    // a Counter32 wrap, computed across by the collector
+		p(3, 1030, 6, 0.3),     //
+		p(4, 2, 900),           // reboot: no rate (900 since boot, not in 10s)
+		p(5, 12, 903, 0.3),     //
 	)
 	checkChanges(t, got, []string{"opened device_rebooted/core-sw1/ @4", "resolved device_rebooted/core-sw1/ @5"})
-	if s := e.Stats(); s.Discontinuities != 2 {
-		t.Errorf("discontinuities = %d, want 2", s.Discontinuities)
-	}
 	// A real error rate right after the reboot is suppressed under it;
 	// once the device settled it opens.
-	got = observeAll(e, poll(dev, 6, gauge("sysUpTime", 22), ctr("ifInErrors", 1000, ls...)),
-		poll(dev, 7, gauge("sysUpTime", 32), ctr("ifInErrors", 1001, ls...)),
-		poll(dev, 11, gauge("sysUpTime", 72), ctr("ifInErrors", 1601, ls...)))
+	got = observeAll(e, p(6, 22, 1000, 9.7), p(7, 32, 1001, 0.1), p(11, 72, 1601, 15))
 	checkChanges(t, got, []string{"opened interface_errors/core-sw1/eth0 @11"})
+	if is := e.Open()[0]; is.Attributes["metric"] != "ifInErrors_rate" || is.Attributes["value"] != "15.0" {
+		t.Errorf("issue %+v: want the rate's evidence", is)
+	}
 }
 
 // scripted is a Scorer that returns the next result of a script.
@@ -236,7 +252,7 @@ func TestAnomalyRule(t *testing.T) {
 	calm := anomaly.Result{Score: 0.1, Expected: 100, Lower: 70, Upper: 130, Deviation: 0.5}
 	spike := anomaly.Result{Score: 0.95, Expected: 100, Lower: 70, Upper: 130, Deviation: 9}
 	outside := anomaly.Result{Score: 0.2, Expected: 100, Lower: 70, Upper: 130, Deviation: 5} // refractory: low score, still far out
-	const fp = "metric_anomaly/core-sw1/eth0:ifHCInOctets"
+	const fp = "metric_anomaly/core-sw1/eth0:ifHCInOctets_rate"
 	tests := []struct {
 		name   string
 		script []anomaly.Result
@@ -251,12 +267,17 @@ func TestAnomalyRule(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := noRules()
-			o.Anomalies = []AnomalyRule{{Metric: "ifHCInOctets", For: 20 * time.Second, KeepFiringFor: 20 * time.Second}}
+			o.Anomalies = []AnomalyRule{{Metric: "ifHCInOctets_rate", For: 20 * time.Second, KeepFiringFor: 20 * time.Second}}
 			o.Scorer = &scripted{results: tt.script}
 			e := New("edge-1", o)
 			var polls []collector.Poll
-			for i := 0; i <= len(tt.script); i++ { // the first sample gives no rate
-				polls = append(polls, poll(dev, i, ctr("ifHCInOctets", float64(i*1000), "ifIndex", "1", "ifName", "eth0")))
+			ls := []string{"ifIndex", "1", "ifName", "eth0"}
+			for i := 0; i <= len(tt.script); i++ {
+				ss := []collector.Sample{ctr("ifHCInOctets", float64(i*1000), ls...)}
+				if i > 0 { // the first poll gives no rate
+					ss = append(ss, rate("ifHCInOctets_rate", 100, ls...))
+				}
+				polls = append(polls, poll(dev, i, ss...))
 			}
 			checkChanges(t, observeAll(e, polls...), tt.want)
 		})
@@ -266,17 +287,22 @@ func TestAnomalyRule(t *testing.T) {
 // With the real scorer: a steady series, then a tenfold step.
 func TestAnomalyRealScorer(t *testing.T) {
 	o := noRules()
-	o.Anomalies = []AnomalyRule{{Metric: "ifHCInOctets", For: 30 * time.Second, KeepFiringFor: 5 * time.Minute}}
+	o.Anomalies = []AnomalyRule{{Metric: "ifHCInOctets_rate", For: 30 * time.Second, KeepFiringFor: 5 * time.Minute}}
 	e := New("edge-1", o)
 	total := 0.0
 	var opened []Change
+	ls := []string{"ifIndex", "1", "ifName", "eth0"}
 	for i := 0; i < 400; i++ {
-		rate := 1e6 + float64((i*7919)%13)*1e4 // bytes/s, a little jitter
+		r := 1e6 + float64((i*7919)%13)*1e4 // bytes/s, a little jitter
 		if i >= 300 {
-			rate = 1e7
+			r = 1e7
 		}
-		total += rate * 10
-		for _, c := range e.Observe(poll(dev, i, ctr("ifHCInOctets", total, "ifIndex", "1", "ifName", "eth0"))) {
+		total += r * 10
+		ss := []collector.Sample{ctr("ifHCInOctets", total, ls...)}
+		if i > 0 {
+			ss = append(ss, rate("ifHCInOctets_rate", r, ls...))
+		}
+		for _, c := range e.Observe(poll(dev, i, ss...)) {
 			if i < 300 {
 				t.Fatalf("change before the step at %d: %+v", i, c)
 			}
@@ -288,11 +314,11 @@ func TestAnomalyRealScorer(t *testing.T) {
 	}
 	is := opened[0].Issue
 	a := is.Attributes
-	if is.Kind != KindMetricAnomaly || is.Object != "eth0:ifHCInOctets" || a["metric"] != "ifHCInOctets" ||
+	if is.Kind != KindMetricAnomaly || is.Object != "eth0:ifHCInOctets_rate" || a["metric"] != "ifHCInOctets_rate" ||
 		a["labels"] != `{ifIndex="1",ifName="eth0"}` || a["observed"] != "1e+07" || a["expected"] == "" || a["score"] == "" {
 		t.Errorf("issue = %+v", is)
 	}
-	if !strings.HasPrefix(is.Summary, "ifHCInOctets of eth0 on core-sw1 at 1e+07, expected ") {
+	if !strings.HasPrefix(is.Summary, "ifHCInOctets_rate of eth0 on core-sw1 at 1e+07, expected ") {
 		t.Errorf("summary %q", is.Summary)
 	}
 }
@@ -599,24 +625,6 @@ func TestNoIO(t *testing.T) {
 			}
 		}
 	}
-}
-
-// ifCounterDiscontinuityTime moving voids the interface's rates for that
-// poll, however plausible the deltas look.
-func TestCounterDiscontinuityTime(t *testing.T) {
-	o := noRules()
-	o.Thresholds = []ThresholdRule{{Kind: KindInterfaceErrors, Metric: "ifInErrors", Threshold: 1}}
-	e := New("edge-1", o)
-	ls := []string{"ifIndex", "1", "ifName", "eth0"}
-	p := func(i int, disc, errs float64) collector.Poll {
-		return poll(dev, i, gauge("ifCounterDiscontinuityTime", disc, ls...), ctr("ifInErrors", errs, ls...))
-	}
-	got := observeAll(e, p(0, 100, 0), p(1, 100, 5), p(2, 300, 500), p(3, 300, 505))
-	checkChanges(t, got, nil)
-	if s := e.Stats(); s.Discontinuities != 1 {
-		t.Errorf("discontinuities = %d, want 1", s.Discontinuities)
-	}
-	checkChanges(t, observeAll(e, p(4, 300, 605)), []string{"opened interface_errors/core-sw1/eth0 @4"})
 }
 
 // Traps that arrive after a poll told the same story change nothing.

@@ -45,11 +45,16 @@ func TestFromConfig(t *testing.T) {
 	if r := o.Thresholds[0]; r.Severity != detect.SeverityMajor || r.Threshold != 80 || r.Match["device"] != "core-.*" {
 		t.Errorf("above rule = %+v", r)
 	}
-	// The configured rule wins over the shipped one for its interfaces.
+	// The configured rule wins over the shipped one for its interfaces. It
+	// names ifInUtilization, which is the collector's if_in_utilization.
 	e := detect.New("edge-1", o)
 	var got []string
 	for i := 0; i <= 31; i++ {
-		p := poll("core-sw1", i, sample("ifHighSpeed", collector.Gauge, 1000), sample("ifHCInOctets", collector.Counter, float64(i)*10*106e6)) // 84.8%
+		ss := []collector.Sample{sample("ifHighSpeed", collector.Gauge, 1000), sample("ifHCInOctets", collector.Counter, float64(i)*10*106e6)}
+		if i > 0 { // the collector's utilisation from the second poll on: 106e6 B/s of 1 Gb/s
+			ss = append(ss, sample(detect.MetricInUtilization, collector.Rate, 84.8))
+		}
+		p := poll("core-sw1", i, ss...)
 		for _, c := range e.Observe(p) {
 			got = append(got, c.Type.String()+" "+c.Issue.Fingerprint+" "+c.Issue.Severity.String())
 		}
