@@ -212,6 +212,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 		ob.Close()
 		return nil, fmt.Errorf("create agent %s: register metrics: %w", cfg.Agent.ID, err)
 	}
+	if err := reg.Register(flowCollector{a}); err != nil {
+		ob.Close()
+		return nil, fmt.Errorf("create agent %s: register flow metrics: %w", cfg.Agent.ID, err)
+	}
 	// Sockets last: nothing after them can fail and leave them open. A
 	// taken metrics port costs the metrics, not the polling.
 	if a.metricsLn, err = listenMetrics(o.metricsListen); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/bpf"
 
 	"github.com/netaiops/netaiops/agent/config"
@@ -29,6 +30,26 @@ type agentFlows struct {
 	c         chan flowMsg // nil: no capture configured
 	intervals atomic.Uint64
 	failures  atomic.Uint64
+	caps      atomic.Pointer[[]*captureStats] // the capture points running, for metrics
+}
+
+// captureStats is what the metrics show of one capture point: written by
+// its capture goroutine at each interval, read by scrapes.
+type captureStats struct {
+	name                        string
+	src                         flow.Source // Stats is safe from any goroutine
+	packets, bytes              atomic.Uint64
+	decodeErrors, evicted, news atomic.Uint64
+	active                      atomic.Int64
+}
+
+func (cs *captureStats) observe(s *flow.Snapshot) {
+	cs.packets.Add(s.Packets)
+	cs.bytes.Add(s.Bytes)
+	cs.news.Add(s.NewFlows)
+	cs.decodeErrors.Store(s.Decode.BadTotal())
+	cs.evicted.Store(s.Table.Evicted)
+	cs.active.Store(int64(s.Active))
 }
 
 // flowMsg is one closed interval of a capture point or, with end set, the
@@ -71,6 +92,7 @@ func (a *Agent) startFlows(ctx context.Context, wg *sync.WaitGroup) {
 			Table:    flow.TableConfig{MaxFlows: fc.MaxFlows, IdleTimeout: fc.IdleTimeout, ActiveTimeout: fc.ActiveTimeout},
 			Features: flow.FeatureConfig{Interval: fc.Interval, TopN: fc.TopN}}
 	}
+	var caps []*captureStats
 	for _, iface := range fc.Interfaces {
 		src, err := flow.OpenLive(flow.LiveOptions{Interface: iface, Filter: fc.BPF, Snaplen: fc.Snaplen,
 			Promiscuous: fc.Promiscuous, RingMB: fc.RingMB})
@@ -79,7 +101,7 @@ func (a *Agent) startFlows(ctx context.Context, wg *sync.WaitGroup) {
 			a.log.Error("flow capture not started", "device", FlowDevice(a.cfg.Agent.ID, iface), "err", err)
 			continue
 		}
-		wg.Go(func() { a.runCapture(ctx, src, mcfg(iface)) })
+		caps = append(caps, &captureStats{name: iface, src: src})
 	}
 	for _, file := range fc.PcapFiles {
 		name := config.CaptureName(file)
@@ -89,7 +111,11 @@ func (a *Agent) startFlows(ctx context.Context, wg *sync.WaitGroup) {
 			a.log.Error("flow replay not started", "device", FlowDevice(a.cfg.Agent.ID, name), "err", err)
 			continue
 		}
-		wg.Go(func() { a.runCapture(ctx, src, mcfg(name)) })
+		caps = append(caps, &captureStats{name: name, src: src})
+	}
+	a.flows.caps.Store(&caps)
+	for _, cs := range caps {
+		wg.Go(func() { a.runCapture(ctx, cs, mcfg(cs.name)) })
 	}
 }
 
@@ -152,7 +178,8 @@ func (s *filteredSource) ReadPacket(ctx context.Context) ([]byte, gopacket.Captu
 // When the source ends first (a file read to its end, a failure), the
 // engine is told, so the point's open issues resolve at its last packet's
 // time instead of staying open with no data.
-func (a *Agent) runCapture(ctx context.Context, src flow.Source, cfg flow.MeterConfig) {
+func (a *Agent) runCapture(ctx context.Context, cs *captureStats, cfg flow.MeterConfig) {
+	src := cs.src
 	device := FlowDevice(a.cfg.Agent.ID, cfg.Name)
 	log := a.log.With("component", "flow", "device", device)
 	defer func() {
@@ -163,6 +190,7 @@ func (a *Agent) runCapture(ctx context.Context, src flow.Source, cfg flow.MeterC
 	var last time.Time
 	m := flow.NewMeter(cfg, src.LinkType(), log, func(s *flow.Snapshot) {
 		last = s.End
+		cs.observe(s)
 		a.sendFlow(ctx, flowMsg{device: device, snap: *s}) // the slices are the snapshot's own
 	})
 	err := m.Run(ctx, src)
@@ -200,4 +228,60 @@ func (a *Agent) observeFlows(m flowMsg) []detect.Change {
 			"active", m.snap.Active, "new", m.snap.NewFlows, "half_open", m.snap.HalfOpen)
 	}
 	return a.engine.ObserveFlows(m.device, &m.snap)
+}
+
+// The flow capture's metrics; capture is the capture point (an interface,
+// or a pcap file's base name), never an address.
+//
+//	netaiops_flow_intervals_total              capture intervals the detection engine judged
+//	netaiops_flow_capture_failures_total       capture points that could not open, or failed
+//	netaiops_flow_packets_total{capture}       packets decoded
+//	netaiops_flow_bytes_total{capture}         their bytes on the wire
+//	netaiops_flow_new_total{capture}           flows created
+//	netaiops_flow_active{capture}              flows in the table at the last interval's end
+//	netaiops_flow_decode_errors_total{capture} frames that could not be decoded
+//	netaiops_flow_table_evictions_total{capture} flows evicted because the table was full
+//	netaiops_flow_kernel_drops_total{capture}  packets the kernel dropped (live capture)
+var (
+	descFlowIntervals = prometheus.NewDesc("netaiops_flow_intervals_total", "Capture intervals the detection engine judged.", nil, nil)
+	descFlowFailures  = prometheus.NewDesc("netaiops_flow_capture_failures_total", "Capture points that could not open, or failed while running.", nil, nil)
+	descFlowPackets   = prometheus.NewDesc("netaiops_flow_packets_total", "Packets decoded.", []string{"capture"}, nil)
+	descFlowBytes     = prometheus.NewDesc("netaiops_flow_bytes_total", "Bytes on the wire of the packets decoded.", []string{"capture"}, nil)
+	descFlowNew       = prometheus.NewDesc("netaiops_flow_new_total", "Flows created.", []string{"capture"}, nil)
+	descFlowActive    = prometheus.NewDesc("netaiops_flow_active", "Flows in the table at the end of the last interval.", []string{"capture"}, nil)
+	descFlowDecodeErr = prometheus.NewDesc("netaiops_flow_decode_errors_total", "Frames that could not be decoded.", []string{"capture"}, nil)
+	descFlowEvicted   = prometheus.NewDesc("netaiops_flow_table_evictions_total", "Flows evicted because the flow table was full.", []string{"capture"}, nil)
+	descFlowDrops     = prometheus.NewDesc("netaiops_flow_kernel_drops_total", "Packets the kernel dropped for lack of ring space (live capture).", []string{"capture"}, nil)
+)
+
+// flowCollector exports the flow capture's counters.
+type flowCollector struct{ a *Agent }
+
+func (c flowCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFlowIntervals, descFlowFailures, descFlowPackets, descFlowBytes, descFlowNew,
+		descFlowActive, descFlowDecodeErr, descFlowEvicted, descFlowDrops} {
+		ch <- d
+	}
+}
+
+func (c flowCollector) Collect(ch chan<- prometheus.Metric) {
+	f := &c.a.flows
+	ch <- prometheus.MustNewConstMetric(descFlowIntervals, prometheus.CounterValue, float64(f.intervals.Load()))
+	ch <- prometheus.MustNewConstMetric(descFlowFailures, prometheus.CounterValue, float64(f.failures.Load()))
+	caps := f.caps.Load()
+	if caps == nil {
+		return
+	}
+	for _, cs := range *caps {
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), cs.name)
+		}
+		counter(descFlowPackets, cs.packets.Load())
+		counter(descFlowBytes, cs.bytes.Load())
+		counter(descFlowNew, cs.news.Load())
+		counter(descFlowDecodeErr, cs.decodeErrors.Load())
+		counter(descFlowEvicted, cs.evicted.Load())
+		counter(descFlowDrops, cs.src.Stats().KernelDrops)
+		ch <- prometheus.MustNewConstMetric(descFlowActive, prometheus.GaugeValue, float64(cs.active.Load()), cs.name)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -20,15 +21,16 @@ import (
 
 // runFlowAgent starts an agent from a config document and returns it; the
 // test's end stops it and checks that Run returned nil.
-func runFlowAgent(t *testing.T, doc string) *agent.Agent {
+func runFlowAgent(t *testing.T, doc string, opts ...agent.Option) *agent.Agent {
 	t.Helper()
 	cfg, err := config.Parse([]byte(doc), "agent.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(cfg, testLogger(t), agent.WithUplinkConfig(func(c *uplink.Config) {
+	opts = append(opts, agent.WithUplinkConfig(func(c *uplink.Config) {
 		c.BackoffMin, c.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
 	}))
+	a, err := agent.New(cfg, testLogger(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +102,7 @@ func withObject(list []*netaiopsv1.Issue, object string) *netaiopsv1.Issue {
 func TestAgentReplaysFlowFixtures(t *testing.T) {
 	addr, ic := controllerClient(t)
 	const id = "flow-test"
+	reg := prometheus.NewRegistry()
 	a := runFlowAgent(t, fmt.Sprintf(`agent: {id: %s, data_dir: %s}
 controller: {address: "%s", insecure: true}
 targets: []
@@ -110,7 +113,7 @@ flows:
     - ../testdata/flow/veth-capture.pcap
   rules:
     port_scan: {dst_ports: 30}
-`, id, t.TempDir(), addr))
+`, id, t.TempDir(), addr), agent.WithRegistry(reg))
 
 	mixed := []string{agent.FlowDevice(id, "mixed-small.pcap"), agent.FlowDevice(id, "mixed-small.pcapng")}
 	veth := agent.FlowDevice(id, "veth-capture.pcap")
@@ -161,6 +164,54 @@ flows:
 	if st := a.FlowStats(); st.Failures != 0 || st.Intervals < 9 {
 		t.Errorf("flow stats %+v", st)
 	}
+	// The capture's counters at /metrics: the generator wrote 1500 frames;
+	// the veth capture holds 148, of which 2 do not decode.
+	for _, m := range []struct {
+		name, capture string
+		want          float64
+	}{
+		{"netaiops_flow_packets_total", "mixed-small.pcap", 1500}, {"netaiops_flow_packets_total", "mixed-small.pcapng", 1500},
+		{"netaiops_flow_packets_total", "veth-capture.pcap", 146}, {"netaiops_flow_decode_errors_total", "veth-capture.pcap", 2},
+		{"netaiops_flow_kernel_drops_total", "mixed-small.pcap", 0}, {"netaiops_flow_capture_failures_total", "", 0},
+	} {
+		if got, ok := gathered(t, reg, m.name, m.capture); !ok || got != m.want {
+			t.Errorf("%s{capture=%q} = %v (found %v), want %v", m.name, m.capture, got, ok, m.want)
+		}
+	}
+	if got, _ := gathered(t, reg, "netaiops_flow_intervals_total", ""); got < 9 {
+		t.Errorf("netaiops_flow_intervals_total = %v", got)
+	}
+}
+
+// gathered returns the value of metric name (with label capture, unless
+// "") from reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name, capture string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "capture" {
+					got = l.GetValue()
+				}
+			}
+			if got != capture {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue(), true
+			}
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
 }
 
 // A replay whose file is missing is counted and logged; the agent runs on.
