@@ -3,7 +3,8 @@
 // one goroutine that owns the detection engine, queues the resulting issue
 // changes in the outbox and runs the uplink that streams them to the
 // controller. Polling goes on while the controller is away; the outbox keeps
-// what was not yet acked.
+// what was not yet acked. Flow capture points (flows.go) feed the same
+// engine with their intervals, with or without SNMP targets.
 package agent
 
 import (

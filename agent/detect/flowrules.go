@@ -295,7 +295,7 @@ func count(n float64, noun string) string {
 	return v + " " + noun + "s"
 }
 
-func seconds0(s *flow.Snapshot) float64 {
+func intervalSeconds(s *flow.Snapshot) float64 {
 	if secs := s.Seconds(); secs > 0 {
 		return secs
 	}
@@ -356,7 +356,7 @@ func (e *Engine) score(device, metric string, at time.Time, v float64) (anomaly.
 func (e *Engine) highFlowCount(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
 	o := e.opts.Flows.HighFlowCount
 	active := float64(s.Active)
-	newPerSec := float64(s.NewFlows) / seconds0(s)
+	newPerSec := float64(s.NewFlows) / intervalSeconds(s)
 	var reasons []string
 	if s.Active >= o.ActiveFlows {
 		reasons = append(reasons, "active_flows")
@@ -445,7 +445,7 @@ func (e *Engine) synFlood(hits []flowHit, device string, s *flow.Snapshot) []flo
 		a := intervalAttrs(s)
 		a["dst"] = f.Dst.String()
 		a["syns"] = strconv.FormatUint(f.SYNs, 10)
-		a["syns_per_second"] = formatValue(float64(f.SYNs) / seconds0(s))
+		a["syns_per_second"] = formatValue(float64(f.SYNs) / intervalSeconds(s))
 		a["flows"] = strconv.FormatUint(f.Flows, 10)
 		a["sources"] = formatValue(f.Sources)
 		a["half_open"] = strconv.Itoa(s.HalfOpen)
@@ -479,7 +479,7 @@ func scanExplains(s *flow.Snapshot, f flow.FanIn) bool {
 
 func (e *Engine) trafficSpike(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
 	o := e.opts.Flows.TrafficSpike
-	rate := float64(s.Bytes) / seconds0(s)
+	rate := float64(s.Bytes) / intervalSeconds(s)
 	res, ok := e.score(device, flow.MetricBytesPerSecond, s.End, rate)
 	if !ok || res.Learning || res.Deviation <= 0 || rate < o.MinBytesPerSecond {
 		return hits
@@ -491,7 +491,7 @@ func (e *Engine) trafficSpike(hits []flowHit, device string, s *flow.Snapshot) [
 	}
 	a := intervalAttrs(s)
 	a["bytes_per_second"] = formatValue(rate)
-	a["packets_per_second"] = formatValue(float64(s.Packets) / seconds0(s))
+	a["packets_per_second"] = formatValue(float64(s.Packets) / intervalSeconds(s))
 	a["expected"] = formatValue(res.Expected)
 	a["lower"], a["upper"] = formatValue(res.Lower), formatValue(res.Upper)
 	a["score"] = strconv.FormatFloat(res.Score, 'f', 3, 64)
