@@ -233,7 +233,7 @@ func (e *Engine) ObserveFlows(device string, s *flow.Snapshot) []Change {
 		case started:
 			e.open(&ch, d, fc.kind, device, fc.object, fc.sev, at, at, fc.summary, withSince(fc.attrs, fc.activeSince))
 		case stopped && is != nil:
-			is.Attributes = carried(is, withSince(fc.attrs, fc.activeSince))
+			is.Attributes = carried(is, withSince(fc.attrs, is.FirstSeen)) // step cleared activeSince
 			is.Attributes["last_seen_true"] = formatTime(fc.lastTrue)
 			ch.resolve(d, is, at, "cleared")
 		case fc.firing && is != nil && h != nil:

@@ -137,7 +137,8 @@ func TestPortScanSweepAndKeepFiring(t *testing.T) {
 		}
 	}
 	c = e.ObserveFlows(capDev, snap(9, nil))
-	if len(c) != 1 || c[0].Type != Resolved || c[0].Issue.Attributes["resolution"] != "cleared" || c[0].Time != at(10) {
+	if len(c) != 1 || c[0].Type != Resolved || c[0].Issue.Attributes["resolution"] != "cleared" || c[0].Time != at(10) ||
+		c[0].Issue.Attributes["since"] != formatTime(at(2)) || c[0].Issue.Attributes["last_seen_true"] != formatTime(at(4)) {
 		t.Fatalf("resolution %v", c)
 	}
 	// An interval older than the newest one judged is ignored.
