@@ -417,7 +417,7 @@ func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll, events 
 			changes = a.observeFlows(m)
 		case ev := <-events:
 			a.trapEvents.Add(1)
-			changes = a.engine.ObserveEvent(ev)
+			changes = a.engine.ObserveEvent(a.cur.Load().nameSender(ev))
 		case name := <-a.forget:
 			changes = a.engine.Forget(name, time.Now())
 		}

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,8 +26,16 @@ import (
 // recordingPoller answers every poll with one sample and records when
 // each target was polled; target "slow" answers only when its ctx ends.
 type recordingPoller struct {
-	mu    sync.Mutex
-	polls map[string][]time.Time
+	mu        sync.Mutex
+	polls     map[string][]time.Time
+	forgotten []string
+}
+
+// Forget records the targets the agent told the poller to forget.
+func (p *recordingPoller) Forget(o snmp.Options) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.forgotten = append(p.forgotten, o.Target.Name)
 }
 
 func (p *recordingPoller) Poll(ctx context.Context, o snmp.Options) collector.Poll {
@@ -335,6 +344,24 @@ targets:
 	if got := unreachable()[0]; got.GetId() != first.GetId() || !strings.Contains(strings.Join(mapValues(got.GetAttributes()), " "), "target removed") {
 		t.Errorf("resolved issue %v: want the same id and resolution \"target removed\"", got)
 	}
+	p.mu.Lock()
+	if !slices.Equal(p.forgotten, []string{"down"}) {
+		t.Errorf("poller told to forget %v, want [down] (its engine id, keys and counter state)", p.forgotten)
+	}
+	p.mu.Unlock()
+
+	// A profile the agent does not know is a NACK; the targets keep running.
+	r, err := fc.SetConfig(ctx, &netaiopsv1.SetConfigRequest{Selector: &netaiopsv1.ConfigSelector{AgentId: "edge-2"},
+		Yaml: "targets:\n  - name: a\n    address: 10.0.0.2\n    profiles: [no_such_profile]\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the NACK", func() bool { return agentOf(t, fc, "edge-2").GetConfigErrorHash() == r.GetConfig().GetHash() })
+	if msg := agentOf(t, fc, "edge-2").GetConfigError(); !strings.Contains(msg, `target a: plan [no_such_profile]: unknown profile "no_such_profile"`) {
+		t.Errorf("config error %q: want the target and the unknown profile named", msg)
+	}
+	since := time.Now()
+	waitFor(t, 5*time.Second, "b still polled", func() bool { _, f := p.count("b", since); return !f.IsZero() })
 }
 
 func mapValues(m map[string]string) []string {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,6 +40,7 @@ type current struct {
 	cfg     *config.Config
 	targets []target
 	byName  map[string]target
+	byAddr  map[netip.Addr]string // target names by IP address, for trap senders
 	hash    string
 	version uint64
 }
@@ -117,11 +120,46 @@ func (a *Agent) newCurrent(cfg *config.Config, hash string, version uint64) (*cu
 	if err != nil {
 		return nil, err
 	}
-	c := &current{cfg: cfg, targets: targets, byName: map[string]target{}, hash: hash, version: version}
+	c := &current{cfg: cfg, targets: targets, byName: map[string]target{}, byAddr: map[netip.Addr]string{}, hash: hash, version: version}
 	for _, t := range c.targets {
 		c.byName[t.opts.Target.Name] = t
+		host, _, err := net.SplitHostPort(t.opts.Target.Address)
+		if err != nil {
+			host = t.opts.Target.Address
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			c.byAddr[ip.Unmap()] = t.opts.Target.Name
+		}
 	}
 	return c, nil
+}
+
+// nameSender names a trap's device after the running configuration: the
+// receiver matches senders to the targets the agent started with, so a
+// target pushed since arrives by address, and one removed since by its old
+// name, which the engine must not bring back (nothing would resolve its
+// issues). Host names are matched by the receiver only, resolved at start.
+func (c *current) nameSender(ev collector.Event) collector.Event {
+	if _, ok := c.byName[ev.Device]; ok && ev.Attrs["unknown_source"] != "true" {
+		return ev
+	}
+	host, _, err := net.SplitHostPort(ev.Attrs["source"])
+	if err != nil {
+		return ev
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return ev
+	}
+	ip = ip.Unmap()
+	if name, ok := c.byAddr[ip]; ok {
+		ev.Device = name
+		delete(ev.Attrs, "unknown_source")
+	} else {
+		ev.Device = ip.String()
+		ev.Attrs["unknown_source"] = "true"
+	}
+	return ev
 }
 
 // startConfig returns what the agent starts with: the local file merged

@@ -8,8 +8,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/netaiops/netaiops/agent/config"
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestSpread(t *testing.T) {
@@ -76,7 +79,12 @@ func TestScheduleSkipsOverrunsAndBoundsConcurrency(t *testing.T) {
 			starts:    map[string][]time.Time{},
 			perTarget: map[string]int{},
 		}
-		a := &Agent{log: slog.New(slog.DiscardHandler), poller: p}
+		reg := prometheus.NewRegistry()
+		sm, err := snmp.NewMetrics(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := &Agent{log: slog.New(slog.DiscardHandler), poller: p, snmpMetrics: sm}
 		ctx, cancel := context.WithCancel(context.Background())
 		polls := make(chan collector.Poll, 4)
 		sem := make(chan struct{}, 2)
@@ -136,8 +144,62 @@ func TestScheduleSkipsOverrunsAndBoundsConcurrency(t *testing.T) {
 		if sk, want := a.skipped.Load(), uint64(2*len(s)); sk > want {
 			t.Errorf("skipped %d, want at most %d (only slow overruns)", sk, want)
 		}
+		// The same count, per target, in netaiops_snmp_polls_skipped_total.
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		skipped := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "netaiops_snmp_polls_skipped_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				skipped[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+		if len(skipped) != 1 || skipped["slow"] != float64(a.skipped.Load()) {
+			t.Errorf("netaiops_snmp_polls_skipped_total %v, want slow=%d only", skipped, a.skipped.Load())
+		}
 		if a.polls.Load() == 0 {
 			t.Error("no poll counted")
 		}
 	})
+}
+
+// Trap senders are named after the running configuration, not the one the
+// receiver started with.
+func TestNameSender(t *testing.T) {
+	a := &Agent{plans: map[string]*snmp.Plan{}}
+	cfg, err := config.Parse([]byte("agent: {id: a1, data_dir: /tmp/x}\ncontroller: {address: 127.0.0.1:1, insecure: true}\n"+
+		"targets:\n  - {name: kept, address: 10.0.0.1}\n  - {name: pushed, address: '[2001:db8::2]:1161'}\n"), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.newCurrent(cfg, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(device, source string, unknown bool) collector.Event {
+		e := collector.Event{Device: device, Type: "link_down", Attrs: map[string]string{"source": source}}
+		if unknown {
+			e.Attrs["unknown_source"] = "true"
+		}
+		return e
+	}
+	for _, tc := range []struct {
+		in          collector.Event
+		want        string
+		wantUnknown bool
+	}{
+		{ev("kept", "10.0.0.1:50000", false), "kept", false},
+		{ev("2001:db8::2", "[2001:db8::2]:162", true), "pushed", false}, // added by a push
+		{ev("removed", "10.0.0.9:162", false), "10.0.0.9", true},        // removed by a push
+		{ev("10.0.0.7", "10.0.0.7:162", true), "10.0.0.7", true},        // never a target
+	} {
+		got := c.nameSender(tc.in)
+		if got.Device != tc.want || (got.Attrs["unknown_source"] == "true") != tc.wantUnknown {
+			t.Errorf("nameSender(%s from %s) = %s %v, want %s (unknown %v)", tc.in.Device, tc.in.Attrs["source"], got.Device, got.Attrs, tc.want, tc.wantUnknown)
+		}
+	}
 }
