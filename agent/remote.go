@@ -92,6 +92,15 @@ func (a *Agent) targetsOf(cfg *config.Config) ([]target, error) {
 	return out, nil
 }
 
+// CheckProfiles reports what config cannot check, being a leaf: that the
+// profile files load and every profile a target names exists. New fails on
+// the same errors; --check-config calls it to say so before a start.
+func CheckProfiles(cfg *config.Config) error {
+	a := &Agent{plans: map[string]*snmp.Plan{}}
+	_, err := a.targetsOf(cfg)
+	return err
+}
+
 // plan returns the compiled plan of the named profiles, with user profiles
 // from files. Plans are cached by files and names: a running target whose
 // profiles did not change keeps its plan (and the poller its counter

@@ -68,6 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	cfg, err := config.Load(*configPath)
+	if err == nil {
+		if err = agent.CheckProfiles(cfg); err != nil {
+			err = fmt.Errorf("%s: %w", *configPath, err)
+		}
+	}
 	if *checkConfig {
 		if err != nil {
 			fmt.Fprintln(stderr, err)

@@ -97,6 +97,13 @@ func TestCheckConfig(t *testing.T) {
 	if code != 2 || errOut2 != errOut {
 		t.Fatalf("invalid config: code %d stderr %q, want 2 and %q", code, errOut2, errOut)
 	}
+	// A profile no file defines: config cannot know (it is a leaf), the
+	// check does, naming the file, the target and the profile.
+	unknown := writeConfig(t, strings.ReplaceAll(validConfig, "%CONTROLLER%", "127.0.0.1:7443")+"    profiles: [system, no_such_profile]\n")
+	code, _, errOut = runMain(t, context.Background(), "--config", unknown, "--check-config")
+	if code != 1 || !strings.Contains(errOut, unknown+": target sw1: plan [system no_such_profile]: unknown profile \"no_such_profile\" (known: ") {
+		t.Fatalf("unknown profile with --check-config: code %d stderr %q, want 1 and a message naming file, target and profile", code, errOut)
+	}
 	code, _, errOut = runMain(t, context.Background(), "--config", filepath.Join(t.TempDir(), "missing.yaml"))
 	if code != 2 || !strings.Contains(errOut, "missing.yaml") {
 		t.Fatalf("missing config: code %d stderr %q", code, errOut)
