@@ -22,13 +22,20 @@ const (
 	day       = 86400 // seconds
 	minSeason = day   // history needed before the seasonal channel speaks
 
-	alphaShort      = 0.3          // channels N and S: short average of |deviation|
-	alphaErr        = 0.01         // channels N and S: mean absolute error
+	// weekSlots splits each day of the week into equal slots of the
+	// weekly correction; a week is 7*weekSlots slots.
+	weekSlots = 12
+	week      = 7 * day
+	minWeek   = 2 * week // history needed before the weekly channel speaks
+
+	alphaShort      = 0.3          // channels N, S and W: short average of |deviation|
+	alphaErr        = 0.01         // channels N, S and W: mean absolute error
 	alphaSLevel     = 0.003        // channel S: deseasonalised level
 	alphaSeason     = 0.2          // channel S: slot offsets, per sample at the slot
 	alphaSlotMAE    = 0.05         // channel S: slot mean absolute errors
 	slotMAEFloor    = 0.5          // channel S: a slot's MAE is at least this share of the global one
-	seasonGain      = 0.8          // channel S speaks when its MAE is below this share of channel L's
+	seasonGain      = 0.8          // channel S speaks when its MAE is below this share of channel L's; W when below S's
+	alphaWeekVisit  = 0.5          // channel W: how far a weekly slot moves towards what it sees in one visit
 	alphaMid        = 0.1          // channel M: average of the last ~10 values
 	alphaLong       = 0.005        // channels L and M: long-run level and spread
 	clipErr         = 4            // errors beyond clipErr*MAE update the MAE as clipErr*MAE
@@ -61,6 +68,10 @@ const (
 	// Level compares a value, or the average of the last ~10, with the
 	// long-run level: shifts too slow for Step, values out of range.
 	Level
+	// Week compares a value with the daily profile corrected for the day
+	// of the week, where the series has a weekly cycle: a weekday that
+	// behaves like a Sunday.
+	Week
 )
 
 func (c Channel) String() string {
@@ -71,6 +82,8 @@ func (c Channel) String() string {
 		return "season"
 	case Level:
 		return "level"
+	case Week:
+		return "week"
 	}
 	return "unknown"
 }
@@ -114,23 +127,39 @@ type Detector struct {
 	mid  float32 // channel M: fast EWMA of the value
 	madM float32 // channel M: mean absolute deviation of mid from long
 
-	recN, recS, recL, recM float32 // decaying records of each channel
-	alarm                  float32 // score of the last alarm
-	alarms                 float32 // recent alarms, decaying: how often this series alarms
-	seasonOn               bool    // channel S spoke at the previous sample
+	maeW   float32 // channel W: mean absolute error
+	shortW float32 // channel W: short average of |deviation|
+
+	recN, recS, recL, recM, recW float32 // decaying records of each channel
+	alarm                        float32 // score of the last alarm
+	alarms                       float32 // recent alarms, decaying: how often this series alarms
+	seasonOn                     bool    // channel S spoke at the previous sample
+	weekOn                       bool    // channel W spoke at the previous sample
 
 	// slot holds the daily profile. The fields of one slot sit together
 	// so an update touches one cache line of it.
 	slot [buckets]slotState
+	// week holds the weekly correction of the daily profile: the mean
+	// error of channel S in each slot of the week.
+	week [7 * weekSlots]float32
 }
 
 // slotState is what a Detector learns about one slot of the day.
 type slotState struct {
 	mean float32 // offset from the deseasonalised level
 	mae  float32 // mean absolute error of the seasonal prediction
-	recN float32 // decaying record of channel N at this time of day
-	recL float32 // decaying record of channels L and M at this time of day
+	recN sigmas  // decaying record of channel N at this time of day
+	recL sigmas  // decaying record of channels L and M at this time of day
 }
+
+// sigmas holds a deviation of 0 to maxDev sigmas in 16 bits.
+type sigmas uint16
+
+const sigmaUnits = 4096 // per sigma: maxDev*sigmaUnits fits in 16 bits
+
+func (s sigmas) get() float32 { return float32(s) / sigmaUnits }
+
+func toSigmas(x float32) sigmas { return sigmas(min(x, maxDev)*sigmaUnits + 0.5) }
 
 // StateBytes is the size of one series' state in bytes.
 const StateBytes = int(unsafe.Sizeof(Detector{}))
@@ -189,6 +218,23 @@ func (d *Detector) update(ts int64, v float64) Result {
 	devS := eS / sigS
 	d.shortS += alphaShort * (min(abs32(devS), maxDev) - d.shortS)
 	d.maeS += aErr * (d.clip(abs32(eS), d.maeS) - d.maeS)
+
+	// Channel W: channel S's prediction corrected by what its error has
+	// been at this slot of the week (a coarse day-of-week profile).
+	wk := &d.week[weekSlot(ts)]
+	predW := predS + *wk
+	eW := x - predW
+	sigW := normScale*d.maeW + floor
+	d.shortW += alphaShort * (min(abs32(eW)/sigW, maxDev) - d.shortW)
+	d.maeW += aErr * (d.clip(abs32(eW), d.maeW) - d.maeW)
+	// Each visit to a weekly slot (two hours, once a week) moves it
+	// about alphaWeekVisit of the way, whatever the sampling interval.
+	aW := float32(alphaSeason)
+	if span := ts - d.first; span > 0 {
+		perVisit := float32(day/weekSlots) * float32(d.n) / float32(span)
+		aW = min(aW, alphaWeekVisit/max(perVisit, 1))
+	}
+	*wk += aW * (eS - *wk)
 	// A slot's errors are winsorised at its own spread, not the global
 	// one: a slot where the series is always rough (a sharp daily edge)
 	// must learn that it is, or it breaks records every day.
@@ -238,10 +284,10 @@ func (d *Detector) update(ts int64, v float64) Result {
 	rl := max(record(&d.recL, devL), record(&d.recM, devM))
 	// ... and off what it has shown at this time of day (this slot and
 	// its neighbours, for jitter): a nightly job is not news.
-	r = min(r, d.shortN/(max(sl.recN, s0.recN, s1.recN, sh.recN)+recordFloor))
-	rl = min(rl, max(devL, devM)/(max(sl.recL, s0.recL, s1.recL, sh.recL)+recordFloor))
-	sn.recN = max(sn.recN*slotRecordDecay, d.shortN)
-	sn.recL = max(sn.recL*slotRecordDecay, devL, devM)
+	r = min(r, d.shortN/(max(sl.recN, s0.recN, s1.recN, sh.recN).get()+recordFloor))
+	rl = min(rl, max(devL, devM)/(max(sl.recL, s0.recL, s1.recL, sh.recL).get()+recordFloor))
+	sn.recN = toSigmas(max(sn.recN.get()*slotRecordDecay, d.shortN))
+	sn.recL = toSigmas(max(sn.recL.get()*slotRecordDecay, devL, devM))
 	if rl > r {
 		r = rl
 		res = evidence(Level, predL, x, sigL)
@@ -257,6 +303,16 @@ func (d *Detector) update(ts int64, v float64) Result {
 		}
 	}
 	d.seasonOn = on
+	// The weekly channel speaks, on the same terms, where the weekly
+	// correction explains the series better than the daily profile: a
+	// series with a weekly cycle. Elsewhere it stays silent, but keeps
+	// its record, so that it does not start from none when it speaks.
+	onW := on && ts-d.first >= minWeek && d.maeW < seasonGain*d.maeS
+	if rw := record(&d.recW, d.shortW); onW && d.weekOn && rw > r {
+		r = rw
+		res = evidence(Week, predW, x, sigW)
+	}
+	d.weekOn = onW
 	if d.since < math.MaxUint32 {
 		d.since++
 	}
@@ -326,6 +382,19 @@ func slots(ts int64) (int, int, float32) {
 		b1 = 0
 	}
 	return b0, b1, w
+}
+
+// weekSlot maps a unix time to its slot of the week.
+func weekSlot(ts int64) int {
+	days, sec := ts/day, ts%day
+	if sec < 0 {
+		days, sec = days-1, sec+day
+	}
+	dow := days % 7
+	if dow < 0 {
+		dow += 7
+	}
+	return int(dow)*weekSlots + int(sec*weekSlots/day)
 }
 
 // clip winsorises an error at clipErr times the current MAE, once the MAE

@@ -314,3 +314,46 @@ func TestFrequentAlarms(t *testing.T) {
 		t.Errorf("%d of the last %d bursts alarmed, want at most 5", late, bursts/2)
 	}
 }
+
+// weekly is a series of 5-minute samples with a daily cycle whose shape
+// differs between weekdays and weekends, plus noise of sd 1; holiday (if
+// not negative) is a weekday, counted from the first, that looks like a
+// Sunday.
+func weekly(weeks int, seed uint64, holiday int) []float64 {
+	day := int(24 * time.Hour / step)
+	return series(weeks*7*day, seed, func(i int) float64 {
+		d, ph := i/day, 2*math.Pi*float64(i%day)/float64(day)
+		if d%7 >= 5 || d == holiday { // t0 is a Monday
+			return 80 + 6*math.Sin(ph-1)
+		}
+		return 100 + 25*math.Sin(ph) + 8*math.Sin(2*ph)
+	})
+}
+
+// TestWeeklyCycle: on a series whose weekends differ from its weekdays, a
+// weekday that looks like a Sunday (a holiday) scores high once the weekly
+// cycle is learnt, while the weekly cycle itself does not.
+func TestWeeklyCycle(t *testing.T) {
+	day := int(24 * time.Hour / step)
+	const weeks, holiday = 6, 30 // the Wednesday of the fifth week
+	calm := scores(weekly(weeks, 11, -1))
+	if m, i := maxIn(calm, 2*7*day, weeks*7*day); m >= 0.6 {
+		t.Errorf("the weekly cycle itself scored %.3f on day %d, want < 0.6", m, i/day)
+	}
+	v := weekly(weeks, 11, holiday)
+	var d Detector
+	hit, hitAt, ch := 0.0, 0, Step
+	for i, x := range v {
+		r := d.Update(t0.Add(time.Duration(i)*step), x)
+		if i >= holiday*day && i < (holiday+1)*day && r.Score > hit {
+			hit, hitAt, ch = r.Score, i-holiday*day, r.Channel
+		}
+	}
+	t.Logf("holiday scored %.3f at sample %d of the day, channel %v", hit, hitAt, ch)
+	if hit < 0.6 {
+		t.Errorf("a weekday that looks like a Sunday scored %.3f, want >= 0.6", hit)
+	}
+	if ch != Week {
+		t.Errorf("the holiday was decided by channel %v, want %v", ch, Week)
+	}
+}

@@ -213,19 +213,21 @@ func (s *Set) UpdateBatch(keys []uint64, t time.Time, values []float64, out []Re
 	n := min(len(keys), len(values), len(out))
 	ts := t.Unix()
 	b0, _, _ := slots(ts)
+	wk := weekSlot(ts)
 	var idx [batchChunk]int32
 	dropped := 0
 	for start := 0; start < n; start += batchChunk {
 		end := min(start+batchChunk, n)
 		// Phase 1: find each series and load the lines its update
-		// reads (its head and the day slot of t); sink keeps the loads.
+		// reads (its head, and the day and week slots of t); sink keeps
+		// the loads.
 		var sink float32
 		for j := start; j < end; j++ {
 			i, _ := s.find(keys[j])
 			idx[j-start] = i
 			if i >= 0 {
 				d := &s.slots[i].det
-				sink += d.prev + d.slot[b0].mean
+				sink += d.prev + d.slot[b0].mean + d.week[wk]
 			}
 		}
 		batchSink = sink
