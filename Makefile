@@ -87,7 +87,7 @@ test-short:
 # polls it, on loopback; Ctrl-C stops all three.
 run: build $(TOOLS)/grpcurl
 	@mkdir -p var
-	@set -m; trap 'kill 0' INT TERM EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	bin/netaiops-controller --listen 127.0.0.1:7443 --insecure --db var/controller.db & \
 	bin/netaiops-snmpsim --listen 127.0.0.1:1161 & \
 	sleep 1; \
