@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -19,66 +17,10 @@ import (
 	"github.com/netaiops/netaiops/agent"
 	"github.com/netaiops/netaiops/agent/config"
 	"github.com/netaiops/netaiops/agent/uplink"
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 	"github.com/netaiops/netaiops/controller"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-// snmpd is net-snmp's agent on 127.0.0.1, the device under test.
-type snmpd struct {
-	t    *testing.T
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func newSNMPD(t *testing.T) *snmpd {
-	t.Helper()
-	if _, err := os.Stat("/usr/sbin/snmpd"); err != nil {
-		t.Skip("net-snmp snmpd not installed (apt-get install snmpd)")
-	}
-	s := &snmpd{t: t, dir: t.TempDir(), port: freeUDPPort(t)}
-	conf := fmt.Sprintf("agentaddress udp:127.0.0.1:%d\nrocommunity public 127.0.0.1\nsysName agent-test-device\n", s.port)
-	if err := os.WriteFile(filepath.Join(s.dir, "snmpd.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *snmpd) start() {
-	s.t.Helper()
-	// The endpoint comes from agentaddress (naming it again on the command
-	// line fails the second bind). The persistent dir must not hold our
-	// config: snmpd writes its own snmpd.conf there, which a restart reads.
-	s.cmd = exec.Command("/usr/sbin/snmpd", "-f", "-Lo", "-C", "-c", filepath.Join(s.dir, "snmpd.conf"),
-		"-p", filepath.Join(s.dir, "snmpd.pid"))
-	s.cmd.Env = append(os.Environ(), "SNMP_PERSISTENT_DIR="+filepath.Join(s.dir, "persist"), "MIBS=")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start snmpd: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func() { s.cmd.Wait(); close(s.done) }() // owned by stop, which waits on done
-}
-
-func (s *snmpd) stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
@@ -98,24 +40,27 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// startController runs the real controller on addr with a fresh database
-// and returns a function that stops it and waits.
-func startController(t *testing.T, addr string) (stop func()) {
+// startController runs the real controller, plaintext on loopback as the
+// agent configs say, on addr ("127.0.0.1:0" for a free port) with a fresh
+// database. It returns the address it listens on and a function that stops
+// it and waits, which also runs when the test ends.
+func startController(t *testing.T, addr string) (string, func()) {
 	t.Helper()
 	cfg := controller.DefaultConfig()
-	cfg.Listen, cfg.DBPath, cfg.HeartbeatInterval, cfg.ShutdownTimeout = addr, filepath.Join(t.TempDir(), "c.db"), time.Second, 2*time.Second
-	cfg.Insecure = true // plaintext on loopback, as the agent config says
-	c := controller.New(cfg, slog.New(slog.DiscardHandler))
+	cfg.Listen, cfg.Insecure, cfg.DBPath = addr, true, filepath.Join(t.TempDir(), "c.db")
+	cfg.HeartbeatInterval, cfg.ShutdownTimeout = time.Second, 2*time.Second
+	c := controller.New(cfg, testLogger(t).With("side", "controller"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }() // owned by stop
 	select {
 	case <-c.Ready():
 	case err := <-done:
+		cancel()
 		t.Fatalf("controller: %v", err)
 	}
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -124,7 +69,7 @@ func startController(t *testing.T, addr string) (stop func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return c.Addr().String(), stop
 }
 
 // issue returns the controller's issue of kind on device in state, or nil.
@@ -145,16 +90,10 @@ func issue(t *testing.T, ic netaiopsv1.IssueServiceClient, kind, device string, 
 // polling goes on, the issues wait in the outbox, and reach the controller
 // when it appears. Then the device stops and comes back.
 func TestAgentPollsDetectsAndDelivers(t *testing.T) {
-	dev := newSNMPD(t)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{SysName: "agent-test-device"})
 
 	// A controller address with nothing behind it yet.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctlAddr := l.Addr().String()
-	l.Close()
+	ctlAddr := freeTCPAddr(t)
 
 	yaml := fmt.Sprintf(`agent:
   id: agent-test
@@ -173,7 +112,7 @@ targets:
     address: 127.0.0.1:%d
   - name: silent
     address: 127.0.0.1:%d
-`, t.TempDir(), ctlAddr, dev.port, freeUDPPort(t))
+`, t.TempDir(), ctlAddr, dev.Port(), snmpdtest.FreePort(t))
 	cfg, err := config.Parse([]byte(yaml), "agent.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -237,12 +176,12 @@ targets:
 		t.Fatalf("agent record %v", ag)
 	}
 
-	dev.stop()
+	dev.Stop()
 	waitFor(t, 10*time.Second, "device_unreachable for dev stored", func() bool {
 		return issue(t, ic, unreachable, "dev", open) != nil
 	})
 	opened := issue(t, ic, unreachable, "dev", open)
-	dev.start()
+	dev.Start()
 	waitFor(t, 10*time.Second, "device_unreachable for dev resolved", func() bool {
 		return issue(t, ic, unreachable, "dev", resolved) != nil
 	})
@@ -257,15 +196,10 @@ targets:
 // running.
 func TestRunLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctlAddr := l.Addr().String()
-	l.Close()
+	ctlAddr := freeTCPAddr(t)
 	yaml := fmt.Sprintf("agent: {id: a1, data_dir: %s}\ncontroller: {address: %s, insecure: true}\n"+
 		"snmp: {interval: 200ms, timeout: 150ms, retries: 0}\ntargets:\n  - {name: d1, address: 127.0.0.1:%d}\n  - {name: d2, address: 127.0.0.1:%d}\n",
-		t.TempDir(), ctlAddr, freeUDPPort(t), freeUDPPort(t))
+		t.TempDir(), ctlAddr, snmpdtest.FreePort(t), snmpdtest.FreePort(t))
 	cfg, err := config.Parse([]byte(yaml), "agent.yaml")
 	if err != nil {
 		t.Fatal(err)

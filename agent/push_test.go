@@ -2,7 +2,6 @@ package agent_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/netaiops/netaiops/agent/config"
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp"
-	"github.com/netaiops/netaiops/controller"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
@@ -66,34 +64,6 @@ func (p *recordingPoller) count(target string, since time.Time) (n int, first ti
 		}
 	}
 	return n, first
-}
-
-// runController runs a real plaintext controller on a free port.
-func runController(t *testing.T) (addr string, stop func()) {
-	t.Helper()
-	cfg := controller.DefaultConfig()
-	cfg.Listen, cfg.Insecure, cfg.DBPath = "127.0.0.1:0", true, filepath.Join(t.TempDir(), "c.db")
-	cfg.HeartbeatInterval, cfg.ShutdownTimeout = time.Second, 2*time.Second
-	c := controller.New(cfg, testLogger(t).With("side", "controller"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }() // owned by stop
-	select {
-	case <-c.Ready():
-	case err := <-done:
-		t.Fatalf("controller: %v", err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("controller: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return c.Addr().String(), stop
 }
 
 // runAgent runs an agent from a config document and returns a stop func.
@@ -144,7 +114,7 @@ func agentOf(t *testing.T, fc netaiopsv1.FleetServiceClient, id string) *netaiop
 // samples, NotFound, DeadlineExceeded and Unavailable.
 func TestConfigPushAndCommands(t *testing.T) {
 	const interval = 400 * time.Millisecond
-	addr, stopController := runController(t)
+	addr, stopController := startController(t, "127.0.0.1:0")
 	dataDir := t.TempDir()
 	doc := `agent:
   id: edge-1
@@ -282,7 +252,7 @@ func (p *failingPoller) Poll(ctx context.Context, o snmp.Options) collector.Poll
 // the others alone (an open device_unreachable stays open, same issue);
 // removing a target resolves its issues ("target removed").
 func TestConfigPushKeepsState(t *testing.T) {
-	addr, _ := runController(t)
+	addr, _ := startController(t, "127.0.0.1:0")
 	doc := `agent:
   id: edge-2
   data_dir: ` + t.TempDir() + `

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,6 +17,7 @@ import (
 	"github.com/netaiops/netaiops/agent"
 	"github.com/netaiops/netaiops/agent/config"
 	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
@@ -36,26 +34,13 @@ const (
 // listener (interface_down at the controller), and /metrics with the
 // poller's, the trap receiver's and the agent's own metrics.
 func TestAgentSNMPv3TrapsAndMetrics(t *testing.T) {
-	snmptrap, err := exec.LookPath("snmptrap")
-	if err != nil {
+	if _, err := exec.LookPath("snmptrap"); err != nil {
 		t.Skip("net-snmp snmptrap not installed (apt-get install snmp)")
 	}
-	dev := newSNMPD(t)
-	f, err := os.OpenFile(filepath.Join(dev.dir, "snmpd.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(f, "createUser %s SHA-256 %s AES %s\nrouser %s priv\n", v3User, v3AuthPass, v3PrivPass, v3User)
-	f.Close()
-	dev.start()
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctlAddr := l.Addr().String()
-	l.Close()
-	startController(t, ctlAddr)
+	dev := snmpdtest.Start(t, snmpdtest.Config{SysName: "agent-test-device", Users: []snmpdtest.User{
+		{Name: v3User, Auth: "SHA-256", AuthPassword: v3AuthPass, Priv: "AES", PrivPassword: v3PrivPass},
+	}})
+	ctlAddr, _ := startController(t, "127.0.0.1:0")
 
 	yaml := fmt.Sprintf(`agent: {id: agent-v3, data_dir: %s}
 controller: {address: %s, insecure: true}
@@ -75,7 +60,7 @@ targets:
 traps:
   listen: 127.0.0.1:0
   communities: [public]
-`, t.TempDir(), ctlAddr, dev.port, v3User, v3AuthPass, v3PrivPass)
+`, t.TempDir(), ctlAddr, dev.Port(), v3User, v3AuthPass, v3PrivPass)
 	cfg, err := config.Parse([]byte(yaml), "agent.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -144,10 +129,8 @@ traps:
 
 	// linkDown of ifIndex 1 (lo, admin up) from the device's address: the
 	// receiver names the target, the engine opens interface_down at once.
-	cmd := exec.Command(snmptrap, "-t", "1", "-r", "0", "-v", "2c", "-c", "public", a.TrapAddr().String(), "",
+	cmd := snmpdtest.Command(t, "snmptrap", "-t", "1", "-r", "0", "-v", "2c", "-c", "public", a.TrapAddr().String(), "",
 		"1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.1", "i", "1", "1.3.6.1.2.1.2.2.1.7.1", "i", "1", "1.3.6.1.2.1.2.2.1.8.1", "i", "2")
-	dir := t.TempDir()
-	cmd.Env = append(os.Environ(), "MIBS=", "SNMP_PERSISTENT_DIR="+dir, "SNMPCONFPATH="+dir, "HOME="+dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("snmptrap: %v\n%s", err, out)
 	}

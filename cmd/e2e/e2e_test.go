@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
@@ -136,66 +137,11 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-// snmpd runs Debian's net-snmp agent on 127.0.0.1:port with a config the
-// test writes.
-type snmpd struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	p    *proc
-}
-
-func newSNMPD(t *testing.T) *snmpd {
-	t.Helper()
-	bin, err := exec.LookPath("snmpd")
-	if err != nil {
-		for _, c := range []string{"/usr/sbin/snmpd", "/usr/local/sbin/snmpd"} {
-			if _, err := os.Stat(c); err == nil {
-				bin = c
-			}
-		}
-	}
-	if bin == "" {
-		t.Skip("e2e: net-snmp snmpd not installed (apt-get install snmpd, or run `make deps`)")
-	}
-	// The config and snmpd's persistent directory are apart: snmpd rewrites
-	// $SNMP_PERSISTENT_DIR/snmpd.conf on exit.
-	s := &snmpd{t: t, bin: bin, dir: t.TempDir(), port: freeUDPPort(t)}
-	if err := os.Mkdir(filepath.Join(s.dir, "persist"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	conf := "rocommunity public 127.0.0.1\nsysName e2e-device\ndontLogTCPWrappersConnects yes\n"
-	if err := os.WriteFile(filepath.Join(s.dir, "snmpd.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func (s *snmpd) start() {
-	s.t.Helper()
-	s.p = start(s.t, s.bin, []string{"SNMP_PERSISTENT_DIR=" + filepath.Join(s.dir, "persist"), "MIBS="},
-		"-f", "-Lo", "-C", "-c", filepath.Join(s.dir, "snmpd.conf"), "-p", filepath.Join(s.dir, "snmpd.pid"),
-		fmt.Sprintf("udp:127.0.0.1:%d", s.port))
-}
-
-func (s *snmpd) stop() { s.p.stop(s.t) }
 
 // vethLink creates a veth pair whose host end stays in this namespace (where
 // snmpd sees it in its ifTable) and whose peer lives in a new network
@@ -334,9 +280,8 @@ func (w *watcher) saw(kind string, typ netaiopsv1.IssueEventType) bool {
 // controller and agent processes, real gRPC sockets, the real database file.
 func TestEndToEnd(t *testing.T) {
 	binaries(t)
-	dev := newSNMPD(t)
 	link := newVethLink(t)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{SysName: "e2e-device"})
 
 	dir := t.TempDir()
 	ctlAddr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
@@ -359,7 +304,7 @@ targets:
     address: 127.0.0.1:%d
     version: 2c
     community: public
-`, filepath.Join(dir, "agent-data"), ctlAddr, dev.port)
+`, filepath.Join(dir, "agent-data"), ctlAddr, dev.Port())
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -406,14 +351,14 @@ targets:
 	})
 
 	// Device stops answering: device_unreachable within a few poll intervals.
-	dev.stop()
+	dev.Stop()
 	stoppedAt := time.Now()
 	waitFor(t, 20*time.Second, "device_unreachable open", func() (bool, error) {
 		is, err := findIssue(ctx, ic, "device_unreachable", "e2e-dev", netaiopsv1.IssueState_ISSUE_STATE_OPEN, nil)
 		return is != nil, err
 	})
 	t.Logf("device_unreachable opened %v after snmpd stopped (interval 1s, 3 failures)", time.Since(stoppedAt).Round(100*time.Millisecond))
-	dev.start()
+	dev.Start()
 	waitFor(t, 30*time.Second, "device_unreachable resolved", func() (bool, error) {
 		is, err := findIssue(ctx, ic, "device_unreachable", "e2e-dev", netaiopsv1.IssueState_ISSUE_STATE_RESOLVED, nil)
 		return is != nil, err

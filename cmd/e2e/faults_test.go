@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 )
 
 // faultRig is a simulator with a flapping load, a controller and an agent,
@@ -35,7 +37,7 @@ func newFaultRig(t *testing.T, load flapLoad) *faultRig {
 		db:      filepath.Join(dir, "controller.db"),
 		dataDir: filepath.Join(dir, "agent-data"),
 		ctlAddr: fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
-		simAddr: fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)),
+		simAddr: fmt.Sprintf("127.0.0.1:%d", snmpdtest.FreePort(t)),
 		agentID: faultAgentID,
 	}
 	// On failure, keep every process's whole output (the test log shows

@@ -23,6 +23,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 )
 
 // cpuNow is this process's user+system CPU time.
@@ -103,8 +104,7 @@ func BenchmarkSNMP(b *testing.B) {
 
 func benchSNMPD(b *testing.B) {
 	v3 := usmCase{level: AuthPriv, auth: "SHA", priv: "AES"}
-	dev := newSNMPD(b, usmConfig([]usmCase{v3})...)
-	dev.start()
+	dev := snmpdtest.Start(b, snmpdtest.Config{Users: usmUsers([]usmCase{v3})})
 	const reps = 20
 	fmt.Printf("\nDebian snmpd on loopback, %d walks each (agent CPU = this process; snmpbulkwalk = its own CPU)\n", reps)
 	fmt.Println("| case                                                 |  varbinds | varbinds/s |  CPU µs/vb | note")
@@ -112,7 +112,7 @@ func benchSNMPD(b *testing.B) {
 	reg := prometheus.NewRegistry()
 	m, _ := NewMetrics(reg)
 	p := NewPoller(nil, WithMetrics(m))
-	o := dev.opts("2c", "public", 2*time.Second, 1)
+	o := opts(dev.Addr(), "2c", "public", 2*time.Second, 1)
 	o.MaxRepetitions = 25
 	ours := measure("IF-MIB: netaiops Poll (system+if_mib, rates)", func() int {
 		for range reps {
@@ -123,7 +123,7 @@ func benchSNMPD(b *testing.B) {
 		return int(testutil.ToFloat64(m.varbinds.WithLabelValues("dev1")))
 	})
 	fmt.Println(ours)
-	o3 := v3opts(dev.addr, v3.usm())
+	o3 := v3opts(dev.Addr(), v3.usm())
 	o3.Target.Name, o3.MaxRepetitions = "dev3", 25
 	oursV3 := measure("IF-MIB: netaiops Poll, v3 authPriv SHA/AES", func() int {
 		for range reps {
@@ -134,7 +134,7 @@ func benchSNMPD(b *testing.B) {
 		return int(testutil.ToFloat64(m.varbinds.WithLabelValues("dev3")))
 	})
 	fmt.Println(oursV3)
-	g := &gosnmp.GoSNMP{Target: "127.0.0.1", Port: uint16(mustPort(dev.addr)), Community: "public", Version: gosnmp.Version2c,
+	g := &gosnmp.GoSNMP{Target: "127.0.0.1", Port: uint16(dev.Port()), Community: "public", Version: gosnmp.Version2c,
 		Timeout: 2 * time.Second, Retries: 1, MaxRepetitions: 25}
 	if err := g.Connect(); err != nil {
 		b.Fatal(err)
@@ -158,7 +158,7 @@ func benchSNMPD(b *testing.B) {
 	var nsCPU time.Duration
 	t0 := time.Now()
 	for range reps {
-		n, c := netsnmpWalk(b, dev.addr, oidIfTable, oidIfXTable)
+		n, c := netsnmpWalk(b, dev.Addr(), oidIfTable, oidIfXTable)
 		nsVB, nsCPU = nsVB+n, nsCPU+c
 	}
 	fmt.Println(benchRow{name: "IF-MIB: net-snmp snmpbulkwalk -Cr25 (process per walk)", varbinds: nsVB, wall: time.Since(t0), cpu: nsCPU})
@@ -193,7 +193,7 @@ func benchSNMPD(b *testing.B) {
 	fmt.Println(bareTree)
 	nsVB, nsCPU, t0 = 0, 0, time.Now()
 	for range reps {
-		n, c := netsnmpWalk(b, dev.addr, ".1.3")
+		n, c := netsnmpWalk(b, dev.Addr(), ".1.3")
 		nsVB, nsCPU = nsVB+n, nsCPU+c
 	}
 	fmt.Println(benchRow{name: "whole tree: net-snmp snmpbulkwalk -Cr25", varbinds: nsVB, wall: time.Since(t0), cpu: nsCPU})
@@ -233,7 +233,7 @@ func benchFleet(b *testing.B) {
 	fmt.Println("| devices | varbinds/poll | round wall | agent CPU/round | CPU ms/device-poll | CPU µs/vb | CPU % of a core | gosnmp µs/vb | ratio | live heap MiB | RSS peak MiB | missed polls")
 	fmt.Println("|---------|---------------|------------|-----------------|--------------------|-----------|-----------------|--------------|-------|---------------|--------------|-------------")
 	for _, n := range sizes {
-		addr := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(b))
+		addr := fmt.Sprintf("127.0.0.1:%d", snmpdtest.FreePort(b))
 		sim := exec.Command(bin, "--devices", strconv.Itoa(n), "--interfaces", "48", "--listen", addr, "--stats-interval", "0", "--log-level", "error")
 		if err := sim.Start(); err != nil {
 			b.Fatal(err)

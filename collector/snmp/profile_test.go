@@ -14,6 +14,7 @@ import (
 
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp/profile"
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 	"github.com/netaiops/netaiops/collector/snmpsim"
 )
 
@@ -33,9 +34,8 @@ func allProfiles(t testing.TB) *Plan {
 // net-snmp's snmpd serves HOST-RESOURCES and UCD-SNMP: every shipped profile
 // polls it, with derived memory and CPU utilisation.
 func TestPollProfilesSNMPD(t *testing.T) {
-	dev := newSNMPD(t)
-	dev.start()
-	o := dev.opts("2c", "public", 2*time.Second, 1)
+	dev := snmpdtest.Start(t, snmpdtest.Config{})
+	o := opts(dev.Addr(), "2c", "public", 2*time.Second, 1)
 	o.Plan, o.MaxWalks = allProfiles(t), 3
 	p := NewPoller(nil)
 	if r := p.Poll(context.Background(), o); r.Err != nil {

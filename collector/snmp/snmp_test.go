@@ -1,142 +1,24 @@
 package snmp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 )
 
-// snmpd is Debian's net-snmp agent on 127.0.0.1, the device of these tests.
-type snmpd struct {
-	t    testing.TB
-	bin  string
-	dir  string // the config
-	pers string // SNMP_PERSISTENT_DIR: snmpd rewrites its snmpd.conf on exit
-	addr string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-}
-
-// newSNMPD writes an snmpd config (a v2c community "public" plus the extra
-// lines) for an snmpd on a free loopback port; start runs it.
-func newSNMPD(t testing.TB, extra ...string) *snmpd {
-	t.Helper()
-	bin, err := exec.LookPath("snmpd")
-	if err != nil {
-		for _, c := range []string{"/usr/sbin/snmpd", "/usr/local/sbin/snmpd"} {
-			if _, err := os.Stat(c); err == nil {
-				bin = c
-			}
-		}
-	}
-	if bin == "" {
-		t.Skip("net-snmp snmpd not installed (apt-get install snmpd): the poller tests need a real SNMP agent")
-	}
-	s := &snmpd{t: t, bin: bin, dir: t.TempDir(), pers: t.TempDir(), addr: fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))}
-	conf := "rocommunity public 127.0.0.1\nsysName test-device\ndontLogTCPWrappersConnects yes\n" + strings.Join(extra, "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(s.dir, "snmpd.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.stop)
-	return s
-}
-
-// start runs snmpd and waits until it answers.
-func (s *snmpd) start() {
-	s.t.Helper()
-	s.out = &syncBuffer{}
-	// -C keeps snmpd from reading the host's config, and with it the
-	// persistent file: name that too, so that a restarted snmpd keeps its
-	// engine ID and counts its engine boots up, as a rebooted device does.
-	conf := filepath.Join(s.dir, "snmpd.conf")
-	if pers := filepath.Join(s.pers, "snmpd.conf"); fileExists(pers) {
-		conf += "," + pers
-	}
-	s.cmd = exec.Command(s.bin, "-f", "-Lo", "-C", "-c", conf,
-		"-p", filepath.Join(s.dir, "snmpd.pid"), "udp:"+s.addr)
-	s.cmd.Env = append(os.Environ(), "SNMP_PERSISTENT_DIR="+s.pers, "MIBS=")
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start snmpd: %v", err)
-	}
-	p := NewPoller(nil)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := p.Poll(context.Background(), s.opts("2c", "public", 200*time.Millisecond, 0))
-		if r.Err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("snmpd on %s did not answer within 10s: %v\nsnmpd output:\n%s", s.addr, r.Err, s.out)
-		}
-	}
-}
-
-func (s *snmpd) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-done
-	}
-	s.cmd = nil
-}
-
-func (s *snmpd) opts(version, community string, timeout time.Duration, retries int) Options {
+// opts polls the device at addr as target dev1.
+func opts(addr, version, community string, timeout time.Duration, retries int) Options {
 	return Options{
-		Target:    collector.Target{Name: "dev1", Address: s.addr, Version: version},
+		Target:    collector.Target{Name: "dev1", Address: addr, Version: version},
 		Community: community, Timeout: timeout, Retries: retries, MaxRepetitions: 10,
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 // find returns the sample of metric whose labels include ifName (when given).
@@ -150,11 +32,10 @@ func find(samples []collector.Sample, metric, ifName string) (collector.Sample, 
 }
 
 func TestPollSNMPD(t *testing.T) {
-	dev := newSNMPD(t)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{})
 	for _, version := range []string{"2c", "1"} {
 		t.Run("v"+version, func(t *testing.T) {
-			r := NewPoller(nil).Poll(context.Background(), dev.opts(version, "public", time.Second, 1))
+			r := NewPoller(nil).Poll(context.Background(), opts(dev.Addr(), version, "public", time.Second, 1))
 			if r.Err != nil {
 				t.Fatal(r.Err)
 			}
@@ -203,9 +84,8 @@ func TestPollSNMPD(t *testing.T) {
 // GetBulk with a max-repetitions of 1 makes the walk take one request per
 // row: the loop over responses must still end at the column's end.
 func TestPollMaxRepetitionsOne(t *testing.T) {
-	dev := newSNMPD(t)
-	dev.start()
-	o := dev.opts("2c", "public", time.Second, 1)
+	dev := snmpdtest.Start(t, snmpdtest.Config{})
+	o := opts(dev.Addr(), "2c", "public", time.Second, 1)
 	o.MaxRepetitions = 1
 	r := NewPoller(nil).Poll(context.Background(), o)
 	if r.Err != nil {
@@ -217,16 +97,15 @@ func TestPollMaxRepetitionsOne(t *testing.T) {
 }
 
 func TestPollTimeouts(t *testing.T) {
-	dev := newSNMPD(t)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{})
 	const timeout, retries = 300 * time.Millisecond, 1
 	budget := timeout*(retries+1) + time.Second // plus slack for a busy machine; TestPollRetries counts the tries
 
 	t.Run("wrong community", func(t *testing.T) {
 		start := time.Now()
-		r := NewPoller(nil).Poll(context.Background(), dev.opts("2c", "not-the-community", timeout, retries))
+		r := NewPoller(nil).Poll(context.Background(), opts(dev.Addr(), "2c", "not-the-community", timeout, retries))
 		took := time.Since(start)
-		want := fmt.Sprintf("poll dev1 (%s): get scalars: request timeout", dev.addr)
+		want := fmt.Sprintf("poll dev1 (%s): get scalars: request timeout", dev.Addr())
 		if !errors.Is(r.Err, ErrTimeout) || r.Err.Error() != want {
 			t.Errorf("err = %v, want %s", r.Err, want)
 		}
@@ -238,11 +117,11 @@ func TestPollTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("stopped", func(t *testing.T) {
-		dev.stop()
+		dev.Stop()
 		start := time.Now()
-		r := NewPoller(nil).Poll(context.Background(), dev.opts("2c", "public", timeout, retries))
+		r := NewPoller(nil).Poll(context.Background(), opts(dev.Addr(), "2c", "public", timeout, retries))
 		took := time.Since(start)
-		want := fmt.Sprintf("poll dev1 (%s): get scalars: request timeout", dev.addr)
+		want := fmt.Sprintf("poll dev1 (%s): get scalars: request timeout", dev.Addr())
 		if !errors.Is(r.Err, ErrTimeout) || r.Err.Error() != want {
 			t.Errorf("err = %v, want %s", r.Err, want)
 		}
@@ -254,7 +133,7 @@ func TestPollTimeouts(t *testing.T) {
 
 func TestPollContext(t *testing.T) {
 	// Nothing listens here: without ctx the poll would take 3 x 5s.
-	o := Options{Target: collector.Target{Name: "dev1", Address: fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))},
+	o := Options{Target: collector.Target{Name: "dev1", Address: fmt.Sprintf("127.0.0.1:%d", snmpdtest.FreePort(t))},
 		Community: "public", Timeout: 5 * time.Second, Retries: 2}
 
 	t.Run("cancel", func(t *testing.T) {
@@ -337,8 +216,7 @@ func TestSplitAddress(t *testing.T) {
 
 // One Poller serves many polls at once, each with its own socket.
 func TestPollConcurrent(t *testing.T) {
-	dev := newSNMPD(t)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{})
 	p := NewPoller(nil)
 	const n = 8
 	errs := make(chan error, n)
@@ -351,7 +229,7 @@ func TestPollConcurrent(t *testing.T) {
 			if i%2 == 1 {
 				version = "1"
 			}
-			r := p.Poll(context.Background(), dev.opts(version, "public", 2*time.Second, 1))
+			r := p.Poll(context.Background(), opts(dev.Addr(), version, "public", 2*time.Second, 1))
 			if r.Err != nil {
 				errs <- r.Err
 				return

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/netaiops/netaiops/collector"
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 )
 
 const (
@@ -56,23 +55,20 @@ func usmCases() []usmCase {
 	return cases
 }
 
-// usmConfig returns snmpd.conf lines creating and granting the users.
-func usmConfig(cases []usmCase) []string {
-	var lines []string
+// usmUsers returns the snmpd users of the cases.
+func usmUsers(cases []usmCase) []snmpdtest.User {
+	var users []snmpdtest.User
 	for _, c := range cases {
-		line := "createUser " + c.user()
-		grant := "rouser " + c.user() + " noauth"
+		u := snmpdtest.User{Name: c.user()}
 		if c.auth != "" {
-			line += " " + netsnmpAuth[c.auth] + " " + testAuthPass
-			grant = "rouser " + c.user() + " auth"
+			u.Auth, u.AuthPassword = netsnmpAuth[c.auth], testAuthPass
 		}
 		if c.priv != "" {
-			line += " " + netsnmpPriv[c.priv] + " " + testPrivPass
-			grant = "rouser " + c.user() + " priv"
+			u.Priv, u.PrivPassword = netsnmpPriv[c.priv], testPrivPass
 		}
-		lines = append(lines, line, grant)
+		users = append(users, u)
 	}
-	return lines
+	return users
 }
 
 func v3opts(addr string, u USM) Options {
@@ -83,12 +79,11 @@ func v3opts(addr string, u USM) Options {
 // Every security level and protocol combination polls net-snmp's snmpd.
 func TestPollV3Combinations(t *testing.T) {
 	cases := usmCases()
-	dev := newSNMPD(t, usmConfig(cases)...)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{Users: usmUsers(cases)})
 	p := NewPoller(nil)
 	for _, c := range cases {
 		t.Run(c.user(), func(t *testing.T) {
-			o := v3opts(dev.addr, c.usm())
+			o := v3opts(dev.Addr(), c.usm())
 			for i := range 2 { // the second poll uses the cached engine and keys
 				r := p.Poll(context.Background(), o)
 				if r.Err != nil {
@@ -113,8 +108,7 @@ func TestPollV3Combinations(t *testing.T) {
 func TestPollV3WrongCredentials(t *testing.T) {
 	good := usmCase{level: AuthPriv, auth: "SHA256", priv: "AES"}
 	authOnly := usmCase{level: AuthNoPriv, auth: "SHA"}
-	dev := newSNMPD(t, usmConfig([]usmCase{good, authOnly})...)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{Users: usmUsers([]usmCase{good, authOnly})})
 
 	wrongAuth := good.usm()
 	wrongAuth.AuthPassword = "not-the-auth-password"
@@ -143,12 +137,12 @@ func TestPollV3WrongCredentials(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := v3opts(dev.addr, tt.usm)
+			o := v3opts(dev.Addr(), tt.usm)
 			o.Timeout, o.Retries = 2*time.Second, 1
 			start := time.Now()
 			r := NewPoller(nil).Poll(context.Background(), o)
 			took := time.Since(start)
-			want := fmt.Sprintf("poll dev3 (%s): get scalars: %s", dev.addr, tt.want)
+			want := fmt.Sprintf("poll dev3 (%s): get scalars: %s", dev.Addr(), tt.want)
 			if r.Err == nil || r.Err.Error() != want {
 				t.Errorf("err = %v\nwant %s", r.Err, want)
 			}
@@ -173,20 +167,13 @@ func TestPollV3WrongCredentials(t *testing.T) {
 // A v3 context name reaches the device: snmpd serves context "ctx1" (by
 // proxying to itself) and the user may read only there.
 func TestPollV3Context(t *testing.T) {
-	dev := newSNMPD(t, "createUser u_ctx SHA "+testAuthPass, "view all included .1", "rouser u_ctx auth -V all ctx1")
-	port := dev.addr[strings.LastIndex(dev.addr, ":")+1:]
-	conf := filepath.Join(dev.dir, "snmpd.conf")
-	b, err := os.ReadFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = append(b, "proxy -Cn ctx1 -v 2c -c public 127.0.0.1:"+port+" .1.3.6.1.2.1\n"...)
-	if err := os.WriteFile(conf, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dev.start()
+	port := snmpdtest.FreePort(t)
+	dev := snmpdtest.Start(t, snmpdtest.Config{Port: port, Extra: []string{
+		"createUser u_ctx SHA " + testAuthPass, "view all included .1", "rouser u_ctx auth -V all ctx1",
+		fmt.Sprintf("proxy -Cn ctx1 -v 2c -c public 127.0.0.1:%d .1.3.6.1.2.1", port),
+	}})
 	u := USM{SecurityLevel: AuthNoPriv, Username: "u_ctx", AuthProtocol: "SHA", AuthPassword: testAuthPass, Context: "ctx1"}
-	r := NewPoller(nil).Poll(context.Background(), v3opts(dev.addr, u))
+	r := NewPoller(nil).Poll(context.Background(), v3opts(dev.Addr(), u))
 	if r.Err != nil {
 		t.Fatal(r.Err)
 	}
@@ -194,7 +181,7 @@ func TestPollV3Context(t *testing.T) {
 		t.Errorf("no ifOperStatus for lo through context ctx1: %v", r.Samples)
 	}
 	u.Context = ""
-	r = NewPoller(nil).Poll(context.Background(), v3opts(dev.addr, u))
+	r = NewPoller(nil).Poll(context.Background(), v3opts(dev.Addr(), u))
 	if want := "get scalars: device answered AuthorizationError"; r.Err == nil || !strings.Contains(r.Err.Error(), want) {
 		t.Errorf("default context: err = %v, want %q", r.Err, want)
 	}
@@ -206,15 +193,14 @@ func TestPollV3Context(t *testing.T) {
 // state (a new engine ID), it must discover the engine again.
 func TestPollV3EngineRestart(t *testing.T) {
 	c := usmCase{level: AuthPriv, auth: "SHA", priv: "AES"}
-	dev := newSNMPD(t, usmConfig([]usmCase{c})...)
-	dev.start()
+	dev := snmpdtest.Start(t, snmpdtest.Config{Users: usmUsers([]usmCase{c})})
 	p := NewPoller(nil)
-	o := v3opts(dev.addr, c.usm())
+	o := v3opts(dev.Addr(), c.usm())
 	poll := func(step string) engine {
 		t.Helper()
 		r := p.Poll(context.Background(), o)
 		if r.Err != nil {
-			t.Fatalf("%s: %v\nsnmpd output:\n%s", step, r.Err, dev.out)
+			t.Fatalf("%s: %v\nsnmpd output:\n%s", step, r.Err, dev.Output())
 		}
 		e, ok := p.engines.get(o, time.Now())
 		if !ok {
@@ -224,24 +210,16 @@ func TestPollV3EngineRestart(t *testing.T) {
 	}
 	first := poll("first poll")
 
-	dev.stop()
-	dev.start()
+	dev.Stop()
+	dev.Start()
 	again := poll("poll after restart")
 	if again.id != first.id || again.boots <= first.boots {
 		t.Errorf("after restart: engine %x boots %d, want engine %x with boots above %d", again.id, again.boots, first.id, first.boots)
 	}
 
-	dev.stop()
-	entries, err := os.ReadDir(dev.pers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dev.pers, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dev.start()
+	dev.Stop()
+	dev.ResetEngine()
+	dev.Start()
 	// The new engine's unknownEngineID report cannot be authenticated with
 	// keys localized to the old one; the poll rediscovers and goes on.
 	if r := p.Poll(context.Background(), o); r.Err != nil {
@@ -277,7 +255,7 @@ func TestUSMParams(t *testing.T) {
 // A v3 device that does not answer at all is a timeout, not an auth failure.
 func TestPollV3Timeout(t *testing.T) {
 	c := usmCase{level: AuthPriv, auth: "SHA", priv: "AES"}
-	o := v3opts(fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)), c.usm())
+	o := v3opts(fmt.Sprintf("127.0.0.1:%d", snmpdtest.FreePort(t)), c.usm())
 	o.Timeout, o.Retries = 200*time.Millisecond, 0
 	r := NewPoller(nil).Poll(context.Background(), o)
 	if !errors.Is(r.Err, ErrTimeout) || errors.Is(r.Err, ErrAuthFailure) {

@@ -3,8 +3,6 @@ package trap
 import (
 	"context"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/netaiops/netaiops/collector"
 	"github.com/netaiops/netaiops/collector/snmp"
+	"github.com/netaiops/netaiops/collector/snmp/snmpdtest"
 )
 
 // receiver runs a Receiver on a free loopback port until the test ends.
@@ -40,13 +39,7 @@ func receiver(t *testing.T, cfg Config) (*Receiver, chan collector.Event) {
 // netsnmp runs one of net-snmp's tools (snmptrap, snmpinform) against r.
 func netsnmp(t *testing.T, r *Receiver, tool string, args ...string) error {
 	t.Helper()
-	bin, err := exec.LookPath(tool)
-	if err != nil {
-		t.Skipf("%s not installed (apt-get install snmp): the trap tests use net-snmp as the sender", tool)
-	}
-	dir := t.TempDir()
-	cmd := exec.Command(bin, append([]string{"-t", "1", "-r", "0"}, args...)...)
-	cmd.Env = append(os.Environ(), "MIBS=", "SNMP_PERSISTENT_DIR="+dir, "SNMPCONFPATH="+dir, "HOME="+dir)
+	cmd := snmpdtest.Command(t, tool, append([]string{"-t", "1", "-r", "0"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Logf("%s %s: %v\n%s", tool, strings.Join(args, " "), err, out)
