@@ -34,6 +34,7 @@ type Plan struct {
 type object struct {
 	profile.Object
 	oid   string // with gosnmp's leading dot
+	rate  string // counters: the name of the rate sample, Name + RateSuffix
 	scale float64
 	table *table
 	pos   int // column position in its table (scalars: in the plan)
@@ -84,6 +85,7 @@ func Compile(profiles []*profile.Profile) (*Plan, error) {
 			}
 			o := &object{Object: s, oid: oid, scale: scaleOf(s.Scale), pos: len(p.scalars)}
 			if s.Type == profile.Counter {
+				o.rate = s.Name + RateSuffix
 				o.cpos = p.nScalarCounters
 				p.nScalarCounters++
 			}
@@ -103,6 +105,7 @@ func Compile(profiles []*profile.Profile) (*Plan, error) {
 				oid := "." + strings.TrimPrefix(c.OID, ".")
 				col := &object{Object: c, oid: oid, scale: scaleOf(c.Scale), table: tb, pos: i}
 				if c.Type == profile.Counter {
+					col.rate = c.Name + RateSuffix
 					col.cpos = tb.ncounters
 					tb.ncounters++
 				}
@@ -254,7 +257,9 @@ func (r *result) addColumn(ti int, v *gosnmp.SnmpPDU) {
 	}
 	rw := r.rows[ti][index]
 	if rw == nil {
-		rw = &row{table: t, index: index}
+		// Sized for every column at once: growing it value by value is
+		// most of a poll's garbage after gosnmp's own.
+		rw = &row{table: t, index: index, values: make([]value, 0, t.ncols)}
 		r.rows[ti][index] = rw
 	}
 	r.add(ti+1, rw, c, v)
@@ -431,14 +436,19 @@ func (r *result) samples(device string, at collector.Sample) ([]collector.Sample
 			}
 		}
 	}
-	n := len(r.scalars.values)
+	// Room for what derive and the rate computer append (a rate per
+	// counter, two utilizations per row, a few derived gauges), so that
+	// the poll's samples are allocated once.
+	n, nc, nrows := len(r.scalars.values), countersOf(r.scalars.values), 0
 	for ti := range p.tables {
 		for _, rw := range r.rows[ti] {
 			n += len(rw.values)
+			nc += countersOf(rw.values)
 		}
+		nrows += len(r.rows[ti])
 	}
-	out := make([]collector.Sample, 0, n)
-	var counters []counterSample
+	out := make([]collector.Sample, 0, n+nc+2*nrows+4)
+	counters := make([]counterSample, 0, nc)
 	emit := func(rw *row, labels collector.Labels) {
 		sort.SliceStable(rw.values, func(i, j int) bool { return rw.values[i].col.pos < rw.values[j].col.pos })
 		for _, v := range rw.values {
@@ -490,6 +500,16 @@ func (r *result) samples(device string, at collector.Sample) ([]collector.Sample
 		}
 	}
 	return out, counters
+}
+
+func countersOf(vs []value) int {
+	n := 0
+	for _, v := range vs {
+		if v.col.Type == profile.Counter {
+			n++
+		}
+	}
+	return n
 }
 
 // appendLabels adds labels whose name is not there yet, skipping empty values.

@@ -189,3 +189,56 @@ func TestForget(t *testing.T) {
 		t.Error("Forget kept the target's state")
 	}
 }
+
+// TestTableStateRows checks the row cursor against rows that come, go and
+// change order between polls, and that tables sharing an index slice keep
+// their own rows when one of them gains a row.
+func TestTableStateRows(t *testing.T) {
+	r := newRates()
+	a, b := newTableState(2), newTableState(1)
+	r.tables[&table{name: "a"}], r.tables[&table{name: "b"}] = a, b
+	poll := func(ts *tableState, idxs ...string) []int {
+		var rows []int
+		for _, idx := range idxs {
+			i := ts.row(idx)
+			if got := ts.index[i]; got != idx {
+				t.Fatalf("row(%q) = %d, which is %q", idx, i, got)
+			}
+			ts.at[i] = 1
+			rows = append(rows, i)
+		}
+		return rows
+	}
+	want := func(got []int, want ...int) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("rows %v, want %v", got, want)
+		}
+	}
+	want(poll(a, "1", "2", "10"), 0, 1, 2)
+	want(poll(b, "1", "2", "10"), 0, 1, 2)
+	a.endPoll()
+	b.endPoll()
+	r.shareIndexes()
+	if &a.index[0] != &b.index[0] {
+		t.Fatal("equal index slices are not shared")
+	}
+	want(poll(a, "1", "10", "3", "2"), 0, 2, 3, 1) // a row went missing, one came, order changed
+	a.endPoll()
+	want(poll(a, "1", "2", "10", "3"), 0, 1, 2, 3)
+	a.endPoll()
+	if len(b.index) != 3 || len(a.index) != 4 || len(a.vals) != 8 || len(a.at) != 4 {
+		t.Fatalf("after a gained a row: a %v (%d vals, %d at), b %v", a.index, len(a.vals), len(a.at), b.index)
+	}
+	want(poll(b, "1", "2", "10"), 0, 1, 2)
+	b.endPoll()
+	a.at[1] = 0 // row "2" is stale
+	if !a.sweep(1) {
+		t.Fatal("sweep found nothing stale")
+	}
+	want(poll(a, "1", "10", "3"), 0, 1, 2)
+	a.endPoll()
+	if fmt.Sprint(b.index) != "[1 2 10]" {
+		t.Fatalf("b's rows changed with a's sweep: %v", b.index)
+	}
+}
