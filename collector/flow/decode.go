@@ -170,7 +170,7 @@ func (d *Decoder) DecodeFast(data []byte, m *Meta) bool {
 func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }
 
 // fastEthernet handles Ethernet, up to two VLAN tags, IPv4 without options
-// or IPv6 without extension headers, and TCP or UDP. It accepts a strict
+// or IPv6 without extension headers, and TCP, UDP, ICMP or ICMPv6. It accepts a strict
 // subset of what the general path accepts and must produce the same Meta;
 // anything unusual is left to the general path.
 func (d *Decoder) fastEthernet(data []byte, m *Meta) bool {
@@ -274,6 +274,27 @@ func fastL4(l4 []byte, proto uint8, m *Meta) bool {
 			return false
 		}
 		m.SrcPort, m.DstPort, m.TCPFlags = be16(l4), be16(l4[2:]), 0
+		return true
+	case 1, 58:
+		// ICMP goes by protocol number, whatever the IP version, as in
+		// the general path; echo replies fold onto requests.
+		var tc uint16
+		if proto == 1 {
+			if len(l4) < 8 {
+				return false
+			}
+			if tc = be16(l4); tc>>8 == 0 {
+				tc |= 8 << 8
+			}
+		} else {
+			if len(l4) < 4 {
+				return false
+			}
+			if tc = be16(l4); tc>>8 == 129 {
+				tc = 128<<8 | tc&0xff
+			}
+		}
+		m.SrcPort, m.DstPort, m.TCPFlags = tc, tc, 0
 		return true
 	}
 	return false

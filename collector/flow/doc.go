@@ -1,6 +1,6 @@
 // Package flow turns captured packets into flows and flow features. It owns
 // the packet decoder (a hand-written fast path for the common
-// Ethernet[/802.1Q]/IPv4|IPv6/TCP|UDP stacks and gopacket's
+// Ethernet[/802.1Q]/IPv4|IPv6/TCP|UDP|ICMP stacks and gopacket's
 // DecodingLayerParser for everything else), the flow table (a pointer-free
 // open-addressing table with a timing wheel that expires flows on packet
 // timestamps), packet sources (pcap and pcapng replay, live AF_PACKET

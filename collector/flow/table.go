@@ -36,7 +36,8 @@ func KeyOf(m *Meta) (k Key, fromA bool) {
 	return k, fromA
 }
 
-// Hash mixes the key into 64 bits (multiply-xorshift over its five words).
+// Hash mixes the key into 64 bits (three 128-bit multiply-folds over its
+// five words).
 // It is computed once per packet; the table keeps the low 32 bits.
 func (k *Key) Hash() uint64 {
 	const (
@@ -52,7 +53,9 @@ func (k *Key) Hash() uint64 {
 	w := uint64(k.PortA) | uint64(k.PortB)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48 | uint64(k.Family)<<56
 	h := mix(a0^m1, a1^m2)
 	h = mix(h^b0, b1^m3)
-	return fmix64(mix(h^w, m4))
+	// The last fold of a full 128-bit product already spreads every input
+	// bit over the low 32 the table uses; no finaliser needed.
+	return mix(h^w, m4)
 }
 
 // keyEqual compares two keys as five machine words; == on the struct calls
@@ -164,22 +167,41 @@ const (
 	stHalfOpen = 1 << iota
 	stFinA
 	stFinB
-	stEnded // FIN both ways or RST
+	stEnded  // FIN both ways or RST
+	stLinked // in a wheel list; entries in the table are, except while their slot runs
+	stFree   // on the free list
 )
 
-// entry is one flow; it holds no pointers so the GC never scans the table.
-type entry struct {
-	key        Key
-	hash       uint32
-	next, prev int32 // timing-wheel list, entry indices; -1 ends
-	slot       int32 // wheel slot, -1 when the entry is free
-	first      int64
-	last       int64
-	pkts       [2]uint64
-	bytes      [2]uint64
-	flags      [2]uint8
-	initA      bool
-	state      uint8
+// A flow is split in two parts kept in parallel arrays, neither holding
+// pointers so the GC never scans the table. hot is what a packet of a known
+// flow reads and writes: exactly one cache line. It keeps the low bits of
+// the counters; carries go to cold, which holds the rest and is touched
+// when a flow starts, ends or is rescheduled, and once per 65536 packets or
+// 4 GiB in one direction.
+type hot struct {
+	key   Key
+	last  int64
+	bytes [2]uint32 // low 32 bits of the byte counts
+	pkts  [2]uint16 // low 16 bits of the packet counts
+	flags [2]uint8
+	initA bool
+	state uint8
+}
+
+type cold struct {
+	first   int64
+	bytesHi [2]uint32 // bytes = bytesHi<<32 | hot.bytes
+	pktsHi  [2]uint32 // packets = pktsHi<<16 | hot.pkts
+	// Timing-wheel list, entry indices, -1 ends. prev below -1 marks the
+	// head of slot -2-prev. The free list runs through next.
+	next, prev int32
+}
+
+func (c *cold) packets(h *hot, dir int) uint64 {
+	return uint64(c.pktsHi[dir])<<16 | uint64(h.pkts[dir])
+}
+func (c *cold) octets(h *hot, dir int) uint64 {
+	return uint64(c.bytesHi[dir])<<32 | uint64(h.bytes[dir])
 }
 
 // Table is the flow table of one capture point. Not safe for concurrent
@@ -190,8 +212,9 @@ type Table struct {
 	mask    uint32
 	idxBits uint8  // bits for entry index+1; the rest hold a tag from the hash
 	tagMask uint32 // the tag bits of a slot
-	entries []entry
-	free    int32 // free list through entry.next
+	hot     []hot
+	cold    []cold // parallel to hot
+	free    int32  // free list through cold.next
 	wheel   []int32
 	wmask   int64
 	tickNs  int64
@@ -234,7 +257,8 @@ func NewTable(cfg TableConfig) *Table {
 	t.wmask = w - 1
 	t.idxBits = uint8(bits.Len32(uint32(cfg.MaxFlows) + 1))
 	t.tagMask = ^uint32(0) << t.idxBits
-	t.entries = make([]entry, 0, min(cfg.MaxFlows, 1<<16))
+	t.hot = make([]hot, 0, min(cfg.MaxFlows, 1<<16))
+	t.cold = make([]cold, 0, min(cfg.MaxFlows, 1<<16))
 	return t
 }
 
@@ -247,8 +271,8 @@ func (t *Table) Len() int { return t.stats.Active }
 // Now is the table's clock: the newest packet timestamp seen, Unix ns.
 func (t *Table) Now() int64 { return t.now }
 
-// EntryBytes is the size of one flow entry.
-const EntryBytes = int(unsafe.Sizeof(entry{}))
+// EntryBytes is the size of one flow entry, both parts.
+const EntryBytes = int(unsafe.Sizeof(hot{}) + unsafe.Sizeof(cold{}))
 
 // StateBytesPerFlow is the memory the table holds per flow when full: the
 // entry plus its share of the index and the wheel.
@@ -295,7 +319,7 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 
 	i := h & t.mask
 	tag := h & t.tagMask
-	var e *entry
+	var e *hot
 	var idx int32
 	for {
 		s := t.index[i]
@@ -303,7 +327,7 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 			break
 		}
 		if s&t.tagMask == tag {
-			if c := &t.entries[s&^t.tagMask-1]; c.hash == h && keyEqual(&c.key, k) {
+			if c := &t.hot[s&^t.tagMask-1]; keyEqual(&c.key, k) {
 				e, idx = c, int32(s&^t.tagMask-1)
 				break
 			}
@@ -327,8 +351,9 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 			}
 		}
 		idx = t.alloc()
-		e = &t.entries[idx]
-		*e = entry{key: *k, hash: h, first: ts, last: ts}
+		e = &t.hot[idx]
+		*e = hot{key: *k, last: ts}
+		t.cold[idx] = cold{first: ts}
 		// The initiator sent the first packet, unless that packet is a
 		// SYN-ACK: then the SYN was missed and the receiver initiated.
 		e.initA = fromA
@@ -350,8 +375,14 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		dir = 0
 		fromInitiator = true
 	}
-	e.pkts[dir]++
-	e.bytes[dir] += uint64(wireLen)
+	if e.pkts[dir]++; e.pkts[dir] == 0 {
+		t.cold[idx].pktsHi[dir]++
+	}
+	b := uint64(e.bytes[dir]) + uint64(wireLen)
+	e.bytes[dir] = uint32(b)
+	if b>>32 != 0 {
+		t.cold[idx].bytesHi[dir] += uint32(b >> 32)
+	}
 	e.flags[dir] |= flags
 	if ts > e.last {
 		e.last = ts
@@ -362,7 +393,7 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 	return isNew, fromInitiator
 }
 
-func (t *Table) tcpState(idx int32, e *entry, dir int, flags uint8) {
+func (t *Table) tcpState(idx int32, e *hot, dir int, flags uint8) {
 	const fin, rst, ack = 0x01, 0x04, 0x10
 	if e.state&stHalfOpen != 0 && ((dir == 0 && flags&ack != 0) || flags&rst != 0) {
 		e.state &^= stHalfOpen
@@ -380,7 +411,11 @@ func (t *Table) tcpState(idx int32, e *entry, dir int, flags uint8) {
 	}
 }
 
-// grow doubles the index; slots carry their hash, entries are not touched.
+// hashOf is the hash of entry idx, recomputed from its key: cheaper to
+// recompute on the rare paths (grow, removal) than to store per flow.
+func (t *Table) hashOf(idx uint32) uint32 { return uint32(t.hot[idx].key.Hash()) }
+
+// grow doubles the index.
 func (t *Table) grow() {
 	old := t.index
 	t.index = make([]uint32, 2*len(old))
@@ -389,7 +424,7 @@ func (t *Table) grow() {
 		if s == 0 {
 			continue
 		}
-		i := t.entries[s&^t.tagMask-1].hash & t.mask
+		i := t.hashOf(s&^t.tagMask-1) & t.mask
 		for t.index[i] != 0 {
 			i = (i + 1) & t.mask
 		}
@@ -400,21 +435,22 @@ func (t *Table) grow() {
 func (t *Table) alloc() int32 {
 	if t.free >= 0 {
 		idx := t.free
-		t.free = t.entries[idx].next
+		t.free = t.cold[idx].next
 		return idx
 	}
-	t.entries = append(t.entries, entry{})
-	return int32(len(t.entries) - 1)
+	t.hot = append(t.hot, hot{})
+	t.cold = append(t.cold, cold{})
+	return int32(len(t.hot) - 1)
 }
 
 // deadline is when the flow ends unless more packets arrive, in ns.
-func (t *Table) deadline(e *entry) (int64, EndReason) {
+func (t *Table) deadline(idx int32, e *hot) (int64, EndReason) {
 	idle, why := t.idleNs, EndIdle
 	if e.state&stEnded != 0 {
 		idle, why = t.endNs, EndTCP
 	}
 	d := e.last + idle
-	if a := e.first + t.actNs; a < d {
+	if a := t.cold[idx].first + t.actNs; a < d {
 		return a, EndActive
 	}
 	return d, why
@@ -425,8 +461,8 @@ func (t *Table) deadline(e *entry) (int64, EndReason) {
 // when packets extend their life: the wheel looks at them when their first
 // scheduled slot comes round and reschedules them then, so a packet costs no
 // wheel work.
-func (t *Table) schedule(idx int32, e *entry) {
-	d, _ := t.deadline(e)
+func (t *Table) schedule(idx int32, e *hot) {
+	d, _ := t.deadline(idx, e)
 	tick := (d + t.tickNs - 1) / t.tickNs
 	if tick <= t.curTick {
 		tick = t.curTick + 1
@@ -435,25 +471,27 @@ func (t *Table) schedule(idx int32, e *entry) {
 		tick = t.curTick + t.wmask
 	}
 	s := int32(tick & t.wmask)
-	e.slot = s
-	e.prev = -1
-	e.next = t.wheel[s]
-	if e.next >= 0 {
-		t.entries[e.next].prev = idx
+	e.state |= stLinked
+	c := &t.cold[idx]
+	c.prev = -2 - s
+	c.next = t.wheel[s]
+	if c.next >= 0 {
+		t.cold[c.next].prev = idx
 	}
 	t.wheel[s] = idx
 }
 
-func (t *Table) unlink(idx int32, e *entry) {
-	if e.prev >= 0 {
-		t.entries[e.prev].next = e.next
+func (t *Table) unlink(idx int32, e *hot) {
+	c := &t.cold[idx]
+	if c.prev >= 0 {
+		t.cold[c.prev].next = c.next
 	} else {
-		t.wheel[e.slot] = e.next
+		t.wheel[-2-c.prev] = c.next
 	}
-	if e.next >= 0 {
-		t.entries[e.next].prev = e.prev
+	if c.next >= 0 {
+		t.cold[c.next].prev = c.prev
 	}
-	e.slot = -1
+	e.state &^= stLinked
 }
 
 // advance moves the wheel to tick, expiring what is due on the way. A jump
@@ -481,10 +519,10 @@ func (t *Table) runSlot(s int64, now int64) {
 	t.wheel[s] = -1
 	nowNs := now * t.tickNs
 	for idx >= 0 {
-		e := &t.entries[idx]
-		next := e.next
-		e.slot = -1 // detached: end and schedule must not unlink it
-		if d, why := t.deadline(e); d <= nowNs {
+		e := &t.hot[idx]
+		next := t.cold[idx].next
+		e.state &^= stLinked // detached: end and schedule must not unlink it
+		if d, why := t.deadline(idx, e); d <= nowNs {
 			t.end(idx, e, why)
 		} else {
 			t.stats.WheelReinsert++
@@ -496,13 +534,15 @@ func (t *Table) runSlot(s int64, now int64) {
 
 // end reports the flow, removes it from index and wheel and frees the entry.
 // An active-timeout end restarts the flow's counters instead of removing it.
-func (t *Table) end(idx int32, e *entry, why EndReason) {
-	t.report(e, why)
+func (t *Table) end(idx int32, e *hot, why EndReason) {
+	t.report(idx, e, why)
+	c := &t.cold[idx]
 	if why == EndActive {
 		t.stats.EndedActive++
-		e.first = e.last
-		e.pkts, e.bytes, e.flags = [2]uint64{}, [2]uint64{}, [2]uint8{}
-		if e.slot >= 0 {
+		c.first = e.last
+		e.pkts, e.bytes, e.flags = [2]uint16{}, [2]uint32{}, [2]uint8{}
+		c.pktsHi, c.bytesHi = [2]uint32{}, [2]uint32{}
+		if e.state&stLinked != 0 {
 			t.unlink(idx, e)
 		}
 		t.schedule(idx, e)
@@ -516,27 +556,36 @@ func (t *Table) end(idx int32, e *entry, why EndReason) {
 	case EndEvicted:
 		t.stats.Evicted++
 	}
-	if e.slot >= 0 {
+	if e.state&stLinked != 0 {
 		t.unlink(idx, e)
 	}
-	t.removeIndex(e.hash, idx)
+	t.removeIndex(t.hashOf(uint32(idx)), idx)
 	if e.state&stHalfOpen != 0 {
 		t.stats.HalfOpen--
 	}
 	t.stats.Active--
-	e.slot = -1
-	e.next = t.free
+	e.state = stFree
+	c.next = t.free
 	t.free = idx
 }
 
-func (t *Table) report(e *entry, why EndReason) {
+func (t *Table) report(idx int32, e *hot, why EndReason) {
 	if t.cfg.OnEnd == nil {
 		return
 	}
 	r := &t.rec
-	*r = Record{Key: e.key, InitiatorIsA: e.initA, First: e.first, Last: e.last,
-		Packets: e.pkts, Bytes: e.bytes, TCPFlags: e.flags, End: why}
+	t.record(idx, e, r)
+	r.End = why
 	t.cfg.OnEnd(r)
+}
+
+// record fills r from entry idx, counters joined from both parts.
+func (t *Table) record(idx int32, e *hot, r *Record) {
+	c := &t.cold[idx]
+	*r = Record{Key: e.key, InitiatorIsA: e.initA, First: c.first, Last: e.last,
+		Packets:  [2]uint64{c.packets(e, 0), c.packets(e, 1)},
+		Bytes:    [2]uint64{c.octets(e, 0), c.octets(e, 1)},
+		TCPFlags: e.flags}
 }
 
 // removeIndex deletes the index slot of entry idx with backward-shift
@@ -560,7 +609,7 @@ func (t *Table) removeIndex(h uint32, idx int32) {
 			if s == 0 {
 				return
 			}
-			home := t.entries[s&^t.tagMask-1].hash & t.mask
+			home := t.hashOf(s&^t.tagMask-1) & t.mask
 			// Move s back to i unless its home lies cyclically in (i, j].
 			if (i < j && (home <= i || home > j)) || (i > j && home <= i && home > j) {
 				t.index[i] = s
@@ -577,7 +626,7 @@ func (t *Table) evictOne() {
 	for d := int64(1); d <= t.wmask+1; d++ {
 		s := (t.curTick + d) & t.wmask
 		if idx := t.wheel[s]; idx >= 0 {
-			t.end(idx, &t.entries[idx], EndEvicted)
+			t.end(idx, &t.hot[idx], EndEvicted)
 			return
 		}
 	}
@@ -588,7 +637,7 @@ func (t *Table) Flush() {
 	for s := range t.wheel {
 		for t.wheel[s] >= 0 {
 			idx := t.wheel[s]
-			t.end(idx, &t.entries[idx], EndFlush)
+			t.end(idx, &t.hot[idx], EndFlush)
 		}
 	}
 }
@@ -596,19 +645,22 @@ func (t *Table) Flush() {
 // Each calls fn for every flow in the table (for evidence and tests); fn
 // must not keep the pointer. Iteration stops when fn returns false.
 func (t *Table) Each(fn func(*Record) bool) {
-	for i := range t.entries {
-		e := &t.entries[i]
-		if e.slot < 0 { // free
+	for i := range t.hot {
+		e := &t.hot[i]
+		if e.state&stFree != 0 {
 			continue
 		}
-		r := Record{Key: e.key, InitiatorIsA: e.initA, First: e.first, Last: e.last,
-			Packets: e.pkts, Bytes: e.bytes, TCPFlags: e.flags}
+		var r Record
+		t.record(int32(i), e, &r)
 		if !fn(&r) {
 			return
 		}
 	}
 }
 
-// keyEqual reads a Key as five words: keep it exactly 40 bytes.
+// keyEqual reads a Key as five words: keep it exactly 40 bytes. The hot
+// part of an entry is one cache line.
 var _ [40 - unsafe.Sizeof(Key{})]byte
 var _ [unsafe.Sizeof(Key{}) - 40]byte
+var _ [64 - unsafe.Sizeof(hot{})]byte
+var _ [unsafe.Sizeof(hot{}) - 64]byte

@@ -237,3 +237,36 @@ func TestStateBytesPerFlow(t *testing.T) {
 		t.Errorf("state per flow grew: entry %d, total %.1f bytes", EntryBytes, b)
 	}
 }
+
+// TestTableCounterCarries drives one direction past the 16-bit packet and
+// 32-bit byte counters kept in an entry's hot part: the record joins the
+// carries kept in the cold part, and Each and an active-timeout restart see
+// the same.
+func TestTableCounterCarries(t *testing.T) {
+	var ended []Record
+	tab := NewTable(TableConfig{ActiveTimeout: 10 * time.Second, OnEnd: func(r *Record) { ended = append(ended, *r) }})
+	m := meta4(1, 2, 5000, 6000, 17, 0)
+	back := meta4(2, 1, 6000, 5000, 17, 0)
+	t0 := 1000 * sec
+	const n, size = 3*65536 + 7, 65535
+	for i := range n {
+		tab.Update(&m, t0+int64(i), size)
+	}
+	tab.Update(&back, t0+n, 100)
+	wantP, wantB := [2]uint64{n, 1}, [2]uint64{n * size, 100}
+	tab.Each(func(r *Record) bool {
+		if r.Packets != wantP || r.Bytes != wantB {
+			t.Errorf("Each: packets %v bytes %v, want %v %v", r.Packets, r.Bytes, wantP, wantB)
+		}
+		return true
+	})
+	tab.Advance(t0 + 12*sec) // active timeout: exported, counters restart
+	tab.Update(&m, t0+13*sec, 10)
+	tab.Flush()
+	if len(ended) < 2 || ended[0].End != EndActive || ended[0].Packets != wantP || ended[0].Bytes != wantB {
+		t.Fatalf("ended %+v", ended)
+	}
+	if r := ended[len(ended)-1]; r.End != EndFlush || r.Packets != [2]uint64{1, 0} || r.Bytes != [2]uint64{10, 0} {
+		t.Errorf("after restart: %+v", r)
+	}
+}
