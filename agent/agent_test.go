@@ -123,20 +123,7 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s of cancel")
-		}
-	}()
+	defer startAgent(t, a)()
 
 	// The silent target becomes unreachable while the controller is away.
 	waitFor(t, 10*time.Second, "device_unreachable for silent queued and dev polled", func() bool {
@@ -222,4 +209,27 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 		t.Fatal("Run did not return within 2s of cancel (a poll in flight must end with ctx)")
 	}
 	waitFor(t, 5*time.Second, fmt.Sprintf("goroutines back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// startAgent runs a in the background. The returned stop (idempotent)
+// cancels it and fails the test unless Run returns nil within 5s of that.
+func startAgent(t *testing.T, a *agent.Agent) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }() // owned by stop
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("Run did not return within 5s of cancel")
+			}
+		})
+	}
 }

@@ -34,20 +34,7 @@ func runFlowAgent(t *testing.T, doc string, opts ...agent.Option) *agent.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }() // owned by the cleanup below
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s of cancel")
-		}
-	})
+	t.Cleanup(startAgent(t, a))
 	return a
 }
 

@@ -77,18 +77,7 @@ func runAgent(t *testing.T, doc string, p agent.Poller) (a *agent.Agent, stop fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }() // owned by stop
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("agent: %v", err)
-			}
-		})
-	}
+	stop = startAgent(t, a)
 	t.Cleanup(stop)
 	return a, stop
 }

@@ -72,20 +72,7 @@ traps:
 	if a.TrapAddr() == nil || a.MetricsAddr() == nil {
 		t.Fatalf("trap listener %v, metrics listener %v: want both", a.TrapAddr(), a.MetricsAddr())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return within 5s of cancel")
-		}
-	}()
+	defer startAgent(t, a)()
 
 	waitFor(t, 10*time.Second, "4 polls of dev3 and the controller connected", func() bool {
 		s := a.Stats()
@@ -96,7 +83,7 @@ traps:
 	}
 	// The same poller, asked by a controller command: samples of every
 	// profile, and rates from the counters of the scheduled polls before.
-	p, err := a.Poll(ctx, "dev3")
+	p, err := a.Poll(context.Background(), "dev3")
 	if err != nil || p.Err != nil {
 		t.Fatalf("poll dev3: %v, %v", err, p.Err)
 	}
