@@ -289,13 +289,18 @@ func TestFaultOutboxFull(t *testing.T) {
 	l := readLedger(t, r.db, r.agentID)
 	stored := l.logs[ob.logID]
 	missing := uint64(len(l.missing[ob.logID]))
-	t.Logf("outbox full: events sent %d, stored %d, dropped %d, duplicates stored %d, lost %d, seqs missing at the controller %d",
-		ob.lastSeq, stored, ob.dropped, l.dupSeq+l.dupEvent, int64(ob.lastSeq)-int64(stored)-int64(ob.dropped), missing)
+	// An event may be dropped from the full outbox after it was sent but
+	// before its ack came back (the simulator still produces changes while
+	// the agent drains): then it is both stored and counted as dropped. So
+	// every seq must be stored or missing, and every missing seq dropped.
+	lost := int64(ob.lastSeq) - int64(stored) - int64(missing) + max(0, int64(missing)-int64(ob.dropped))
+	t.Logf("outbox full: events sent %d, stored %d, dropped %d (of which stored anyway, dropped after sending: %d), duplicates stored %d, lost %d, seqs missing at the controller %d",
+		ob.lastSeq, stored, ob.dropped, int64(ob.dropped)-int64(missing), l.dupSeq+l.dupEvent, lost, missing)
 	if ob.dropped == 0 || ob.lastSeq < 1000 {
 		t.Fatalf("dropped %d of %d: the load did not overflow the outbox", ob.dropped, ob.lastSeq)
 	}
-	if stored+ob.dropped != ob.lastSeq || missing != ob.dropped {
-		t.Errorf("stored %d + dropped %d != sent %d, or missing seqs %d != dropped", stored, ob.dropped, ob.lastSeq, missing)
+	if stored+missing != ob.lastSeq || missing > ob.dropped {
+		t.Errorf("stored %d + missing %d != sent %d, or missing seqs %d > dropped %d: events lost", stored, missing, ob.lastSeq, missing, ob.dropped)
 	}
 	if l.dupSeq != 0 || l.dupEvent != 0 || len(l.logs) != 1 || ob.pending != 0 {
 		t.Errorf("duplicates %d/%d, logs %d, pending %d", l.dupSeq, l.dupEvent, len(l.logs), ob.pending)

@@ -48,8 +48,9 @@ func TestPollSNMPD(t *testing.T) {
 				}
 			}
 			up, ok := find(r.Samples, "sysUpTime", "")
-			if !ok || up.Kind != collector.Gauge || up.Value <= 0 || up.Value > 3600 {
-				t.Errorf("sysUpTime = %+v (found %v), want a gauge of a few seconds", up, ok)
+			// snmpd answers as soon as it starts, so 0 ticks is a fair uptime.
+			if !ok || up.Kind != collector.Gauge || up.Value < 0 || up.Value > 3600 {
+				t.Errorf("sysUpTime = %+v (found %v), want a gauge of at most a few seconds", up, ok)
 			}
 			name, ok := find(r.Samples, "sysName", "")
 			if !ok || name.Kind != collector.Info || name.Value != 1 || name.Labels.Get("sysName") != "test-device" {
