@@ -63,12 +63,12 @@ func raiseEventsDropped(ctx context.Context, tx *sql.Tx, agentID, logID string, 
 	summary := fmt.Sprintf("agent %s lost issue events: %d dropped from its full outbox, %d seqs never received", agentID, newReported, newMissing)
 	is, err := scanIssue(tx.QueryRowContext(ctx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
 			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '', ?, '', ?, '', 0)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, '', ?, '', 0)
 		ON CONFLICT (id) DO UPDATE SET state = excluded.state, summary = excluded.summary, last_seen = excluded.last_seen,
 			resolved_at = NULL, attributes = excluded.attributes, update_time = excluded.update_time
 		RETURNING `+issueColumns,
 		id, agentID, agentID, KindEventsDropped, int64(SeverityMajor), int64(StateOpen), summary,
-		now.UnixNano(), now.UnixNano(), string(attrJSON), KindEventsDropped+"/"+agentID+"/", now.UnixNano()))
+		now.UnixNano(), now.UnixNano(), string(attrJSON), logID, KindEventsDropped+"/"+agentID+"/"+logID, now.UnixNano()))
 	if err != nil {
 		return Change{}, false, fmt.Errorf("upsert %s issue: %w", KindEventsDropped, err)
 	}

@@ -206,6 +206,20 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 			}
 			attrs = string(b)
 		}
+		if is.State == StateOpen {
+			// One open issue per condition and agent: a new occurrence
+			// (an agent that restarted without its state, say) ends the
+			// older one, which the agent no longer tracks.
+			at := ev.Time
+			if at.IsZero() {
+				at = now
+			}
+			old, err := supersede(ctx, tx, agentID, is.Fingerprint, is.ID, at, now)
+			if err != nil {
+				return IngestResult{}, fmt.Errorf("seq %d: %w", ev.Seq, err)
+			}
+			res.Changed = append(res.Changed, old...)
+		}
 		stored, err := scanIssue(upsertIssue.QueryRowContext(ctx, is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
 			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
 			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq)))
@@ -244,6 +258,108 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		return IngestResult{}, fmt.Errorf("commit: %w", err)
 	}
 	return res, nil
+}
+
+// supersede resolves, inside tx, the agent's open issues of fingerprint
+// other than keepID, as superseded by keepID at at.
+func supersede(ctx context.Context, tx *sql.Tx, agentID, fingerprint, keepID string, at, now time.Time) ([]Change, error) {
+	rows, err := tx.QueryContext(ctx, `UPDATE issues
+		SET state = ?, resolved_at = ?, last_seen = MAX(COALESCE(last_seen, 0), ?), update_time = ?,
+			attributes = json_set(attributes, '$.resolution', ?, '$.superseded_by', ?)
+		WHERE agent_id = ? AND fingerprint = ? AND state = ? AND id <> ?
+		RETURNING `+issueColumns,
+		int64(StateResolved), at.UnixNano(), at.UnixNano(), now.UnixNano(),
+		ResolutionSuperseded, keepID, agentID, fingerprint, int64(StateOpen), keepID)
+	if err != nil {
+		return nil, fmt.Errorf("supersede open issues of %s: %w", fingerprint, err)
+	}
+	return scanChanges(rows, EventResolved)
+}
+
+// scanChanges reads the issues of an UPDATE ... RETURNING as changes of type t.
+func scanChanges(rows *sql.Rows, t EventType) ([]Change, error) {
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		is, err := scanIssue(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Change{Type: t, Issue: is})
+	}
+	return out, rows.Err()
+}
+
+// Resolutions the controller itself gives issues (attribute "resolution").
+const (
+	// ResolutionSuperseded: the agent opened a new issue for the same condition.
+	ResolutionSuperseded = "superseded by a newer issue of the same condition"
+	// ResolutionNotOpenAtAgent: the agent's open-issue set, sent on
+	// connect, does not hold the issue (it cleared while the event was
+	// lost, or the agent restarted without it).
+	ResolutionNotOpenAtAgent = "no longer open at the agent"
+)
+
+// OpenSet is an agent's set of open issues as it reports it on connect.
+type OpenSet struct {
+	LogID string
+	// AsOfSeq: the set reflects every event of LogID up to this seq.
+	AsOfSeq uint64
+	// IDs of the issues the agent holds open.
+	IDs map[string]bool
+}
+
+// ReconcileOpen resolves the agent's open issues that are not in set:
+// those last written by an event of set.LogID at or below set.AsOfSeq, or
+// by any other log of the agent (a log it lost). Issues the controller
+// raised itself (agent_events_dropped) are left alone. The caller applies a
+// set only once every event up to AsOfSeq is stored (see docs/stream.md).
+// It returns the resolutions, in id order.
+func (s *Store) ReconcileOpen(ctx context.Context, agentID string, set OpenSet) ([]Change, error) {
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile open issues of agent %s: begin: %w", agentID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM issues
+		WHERE agent_id = ? AND state = ? AND last_log_id <> ''
+			AND (last_log_id <> ? OR last_seq <= ?)
+		ORDER BY id`, agentID, int64(StateOpen), set.LogID, clampInt64(set.AsOfSeq))
+	if err != nil {
+		return nil, fmt.Errorf("reconcile open issues of agent %s: %w", agentID, err)
+	}
+	var stale []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reconcile open issues of agent %s: %w", agentID, err)
+		}
+		if !set.IDs[id] {
+			stale = append(stale, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reconcile open issues of agent %s: %w", agentID, err)
+	}
+	var out []Change
+	for _, id := range stale {
+		is, err := scanIssue(tx.QueryRowContext(ctx, `UPDATE issues
+			SET state = ?, resolved_at = ?, update_time = ?, attributes = json_set(attributes, '$.resolution', ?)
+			WHERE id = ? AND state = ?
+			RETURNING `+issueColumns,
+			int64(StateResolved), now.UnixNano(), now.UnixNano(), ResolutionNotOpenAtAgent, id, int64(StateOpen)))
+		if err != nil {
+			return nil, fmt.Errorf("reconcile open issues of agent %s: resolve %s: %w", agentID, id, err)
+		}
+		out = append(out, Change{Type: EventResolved, Issue: is})
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("reconcile open issues of agent %s: commit: %w", agentID, err)
+	}
+	return out, nil
 }
 
 // Watermark returns the highest seq stored for the agent's log (0 if none).

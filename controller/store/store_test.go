@@ -33,8 +33,8 @@ func ev(seq uint64, typ EventType, id string, state State, summary string) Event
 	return Event{Seq: seq, Type: typ, Time: t0.Add(time.Duration(seq) * time.Second), Issue: Issue{
 		ID: id, Device: "core-sw1", Kind: "interface_down", Severity: SeverityMajor, State: state,
 		Summary: summary, FirstSeen: t0, LastSeen: t0.Add(time.Duration(seq) * time.Second),
-		Attributes: map[string]string{"ifName": "ge-0/0/1"}, Object: "ifIndex=3",
-		Fingerprint: "interface_down/core-sw1/ifIndex=3",
+		Attributes: map[string]string{"ifName": "ge-0/0/1"}, Object: "ifIndex=3/" + id,
+		Fingerprint: "interface_down/core-sw1/ifIndex=3/" + id, // one condition per issue id
 	}}
 }
 

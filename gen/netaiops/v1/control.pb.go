@@ -33,6 +33,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Heartbeat
 	//	*ConnectRequest_ConfigStatus
 	//	*ConnectRequest_CommandResult
+	//	*ConnectRequest_OpenIssues
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -120,6 +121,15 @@ func (x *ConnectRequest) GetCommandResult() *CommandResult {
 	return nil
 }
 
+func (x *ConnectRequest) GetOpenIssues() *OpenIssues {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_OpenIssues); ok {
+			return x.OpenIssues
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -146,6 +156,12 @@ type ConnectRequest_CommandResult struct {
 	CommandResult *CommandResult `protobuf:"bytes,5,opt,name=command_result,json=commandResult,proto3,oneof"`
 }
 
+type ConnectRequest_OpenIssues struct {
+	// The issues the agent holds open, sent after the welcome on every
+	// stream (possibly in several messages, the last with more = false).
+	OpenIssues *OpenIssues `protobuf:"bytes,6,opt,name=open_issues,json=openIssues,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Events) isConnectRequest_Msg() {}
@@ -155,6 +171,8 @@ func (*ConnectRequest_Heartbeat) isConnectRequest_Msg() {}
 func (*ConnectRequest_ConfigStatus) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_CommandResult) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_OpenIssues) isConnectRequest_Msg() {}
 
 // ConnectResponse is one message from the controller.
 type ConnectResponse struct {
@@ -468,6 +486,139 @@ func (x *Hello) GetAppliedConfigVersion() uint64 {
 	return 0
 }
 
+// OpenIssues is the agent's set of open issues: state, not an event. The
+// controller resolves every open issue of the agent that is not in the set,
+// unless an event of log_id with a seq above as_of_seq last wrote it (that
+// event is newer than the set). It does so once it has stored every event
+// of log_id up to as_of_seq, so an event still in flight cannot reopen what
+// the set closed. Issues last written by another log of the agent (a log it
+// lost) are resolved whatever their seq. A large set comes in several
+// messages; only the last, with more = false, completes it.
+type OpenIssues struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event log the set belongs to (the hello's log_id).
+	LogId string `protobuf:"bytes,1,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	// The highest seq the agent had queued when it took the set: the set
+	// reflects every event of log_id up to it.
+	AsOfSeq uint64          `protobuf:"varint,2,opt,name=as_of_seq,json=asOfSeq,proto3" json:"as_of_seq,omitempty"`
+	Issues  []*OpenIssueRef `protobuf:"bytes,3,rep,name=issues,proto3" json:"issues,omitempty"`
+	// True when more messages of the same set follow.
+	More          bool `protobuf:"varint,4,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenIssues) Reset() {
+	*x = OpenIssues{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenIssues) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenIssues) ProtoMessage() {}
+
+func (x *OpenIssues) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenIssues.ProtoReflect.Descriptor instead.
+func (*OpenIssues) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *OpenIssues) GetLogId() string {
+	if x != nil {
+		return x.LogId
+	}
+	return ""
+}
+
+func (x *OpenIssues) GetAsOfSeq() uint64 {
+	if x != nil {
+		return x.AsOfSeq
+	}
+	return 0
+}
+
+func (x *OpenIssues) GetIssues() []*OpenIssueRef {
+	if x != nil {
+		return x.Issues
+	}
+	return nil
+}
+
+func (x *OpenIssues) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+// OpenIssueRef names one open issue.
+type OpenIssueRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Fingerprint   string                 `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenIssueRef) Reset() {
+	*x = OpenIssueRef{}
+	mi := &file_netaiops_v1_control_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenIssueRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenIssueRef) ProtoMessage() {}
+
+func (x *OpenIssueRef) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_control_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenIssueRef.ProtoReflect.Descriptor instead.
+func (*OpenIssueRef) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *OpenIssueRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OpenIssueRef) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
 // Welcome answers a hello.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -487,7 +638,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[4]
+	mi := &file_netaiops_v1_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +650,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[4]
+	mi := &file_netaiops_v1_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +663,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{4}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Welcome) GetLastStoredSeq() uint64 {
@@ -554,7 +705,7 @@ type EventBatch struct {
 
 func (x *EventBatch) Reset() {
 	*x = EventBatch{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[5]
+	mi := &file_netaiops_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +717,7 @@ func (x *EventBatch) String() string {
 func (*EventBatch) ProtoMessage() {}
 
 func (x *EventBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[5]
+	mi := &file_netaiops_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +730,7 @@ func (x *EventBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
 func (*EventBatch) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{5}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EventBatch) GetLogId() string {
@@ -607,7 +758,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[6]
+	mi := &file_netaiops_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +770,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[6]
+	mi := &file_netaiops_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +783,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{6}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Ack) GetLogId() string {
@@ -663,7 +814,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[7]
+	mi := &file_netaiops_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +826,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[7]
+	mi := &file_netaiops_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +839,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{7}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Heartbeat) GetTime() *timestamppb.Timestamp {
@@ -733,7 +884,7 @@ type ConfigPush struct {
 
 func (x *ConfigPush) Reset() {
 	*x = ConfigPush{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[8]
+	mi := &file_netaiops_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +896,7 @@ func (x *ConfigPush) String() string {
 func (*ConfigPush) ProtoMessage() {}
 
 func (x *ConfigPush) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[8]
+	mi := &file_netaiops_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +909,7 @@ func (x *ConfigPush) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigPush.ProtoReflect.Descriptor instead.
 func (*ConfigPush) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{8}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ConfigPush) GetVersion() uint64 {
@@ -805,7 +956,7 @@ type ConfigStatus struct {
 
 func (x *ConfigStatus) Reset() {
 	*x = ConfigStatus{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[9]
+	mi := &file_netaiops_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +968,7 @@ func (x *ConfigStatus) String() string {
 func (*ConfigStatus) ProtoMessage() {}
 
 func (x *ConfigStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[9]
+	mi := &file_netaiops_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +981,7 @@ func (x *ConfigStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigStatus.ProtoReflect.Descriptor instead.
 func (*ConfigStatus) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{9}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfigStatus) GetVersion() uint64 {
@@ -879,7 +1030,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[10]
+	mi := &file_netaiops_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1042,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[10]
+	mi := &file_netaiops_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1055,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{10}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Command) GetId() uint64 {
@@ -957,7 +1108,7 @@ type PollCommand struct {
 
 func (x *PollCommand) Reset() {
 	*x = PollCommand{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[11]
+	mi := &file_netaiops_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1120,7 @@ func (x *PollCommand) String() string {
 func (*PollCommand) ProtoMessage() {}
 
 func (x *PollCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[11]
+	mi := &file_netaiops_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1133,7 @@ func (x *PollCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollCommand.ProtoReflect.Descriptor instead.
 func (*PollCommand) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PollCommand) GetTarget() string {
@@ -1007,7 +1158,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[12]
+	mi := &file_netaiops_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1170,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[12]
+	mi := &file_netaiops_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1183,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CommandResult) GetId() uint64 {
@@ -1079,7 +1230,7 @@ type PollResult struct {
 
 func (x *PollResult) Reset() {
 	*x = PollResult{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[13]
+	mi := &file_netaiops_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1242,7 @@ func (x *PollResult) String() string {
 func (*PollResult) ProtoMessage() {}
 
 func (x *PollResult) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[13]
+	mi := &file_netaiops_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1255,7 @@ func (x *PollResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollResult.ProtoReflect.Descriptor instead.
 func (*PollResult) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PollResult) GetTarget() string {
@@ -1157,7 +1308,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_netaiops_v1_control_proto_msgTypes[14]
+	mi := &file_netaiops_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1320,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_netaiops_v1_control_proto_msgTypes[14]
+	mi := &file_netaiops_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1333,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_netaiops_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Sample) GetMetric() string {
@@ -1217,13 +1368,15 @@ var File_netaiops_v1_control_proto protoreflect.FileDescriptor
 
 const file_netaiops_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x19netaiops/v1/control.proto\x12\vnetaiops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17netaiops/v1/issue.proto\"\xb5\x02\n" +
+	"\x19netaiops/v1/control.proto\x12\vnetaiops.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17netaiops/v1/issue.proto\"\xf1\x02\n" +
 	"\x0eConnectRequest\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.netaiops.v1.HelloH\x00R\x05hello\x121\n" +
 	"\x06events\x18\x02 \x01(\v2\x17.netaiops.v1.EventBatchH\x00R\x06events\x126\n" +
 	"\theartbeat\x18\x03 \x01(\v2\x16.netaiops.v1.HeartbeatH\x00R\theartbeat\x12@\n" +
 	"\rconfig_status\x18\x04 \x01(\v2\x19.netaiops.v1.ConfigStatusH\x00R\fconfigStatus\x12C\n" +
-	"\x0ecommand_result\x18\x05 \x01(\v2\x1a.netaiops.v1.CommandResultH\x00R\rcommandResultB\x05\n" +
+	"\x0ecommand_result\x18\x05 \x01(\v2\x1a.netaiops.v1.CommandResultH\x00R\rcommandResult\x12:\n" +
+	"\vopen_issues\x18\x06 \x01(\v2\x17.netaiops.v1.OpenIssuesH\x00R\n" +
+	"openIssuesB\x05\n" +
 	"\x03msg\"\x8d\x02\n" +
 	"\x0fConnectResponse\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.netaiops.v1.WelcomeH\x00R\awelcome\x12$\n" +
@@ -1249,7 +1402,16 @@ const file_netaiops_v1_control_proto_rawDesc = "" +
 	"\x16applied_config_version\x18\t \x01(\x04R\x14appliedConfigVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x86\x01\n" +
+	"\n" +
+	"OpenIssues\x12\x15\n" +
+	"\x06log_id\x18\x01 \x01(\tR\x05logId\x12\x1a\n" +
+	"\tas_of_seq\x18\x02 \x01(\x04R\aasOfSeq\x121\n" +
+	"\x06issues\x18\x03 \x03(\v2\x19.netaiops.v1.OpenIssueRefR\x06issues\x12\x12\n" +
+	"\x04more\x18\x04 \x01(\bR\x04more\"@\n" +
+	"\fOpenIssueRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\"\xcd\x01\n" +
 	"\aWelcome\x12&\n" +
 	"\x0flast_stored_seq\x18\x01 \x01(\x04R\rlastStoredSeq\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12(\n" +
@@ -1320,60 +1482,64 @@ func file_netaiops_v1_control_proto_rawDescGZIP() []byte {
 	return file_netaiops_v1_control_proto_rawDescData
 }
 
-var file_netaiops_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_netaiops_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_netaiops_v1_control_proto_goTypes = []any{
 	(*ConnectRequest)(nil),        // 0: netaiops.v1.ConnectRequest
 	(*ConnectResponse)(nil),       // 1: netaiops.v1.ConnectResponse
 	(*TargetInfo)(nil),            // 2: netaiops.v1.TargetInfo
 	(*Hello)(nil),                 // 3: netaiops.v1.Hello
-	(*Welcome)(nil),               // 4: netaiops.v1.Welcome
-	(*EventBatch)(nil),            // 5: netaiops.v1.EventBatch
-	(*Ack)(nil),                   // 6: netaiops.v1.Ack
-	(*Heartbeat)(nil),             // 7: netaiops.v1.Heartbeat
-	(*ConfigPush)(nil),            // 8: netaiops.v1.ConfigPush
-	(*ConfigStatus)(nil),          // 9: netaiops.v1.ConfigStatus
-	(*Command)(nil),               // 10: netaiops.v1.Command
-	(*PollCommand)(nil),           // 11: netaiops.v1.PollCommand
-	(*CommandResult)(nil),         // 12: netaiops.v1.CommandResult
-	(*PollResult)(nil),            // 13: netaiops.v1.PollResult
-	(*Sample)(nil),                // 14: netaiops.v1.Sample
-	nil,                           // 15: netaiops.v1.Hello.LabelsEntry
-	nil,                           // 16: netaiops.v1.Sample.LabelsEntry
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
-	(*IssueEvent)(nil),            // 18: netaiops.v1.IssueEvent
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*OpenIssues)(nil),            // 4: netaiops.v1.OpenIssues
+	(*OpenIssueRef)(nil),          // 5: netaiops.v1.OpenIssueRef
+	(*Welcome)(nil),               // 6: netaiops.v1.Welcome
+	(*EventBatch)(nil),            // 7: netaiops.v1.EventBatch
+	(*Ack)(nil),                   // 8: netaiops.v1.Ack
+	(*Heartbeat)(nil),             // 9: netaiops.v1.Heartbeat
+	(*ConfigPush)(nil),            // 10: netaiops.v1.ConfigPush
+	(*ConfigStatus)(nil),          // 11: netaiops.v1.ConfigStatus
+	(*Command)(nil),               // 12: netaiops.v1.Command
+	(*PollCommand)(nil),           // 13: netaiops.v1.PollCommand
+	(*CommandResult)(nil),         // 14: netaiops.v1.CommandResult
+	(*PollResult)(nil),            // 15: netaiops.v1.PollResult
+	(*Sample)(nil),                // 16: netaiops.v1.Sample
+	nil,                           // 17: netaiops.v1.Hello.LabelsEntry
+	nil,                           // 18: netaiops.v1.Sample.LabelsEntry
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*IssueEvent)(nil),            // 20: netaiops.v1.IssueEvent
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
 }
 var file_netaiops_v1_control_proto_depIdxs = []int32{
 	3,  // 0: netaiops.v1.ConnectRequest.hello:type_name -> netaiops.v1.Hello
-	5,  // 1: netaiops.v1.ConnectRequest.events:type_name -> netaiops.v1.EventBatch
-	7,  // 2: netaiops.v1.ConnectRequest.heartbeat:type_name -> netaiops.v1.Heartbeat
-	9,  // 3: netaiops.v1.ConnectRequest.config_status:type_name -> netaiops.v1.ConfigStatus
-	12, // 4: netaiops.v1.ConnectRequest.command_result:type_name -> netaiops.v1.CommandResult
-	4,  // 5: netaiops.v1.ConnectResponse.welcome:type_name -> netaiops.v1.Welcome
-	6,  // 6: netaiops.v1.ConnectResponse.ack:type_name -> netaiops.v1.Ack
-	7,  // 7: netaiops.v1.ConnectResponse.heartbeat:type_name -> netaiops.v1.Heartbeat
-	8,  // 8: netaiops.v1.ConnectResponse.config:type_name -> netaiops.v1.ConfigPush
-	10, // 9: netaiops.v1.ConnectResponse.command:type_name -> netaiops.v1.Command
-	2,  // 10: netaiops.v1.Hello.targets:type_name -> netaiops.v1.TargetInfo
-	15, // 11: netaiops.v1.Hello.labels:type_name -> netaiops.v1.Hello.LabelsEntry
-	17, // 12: netaiops.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	18, // 13: netaiops.v1.EventBatch.events:type_name -> netaiops.v1.IssueEvent
-	19, // 14: netaiops.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	2,  // 15: netaiops.v1.ConfigStatus.targets:type_name -> netaiops.v1.TargetInfo
-	17, // 16: netaiops.v1.Command.timeout:type_name -> google.protobuf.Duration
-	11, // 17: netaiops.v1.Command.poll:type_name -> netaiops.v1.PollCommand
-	13, // 18: netaiops.v1.CommandResult.poll:type_name -> netaiops.v1.PollResult
-	19, // 19: netaiops.v1.PollResult.time:type_name -> google.protobuf.Timestamp
-	17, // 20: netaiops.v1.PollResult.duration:type_name -> google.protobuf.Duration
-	14, // 21: netaiops.v1.PollResult.samples:type_name -> netaiops.v1.Sample
-	16, // 22: netaiops.v1.Sample.labels:type_name -> netaiops.v1.Sample.LabelsEntry
-	0,  // 23: netaiops.v1.ControlService.Connect:input_type -> netaiops.v1.ConnectRequest
-	1,  // 24: netaiops.v1.ControlService.Connect:output_type -> netaiops.v1.ConnectResponse
-	24, // [24:25] is the sub-list for method output_type
-	23, // [23:24] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	7,  // 1: netaiops.v1.ConnectRequest.events:type_name -> netaiops.v1.EventBatch
+	9,  // 2: netaiops.v1.ConnectRequest.heartbeat:type_name -> netaiops.v1.Heartbeat
+	11, // 3: netaiops.v1.ConnectRequest.config_status:type_name -> netaiops.v1.ConfigStatus
+	14, // 4: netaiops.v1.ConnectRequest.command_result:type_name -> netaiops.v1.CommandResult
+	4,  // 5: netaiops.v1.ConnectRequest.open_issues:type_name -> netaiops.v1.OpenIssues
+	6,  // 6: netaiops.v1.ConnectResponse.welcome:type_name -> netaiops.v1.Welcome
+	8,  // 7: netaiops.v1.ConnectResponse.ack:type_name -> netaiops.v1.Ack
+	9,  // 8: netaiops.v1.ConnectResponse.heartbeat:type_name -> netaiops.v1.Heartbeat
+	10, // 9: netaiops.v1.ConnectResponse.config:type_name -> netaiops.v1.ConfigPush
+	12, // 10: netaiops.v1.ConnectResponse.command:type_name -> netaiops.v1.Command
+	2,  // 11: netaiops.v1.Hello.targets:type_name -> netaiops.v1.TargetInfo
+	17, // 12: netaiops.v1.Hello.labels:type_name -> netaiops.v1.Hello.LabelsEntry
+	5,  // 13: netaiops.v1.OpenIssues.issues:type_name -> netaiops.v1.OpenIssueRef
+	19, // 14: netaiops.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	20, // 15: netaiops.v1.EventBatch.events:type_name -> netaiops.v1.IssueEvent
+	21, // 16: netaiops.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	2,  // 17: netaiops.v1.ConfigStatus.targets:type_name -> netaiops.v1.TargetInfo
+	19, // 18: netaiops.v1.Command.timeout:type_name -> google.protobuf.Duration
+	13, // 19: netaiops.v1.Command.poll:type_name -> netaiops.v1.PollCommand
+	15, // 20: netaiops.v1.CommandResult.poll:type_name -> netaiops.v1.PollResult
+	21, // 21: netaiops.v1.PollResult.time:type_name -> google.protobuf.Timestamp
+	19, // 22: netaiops.v1.PollResult.duration:type_name -> google.protobuf.Duration
+	16, // 23: netaiops.v1.PollResult.samples:type_name -> netaiops.v1.Sample
+	18, // 24: netaiops.v1.Sample.labels:type_name -> netaiops.v1.Sample.LabelsEntry
+	0,  // 25: netaiops.v1.ControlService.Connect:input_type -> netaiops.v1.ConnectRequest
+	1,  // 26: netaiops.v1.ControlService.Connect:output_type -> netaiops.v1.ConnectResponse
+	26, // [26:27] is the sub-list for method output_type
+	25, // [25:26] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_netaiops_v1_control_proto_init() }
@@ -1388,6 +1554,7 @@ func file_netaiops_v1_control_proto_init() {
 		(*ConnectRequest_Heartbeat)(nil),
 		(*ConnectRequest_ConfigStatus)(nil),
 		(*ConnectRequest_CommandResult)(nil),
+		(*ConnectRequest_OpenIssues)(nil),
 	}
 	file_netaiops_v1_control_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
@@ -1396,7 +1563,7 @@ func file_netaiops_v1_control_proto_init() {
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Command)(nil),
 	}
-	file_netaiops_v1_control_proto_msgTypes[10].OneofWrappers = []any{
+	file_netaiops_v1_control_proto_msgTypes[12].OneofWrappers = []any{
 		(*Command_Poll)(nil),
 	}
 	type x struct{}
@@ -1405,7 +1572,7 @@ func file_netaiops_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netaiops_v1_control_proto_rawDesc), len(file_netaiops_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
