@@ -113,6 +113,7 @@ type Stats struct {
 	Attributed     uint64 // returned issues later marked as caused by a root issue
 	Deferred       uint64 // failed polls an unexplained device_unreachable waited for its upstream
 	AnomalyDropped uint64 // samples not scored because the scorer was full
+	Restored       uint64 // open issues loaded from an earlier run (Restore)
 }
 
 // Engine holds the state of every device it has seen. It is not safe for
@@ -161,6 +162,9 @@ type deviceState struct {
 	ifaces  map[string]ifKnown // interfaces of the last poll by object
 	lldp    []neighbour        // LLDP neighbours of the last poll that had some
 	sysName string
+	// restoredAt is when issues of an earlier run were restored (zero:
+	// none waiting); see Restore and sweepRestored.
+	restoredAt time.Time
 }
 
 // recentRoot is a resolved issue that may still explain others.
@@ -349,6 +353,18 @@ func (e *Engine) open(c *changes, d *deviceState, kind, device, object string, s
 
 func (e *Engine) openIface(c *changes, d *deviceState, kind, device, object, iface string, sev Severity, firstSeen, at time.Time, summary string, attrs map[string]string) {
 	fp := Fingerprint(kind, device, object)
+	if is := d.open[fp]; is != nil {
+		// One issue per condition: an issue restored from an earlier run
+		// (or still open for another reason) continues, with its id and
+		// first sighting, rather than a second issue opening.
+		carry(is.Attributes, attrs)
+		is.Severity, is.Summary, is.LastSeen, is.Attributes = sev, summary, at, attrs
+		if iface != "" {
+			d.ifaceOf[fp] = iface
+		}
+		c.update(d, is, at)
+		return
+	}
 	is := &Issue{
 		ID:          IssueID(e.agentID, fp, firstSeen),
 		Device:      device,

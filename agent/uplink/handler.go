@@ -26,6 +26,27 @@ type Handler interface {
 	Poll(ctx context.Context, target string) (collector.Poll, error)
 }
 
+// OpenIssuesSource is implemented by a Handler that tracks open issues: on
+// every stream the uplink sends its set to the controller, which resolves
+// the agent's issues the set does not hold (docs/stream.md).
+type OpenIssuesSource interface {
+	// OpenIssues returns the open issues that were announced to the
+	// controller (not suppressed ones) and AsOfSeq, the outbox's highest
+	// seq when the set was taken: the set reflects every event up to it.
+	OpenIssues(ctx context.Context) (OpenSet, error)
+}
+
+// OpenSet is an agent's set of open issues as of an outbox seq.
+type OpenSet struct {
+	AsOfSeq uint64
+	Issues  []OpenIssue
+}
+
+// OpenIssue names one open issue.
+type OpenIssue struct {
+	ID, Fingerprint string
+}
+
 // State is the agent's configuration as a hello reports it.
 type State struct {
 	Targets []collector.Target // names and addresses; never secrets

@@ -434,6 +434,18 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 	u.log.Info("connected to controller", "log_id", u.ob.LogID(), "last_stored_seq", sent,
 		"pending", u.ob.Len(), "heartbeat_interval", hb, "max_batch_events", maxBatch)
 
+	// The open-issue set goes out once every event it reflects that is
+	// still queued has been sent, so that the controller, which handles a
+	// stream's messages in order, judges it after those events.
+	var openSet *OpenSet
+	if src, ok := u.cfg.Handler.(OpenIssuesSource); ok {
+		set, err := src.OpenIssues(sctx)
+		if err != nil {
+			return fail(fmt.Errorf("take open-issue set: %w", err))
+		}
+		openSet = &set
+	}
+
 	var inflight []uint64 // highest seq of each batch sent and not yet acked
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
@@ -465,6 +477,15 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 			inflight = append(inflight, sent)
 			u.batches.Add(1)
 			u.events.Add(uint64(len(es)))
+		}
+		if openSet != nil {
+			if next := u.ob.Pending(sent, 1); len(next) == 0 || next[0].Seq > openSet.AsOfSeq {
+				if err := sendOpenSet(stream, u.ob.LogID(), openSet); err != nil {
+					return sendErr("open issues", err)
+				}
+				u.log.Info("sent open-issue set", "open", len(openSet.Issues), "as_of_seq", openSet.AsOfSeq)
+				openSet = nil
+			}
 		}
 
 		select {
@@ -523,6 +544,31 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 			if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Heartbeat{Heartbeat: beat}}); err != nil {
 				return sendErr("heartbeat", err)
 			}
+		}
+	}
+}
+
+// openSetChunk is how many issues one OpenIssues message carries (about
+// 100 KiB), so a large set never nears the gRPC message limit.
+const openSetChunk = 1000
+
+// sendOpenSet sends set in messages of at most openSetChunk issues; an
+// empty set is one message.
+func sendOpenSet(stream grpc.BidiStreamingClient[netaiopsv1.ConnectRequest, netaiopsv1.ConnectResponse], logID string, set *OpenSet) error {
+	rest := set.Issues
+	for {
+		n := min(len(rest), openSetChunk)
+		m := &netaiopsv1.OpenIssues{LogId: logID, AsOfSeq: set.AsOfSeq, More: n < len(rest),
+			Issues: make([]*netaiopsv1.OpenIssueRef, 0, n)}
+		for _, is := range rest[:n] {
+			m.Issues = append(m.Issues, &netaiopsv1.OpenIssueRef{Id: is.ID, Fingerprint: is.Fingerprint})
+		}
+		if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_OpenIssues{OpenIssues: m}}); err != nil {
+			return err
+		}
+		rest = rest[n:]
+		if len(rest) == 0 {
+			return nil
 		}
 	}
 }

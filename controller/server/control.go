@@ -195,6 +195,9 @@ func (c *controlService) Connect(stream connectStream) error {
 		return err
 	}
 
+	// The agent's open-issue set, applied once complete.
+	open := &openSet{}
+
 	ticker := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer ticker.Stop()
 	silentLimit := silentHeartbeats * s.cfg.HeartbeatInterval
@@ -203,7 +206,7 @@ func (c *controlService) Connect(stream connectStream) error {
 		select {
 		case m := <-msgs:
 			lastMsg = time.Now()
-			if err := c.handle(ctx, log, hello, m, out); err != nil {
+			if err := c.handle(ctx, log, hello, m, out, open); err != nil {
 				log.Info("agent stream ended", "err", err)
 				return err
 			}
@@ -281,16 +284,24 @@ func msgKind(m *netaiopsv1.ConnectRequest) string {
 		return "config_status"
 	case *netaiopsv1.ConnectRequest_CommandResult:
 		return "command_result"
+	case *netaiopsv1.ConnectRequest_OpenIssues:
+		return "open_issues"
 	}
 	return "an empty message"
 }
 
 // handle processes one message after the hello; an error ends the stream.
-func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, m *netaiopsv1.ConnectRequest, out *sender) error {
+func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, m *netaiopsv1.ConnectRequest, out *sender,
+	open *openSet) error {
 	s := c.s
 	switch msg := m.GetMsg().(type) {
 	case *netaiopsv1.ConnectRequest_Events:
 		return c.ingest(ctx, log, hello, msg.Events, out)
+	case *netaiopsv1.ConnectRequest_OpenIssues:
+		if err := open.add(hello, msg.OpenIssues); err != nil {
+			return err
+		}
+		return s.reconcile(ctx, log, hello.GetAgentId(), open)
 	case *netaiopsv1.ConnectRequest_Heartbeat:
 		hb := msg.Heartbeat
 		if err := s.store.Heartbeat(ctx, hello.GetAgentId(), hb.GetPendingEvents(), hb.GetDroppedEvents()); err != nil {

@@ -105,6 +105,7 @@ type Server struct {
 	droppedSends atomic.Uint64
 	batches      atomic.Uint64
 	replaced     atomic.Uint64
+	reconciled   atomic.Uint64 // issues resolved because the agent's open set lacked them
 }
 
 // New builds the services over a store and a watch hub.
@@ -152,6 +153,9 @@ type Stats struct {
 	DroppedHeartbeats uint64
 	Watchers          int
 	WatchOverflows    uint64
+	// ReconciledIssues counts open issues resolved because the agent's
+	// open-issue set, sent on connect, did not hold them.
+	ReconciledIssues uint64
 }
 
 // Stats returns the current counters.
@@ -166,6 +170,7 @@ func (s *Server) Stats() Stats {
 		DroppedHeartbeats: s.droppedSends.Load(),
 		Watchers:          s.hub.Watchers(),
 		WatchOverflows:    s.hub.Overflows(),
+		ReconciledIssues:  s.reconciled.Load(),
 	}
 }
 

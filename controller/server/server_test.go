@@ -122,7 +122,7 @@ func event(seq uint64, id, device string) *netaiopsv1.IssueEvent {
 	return &netaiopsv1.IssueEvent{Seq: seq, Type: netaiopsv1.IssueEventType_ISSUE_EVENT_TYPE_OPENED, Time: timestamppb.New(t0),
 		Issue: &netaiopsv1.Issue{Id: id, Device: device, Kind: "interface_down", Severity: netaiopsv1.Severity_SEVERITY_MAJOR,
 			State: netaiopsv1.IssueState_ISSUE_STATE_OPEN, Summary: "down " + id, FirstSeen: timestamppb.New(t0.Add(time.Duration(seq) * time.Second)),
-			LastSeen: timestamppb.New(t0), Attributes: map[string]string{"ifName": "ge-0/0/1"}, Fingerprint: "interface_down/" + device}}
+			LastSeen: timestamppb.New(t0), Attributes: map[string]string{"ifName": "ge-0/0/1"}, Object: id, Fingerprint: "interface_down/" + device + "/" + id}}
 }
 
 func batch(logID string, evs ...*netaiopsv1.IssueEvent) *netaiopsv1.ConnectRequest {

@@ -487,13 +487,14 @@ func (x *Hello) GetAppliedConfigVersion() uint64 {
 }
 
 // OpenIssues is the agent's set of open issues: state, not an event. The
-// controller resolves every open issue of the agent that is not in the set,
-// unless an event of log_id with a seq above as_of_seq last wrote it (that
-// event is newer than the set). It does so once it has stored every event
-// of log_id up to as_of_seq, so an event still in flight cannot reopen what
-// the set closed. Issues last written by another log of the agent (a log it
-// lost) are resolved whatever their seq. A large set comes in several
-// messages; only the last, with more = false, completes it.
+// agent sends it on every stream once it has sent every event up to
+// as_of_seq that it still holds, so the controller, which handles a
+// stream's messages in order, has stored them when it applies the set. The
+// controller then resolves every open issue of the agent that is not in
+// the set, unless an event of log_id with a seq above as_of_seq last wrote
+// it (that event is newer than the set). Issues last written by another log
+// of the agent (a log it lost) are resolved whatever their seq. A large set
+// comes in several messages; the last, with more = false, completes it.
 type OpenIssues struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event log the set belongs to (the hello's log_id).
