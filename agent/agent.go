@@ -119,6 +119,11 @@ type Agent struct {
 	cur    atomic.Pointer[current]
 	ops    chan applyOp
 	forget chan string
+	// openReq asks the detection goroutine for the open-issue set
+	// (issuestate.go); restored holds the resolutions of restored issues
+	// of devices no longer watched, queued when Run starts.
+	openReq  chan chan uplink.OpenSet
+	restored []detect.Change
 
 	polls      atomic.Uint64
 	pollErrors atomic.Uint64
@@ -184,6 +189,12 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 	a.cur.Store(cur)
 	a.ops = make(chan applyOp)
 	a.forget = make(chan string)
+	a.openReq = make(chan chan uplink.OpenSet)
+	// The issues open when the agent last stopped (or crashed) continue.
+	if a.restored, err = a.restoreIssues(cur, time.Now()); err != nil {
+		ob.Close()
+		return nil, fmt.Errorf("create agent %s: %w", cfg.Agent.ID, err)
+	}
 
 	hostname, _ := os.Hostname()
 	ucfg := uplink.Config{
@@ -404,8 +415,23 @@ func (a *Agent) schedule(ctx context.Context, t target, start time.Time, sem cha
 	}
 }
 
-// detect is the only goroutine that touches the engine.
+// detect is the only goroutine that touches the engine. It saves the open
+// issues (issuestate.go) after changes, at most every saveEvery, and at
+// stop.
 func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll, events <-chan collector.Event) {
+	saveTick := time.NewTicker(saveEvery)
+	defer saveTick.Stop()
+	var lastSave time.Time
+	dirty := len(a.restored) > 0
+	save := func(now time.Time) {
+		if err := saveOpenIssues(a.cfg.Agent.DataDir, a.cfg.Agent.ID, a.engine.OpenState(), now); err != nil {
+			a.log.Error("save open issues; a restart may open them anew", "err", err)
+		}
+		lastSave, dirty = now, false
+	}
+	defer func() { save(time.Now()) }()
+	a.queue(a.restored)
+	a.restored = nil
 	for {
 		var changes []detect.Change
 		select {
@@ -420,6 +446,12 @@ func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll, events 
 			changes = a.engine.ObserveEvent(a.cur.Load().nameSender(ev))
 		case name := <-a.forget:
 			changes = a.engine.Forget(name, time.Now())
+		case reply := <-a.openReq:
+			reply <- a.openSet()
+		case now := <-saveTick.C:
+			if dirty || now.Sub(lastSave) >= resaveEvery {
+				save(now)
+			}
 		}
 		if st := a.engine.Stats(); st != *a.detectStats.Load() {
 			a.detectStats.Store(&st)
@@ -427,18 +459,31 @@ func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll, events 
 		if len(changes) == 0 {
 			continue
 		}
-		a.changes.Add(uint64(len(changes)))
-		for _, c := range changes {
-			a.log.Info("issue "+c.Type.String(), "kind", c.Issue.Kind, "device", c.Issue.Device,
-				"object", c.Issue.Object, "severity", c.Issue.Severity.String(), "summary", c.Issue.Summary)
+		a.queue(changes)
+		if now := time.Now(); now.Sub(lastSave) >= saveEvery {
+			save(now)
+		} else {
+			dirty = true
 		}
-		dropped := a.ob.Dropped()
-		if _, err := a.ob.Append(changes...); err != nil {
-			a.log.Error("queue issue changes for the controller", "err", err, "changes", len(changes))
-			continue
-		}
-		if d := a.ob.Dropped() - dropped; d > 0 {
-			a.log.Warn("outbox full: dropped older issue changes", "dropped", d, "dropped_total", a.ob.Dropped())
-		}
+	}
+}
+
+// queue logs changes and appends them to the outbox.
+func (a *Agent) queue(changes []detect.Change) {
+	if len(changes) == 0 {
+		return
+	}
+	a.changes.Add(uint64(len(changes)))
+	for _, c := range changes {
+		a.log.Info("issue "+c.Type.String(), "kind", c.Issue.Kind, "device", c.Issue.Device,
+			"object", c.Issue.Object, "severity", c.Issue.Severity.String(), "summary", c.Issue.Summary)
+	}
+	dropped := a.ob.Dropped()
+	if _, err := a.ob.Append(changes...); err != nil {
+		a.log.Error("queue issue changes for the controller", "err", err, "changes", len(changes))
+		return
+	}
+	if d := a.ob.Dropped() - dropped; d > 0 {
+		a.log.Warn("outbox full: dropped older issue changes", "dropped", d, "dropped_total", a.ob.Dropped())
 	}
 }

@@ -222,29 +222,35 @@ func (a *Agent) save(rc uplink.RemoteConfig) error {
 	if err != nil {
 		return fmt.Errorf("save config: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := writeFileAtomic(dir, savedConfigFile, data); err != nil {
 		return fmt.Errorf("save config: %w", err)
 	}
-	f, err := os.CreateTemp(dir, savedConfigFile+".*")
+	return nil
+}
+
+// writeFileAtomic replaces dir/name with data (temp file, fsync, rename),
+// mode 0600, creating dir (0700) when missing.
+func writeFileAtomic(dir, name string, data []byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, name+".*")
 	if err != nil {
-		return fmt.Errorf("save config: %w", err)
+		return err
 	}
 	defer os.Remove(f.Name()) // no-op after the rename
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("save config: %w", err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("save config: %w", err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("save config: %w", err)
+		return err
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	return nil
+	return os.Rename(f.Name(), filepath.Join(dir, name))
 }
 
 // State implements uplink.Handler: what a hello reports.
