@@ -100,6 +100,9 @@ type ledger struct {
 	watermark map[string]uint64 // per log
 	missing   map[string][]uint64
 	dropped   []string // ids of agent_events_dropped issues
+	// open counts the agent's open issues by fingerprint (the store allows
+	// one; more would be duplicates).
+	open map[string]int
 	// droppedIssue is the last agent_events_dropped issue read.
 	droppedIssue struct {
 		device string
@@ -117,7 +120,7 @@ func readLedger(t *testing.T, dbPath, agentID string) ledger {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	l := ledger{logs: map[string]uint64{}, watermark: map[string]uint64{}, missing: map[string][]uint64{}}
+	l := ledger{logs: map[string]uint64{}, watermark: map[string]uint64{}, missing: map[string][]uint64{}, open: map[string]int{}}
 	q := func(query string, args []any, scan func(*sql.Rows) error) {
 		rows, err := db.Query(query, args...)
 		if err != nil {
@@ -170,6 +173,12 @@ func readLedger(t *testing.T, dbPath, agentID string) ledger {
 			}
 		}
 	}
+	q(`SELECT fingerprint FROM issues WHERE agent_id = ? AND state = 1`, a, func(r *sql.Rows) error {
+		var fp string
+		err := r.Scan(&fp)
+		l.open[fp]++
+		return err
+	})
 	q(`SELECT id, device, state, attributes FROM issues WHERE agent_id = ? AND kind = 'agent_events_dropped'`, a, func(r *sql.Rows) error {
 		var id, attrs string
 		d := &l.droppedIssue
@@ -261,7 +270,40 @@ func check(t *testing.T, name string, ob outboxState, l ledger) {
 	}
 }
 
-func head(s []uint64, n int) []uint64 {
+// checkOpen compares the controller's open issues of the agent with the
+// conditions that hold (want, by fingerprint): none missing, none stale
+// (open with its condition gone), none duplicated.
+func checkOpen(t *testing.T, name string, l ledger, want []string) {
+	t.Helper()
+	wanted := map[string]bool{}
+	for _, fp := range want {
+		wanted[fp] = true
+	}
+	var missing, stale, dup []string
+	total := 0
+	for fp, n := range l.open {
+		total += n
+		if n > 1 {
+			dup = append(dup, fmt.Sprintf("%s x%d", fp, n))
+		}
+		if !wanted[fp] {
+			stale = append(stale, fp)
+		}
+	}
+	for _, fp := range want {
+		if l.open[fp] == 0 {
+			missing = append(missing, fp)
+		}
+	}
+	t.Logf("%s: issues open %d, conditions holding %d, missing %d, stale %d, duplicated %d",
+		name, total, len(want), len(missing), len(stale), len(dup))
+	if len(missing)+len(stale)+len(dup) > 0 {
+		t.Errorf("open issues are not the conditions that hold: missing %v, stale %v, duplicated %v",
+			head(missing, 10), head(stale, 10), dup)
+	}
+}
+
+func head[T any](s []T, n int) []T {
 	if len(s) > n {
 		return s[:n]
 	}
