@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netaiops/netaiops/agent"
+	"github.com/netaiops/netaiops/agent/config"
+	"github.com/netaiops/netaiops/agent/uplink"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
@@ -182,5 +184,83 @@ flows:
 	}
 	if is := withObject(issuesOf(t, ic, "syn_flood", device), ip4(liveLocal)); is != nil {
 		t.Errorf("the scanned host got syn_flood: %v", is)
+	}
+}
+
+// A live capture's issues survive a restart of the agent on the same data
+// directory: the flood still going on continues its syn_flood issue (same
+// id, no second issue at the controller), and once it stops the issue
+// resolves after keep_firing_for, nothing left open.
+func TestAgentLiveFlowsRestart(t *testing.T) {
+	ns, dev := newPeerNetns(t)
+	addr, ic := controllerClient(t)
+	const id = "flow-restart"
+	doc := fmt.Sprintf(`agent: {id: %s, data_dir: %s}
+controller: {address: "%s", insecure: true}
+targets: []
+flows:
+  interfaces: [%s]
+  bpf: "ip"
+  interval: 1s
+  rules:
+    keep_firing_for: 3s
+    syn_flood: {syns: 50, half_open: 50}
+`, id, t.TempDir(), addr, dev)
+	cfg, err := config.Parse([]byte(doc), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() (*agent.Agent, func()) {
+		a, err := agent.New(cfg, testLogger(t), agent.WithUplinkConfig(func(c *uplink.Config) {
+			c.BackoffMin, c.BackoffMax = 20*time.Millisecond, 200*time.Millisecond
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := startAgent(t, a)
+		t.Cleanup(stop)
+		waitFor(t, 10*time.Second, "the agent connected", func() bool { return a.Stats().Uplink.Connected })
+		return a, stop
+	}
+	flood := func() {
+		ports := make([]int, 150)
+		for i := range ports {
+			ports[i] = 80
+		}
+		connectFrom(t, ns, liveHole, ports)
+	}
+	device := agent.FlowDevice(id, dev)
+	floods := func() []*netaiopsv1.Issue {
+		var out []*netaiopsv1.Issue
+		for _, is := range issuesOf(t, ic, "syn_flood", device) {
+			if is.GetObject() == ip4(liveHole) {
+				out = append(out, is)
+			}
+		}
+		return out
+	}
+
+	_, stop := run()
+	flood()
+	waitFor(t, 15*time.Second, "syn_flood stored", func() bool { return len(floods()) == 1 })
+	first := floods()[0]
+	stop() // as SIGTERM does: the capture stops, its issue stays open
+
+	a, _ := run()
+	if a.Stats().Detect.Restored == 0 {
+		t.Fatalf("nothing restored: %+v", a.Stats().Detect)
+	}
+	flood() // still flooding after the restart
+	time.Sleep(2500 * time.Millisecond)
+	if got := floods(); len(got) != 1 || got[0].GetId() != first.GetId() || got[0].GetState() != netaiopsv1.IssueState_ISSUE_STATE_OPEN {
+		t.Fatalf("syn_flood after restart: %v; want the one issue %s, open", got, first.GetId())
+	}
+	// Quiet now: the capture's intervals see no flood, the issue resolves.
+	waitFor(t, 20*time.Second, "syn_flood resolved", func() bool {
+		got := floods()
+		return len(got) == 1 && got[0].GetState() == netaiopsv1.IssueState_ISSUE_STATE_RESOLVED
+	})
+	if got := floods()[0]; got.GetId() != first.GetId() || got.GetAttributes()["resolution"] != "cleared" {
+		t.Errorf("resolved %v; want %s, cleared", got, first.GetId())
 	}
 }
