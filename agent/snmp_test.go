@@ -173,3 +173,79 @@ func scrape(t *testing.T, addr string) string {
 	}
 	return string(b)
 }
+
+// An issue a trap opened survives a restart of the agent on the same data
+// directory: after the restart the controller still has the one issue,
+// and the linkUp trap resolves that same issue.
+func TestAgentTrapIssueSurvivesRestart(t *testing.T) {
+	if _, err := exec.LookPath("snmptrap"); err != nil {
+		t.Skip("net-snmp snmptrap not installed (apt-get install snmp)")
+	}
+	ctlAddr, _ := startController(t, "127.0.0.1:0")
+	// The target's polls fail (nothing listens) and never count as
+	// unreachable here: only the traps speak of it.
+	yaml := fmt.Sprintf(`agent: {id: agent-traps, data_dir: %s}
+controller: {address: %s, insecure: true}
+snmp: {interval: 1s, timeout: 100ms, retries: 0, unreachable_after: 1000}
+targets:
+  - {name: trapdev, address: "127.0.0.1:%d", community: public}
+traps:
+  listen: 127.0.0.1:0
+  communities: [public]
+`, t.TempDir(), ctlAddr, snmpdtest.FreePort(t))
+	cfg, err := config.Parse([]byte(yaml), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func() (*agent.Agent, func()) {
+		a, err := agent.New(cfg, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := startAgent(t, a)
+		t.Cleanup(stop)
+		waitFor(t, 10*time.Second, "the agent connected", func() bool { return a.Stats().Uplink.Connected })
+		return a, stop
+	}
+	trap := func(a *agent.Agent, oid string, oper string) {
+		t.Helper()
+		cmd := snmpdtest.Command(t, "snmptrap", "-t", "1", "-r", "0", "-v", "2c", "-c", "public", a.TrapAddr().String(), "",
+			oid, "1.3.6.1.2.1.2.2.1.1.3", "i", "3", "1.3.6.1.2.1.2.2.1.7.3", "i", "1", "1.3.6.1.2.1.2.2.1.8.3", "i", oper)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("snmptrap: %v\n%s", err, out)
+		}
+	}
+	conn, err := grpc.NewClient(ctlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ic := netaiopsv1.NewIssueServiceClient(conn)
+	downs := func() []*netaiopsv1.Issue {
+		resp, err := ic.ListIssues(context.Background(), &netaiopsv1.ListIssuesRequest{Kind: "interface_down", Device: "trapdev", PageSize: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetIssues()
+	}
+
+	a, stop := run()
+	trap(a, "1.3.6.1.6.3.1.1.5.3", "2") // linkDown ifIndex 3
+	waitFor(t, 10*time.Second, "interface_down from the linkDown trap", func() bool { return len(downs()) == 1 })
+	first := downs()[0]
+	stop()
+
+	a, _ = run()
+	time.Sleep(1500 * time.Millisecond) // the open-issue set is applied, a poll fails
+	if got := downs(); len(got) != 1 || got[0].GetId() != first.GetId() || got[0].GetState() != netaiopsv1.IssueState_ISSUE_STATE_OPEN {
+		t.Fatalf("after restart: %v; want the one open issue %s", got, first.GetId())
+	}
+	trap(a, "1.3.6.1.6.3.1.1.5.4", "1") // linkUp
+	waitFor(t, 10*time.Second, "interface_down resolved by linkUp", func() bool {
+		got := downs()
+		return len(got) == 1 && got[0].GetState() == netaiopsv1.IssueState_ISSUE_STATE_RESOLVED
+	})
+	if got := downs()[0]; got.GetId() != first.GetId() {
+		t.Errorf("resolved %s; want the restored %s", got.GetId(), first.GetId())
+	}
+}
