@@ -67,7 +67,9 @@ func TestSIGHUPEndsStreamsOfRemovedTokens(t *testing.T) {
 	lis.Close()
 	db := filepath.Join(dir, "var", "controller.db")
 	exit := make(chan int, 1)
-	go func() { exit <- run([]string{"--insecure", "--listen", addr, "--db", db, "--tokens", tokens, "--log-level", "error"}) }()
+	go func() {
+		exit <- run([]string{"--insecure", "--listen", addr, "--db", db, "--tokens", tokens, "--log-level", "error"})
+	}()
 
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
