@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -268,8 +269,9 @@ func (s *Store) setupSecrets(ctx context.Context, keyFile string) error {
 
 // tightenModes makes the database's directory 0700 and the database file
 // and its WAL and shared-memory files 0600, creating the directory and the
-// file so when absent. A directory shared with others (sticky, such as
-// /tmp) or owned by someone else is left alone, with a warning.
+// file so when absent. A directory that is not the database's own (sticky,
+// such as /tmp; owned by someone else; holding other files, such as the
+// working directory) is left alone, with a warning.
 func (s *Store) tightenModes(path string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -280,8 +282,8 @@ func (s *Store) tightenModes(path string) error {
 		return fmt.Errorf("directory: %w", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		if fi.Mode()&fs.ModeSticky != 0 || !ownedByMe(fi) {
-			s.logger.Warn("database directory is shared with others; keep the database in a directory of its own",
+		if fi.Mode()&fs.ModeSticky != 0 || !ownedByMe(fi) || !ownDir(dir, filepath.Base(path)) {
+			s.logger.Warn("database directory is open to others and not the database's own: left as it is; keep the database in a directory of its own",
 				"dir", dir, "mode", fmt.Sprintf("%#o", perm))
 		} else {
 			if err := os.Chmod(dir, 0o700); err != nil {
@@ -310,6 +312,31 @@ func (s *Store) tightenModes(path string) error {
 		}
 	}
 	return nil
+}
+
+// ownDir reports whether dir holds only the database named base and the
+// files that go with it (WAL, shared memory, journal, key file).
+func ownDir(dir, base string) bool {
+	d, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(64)
+	if err != nil && len(names) == 0 {
+		return err == io.EOF
+	}
+	if len(names) == 64 {
+		return false
+	}
+	for _, n := range names {
+		switch {
+		case n == base, n == base+"-wal", n == base+"-shm", n == base+"-journal", n == KeyFileName, strings.HasPrefix(n, ".controller-key-"):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // sealConfig encrypts a document for the configs table.

@@ -263,6 +263,34 @@ func TestDatabaseModes(t *testing.T) {
 			t.Errorf("no log line %q in:\n%s", want, logs.String())
 		}
 	}
+
+	// A directory that holds other files (a working directory) is not
+	// changed; the files are.
+	shared := filepath.Join(t.TempDir(), "work")
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shared, "notes.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs2 syncLog
+	s2, err := Open(ctx, filepath.Join(shared, "controller.db"), logs2.logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := mode(shared); got != 0o755 {
+		t.Errorf("a shared directory was changed to %#o", got)
+	}
+	if got := mode(filepath.Join(shared, "controller.db")); got != 0o600 {
+		t.Errorf("database in a shared directory: mode %#o, want 0600", got)
+	}
+	if !strings.Contains(logs2.String(), "database directory is open to others and not the database's own: left as it is") {
+		t.Errorf("no warning about the shared directory:\n%s", logs2.String())
+	}
 }
 
 // syncLog collects log output for assertions.
