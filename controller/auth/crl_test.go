@@ -74,3 +74,38 @@ func TestParseCRL(t *testing.T) {
 		t.Errorf("CRL checked against the wrong CA: %v", err)
 	}
 }
+
+// FuzzParseCRL: no input makes the CRL parser panic, and whatever it
+// accepts answers Revoked.
+func FuzzParseCRL(f *testing.F) {
+	dir := f.TempDir()
+	if _, err := certs.Generate(certs.Options{Dir: dir, Agents: []string{"edge-1"}}); err != nil {
+		f.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, certs.CAFile), filepath.Join(dir, certs.CAKeyFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		f.Fatal(err)
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(42), RevocationTime: time.Now()}}}, ca, pair.PrivateKey.(crypto.Signer))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(der)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+	f.Add([]byte("-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n"))
+	f.Add([]byte{})
+	probe := &x509.Certificate{RawIssuer: ca.RawSubject, SerialNumber: big.NewInt(42)}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		crl, err := auth.ParseCRL(data, "fuzz", []*x509.Certificate{ca})
+		if err != nil {
+			return
+		}
+		_ = crl.Revoked(probe)
+		_ = crl.Len()
+	})
+}
