@@ -149,7 +149,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-v3-key-on-v2c.yaml":              `:14: targets[0].username: only for version 3 (this target has version "2c")`,
 		"invalid-yaml-syntax.yaml":                `:6: invalid YAML: did not find expected '-' indicator`,
 		// Secrets by reference.
-		"invalid-community-file-missing.yaml":           `:13: targets[0].community_file: cannot read: open testdata/secrets/no-such-file: no such file or directory`,
+		"invalid-community-file-missing.yaml":           `:13: targets[0].community_file: cannot read: stat testdata/secrets/no-such-file: no such file or directory`,
 		"invalid-community-file-both.yaml":              `:14: targets[0].community_file: set with targets[0].community; use one of them`,
 		"invalid-community-file-empty.yaml":             `:13: targets[0].community_file: testdata/secrets/empty is empty`,
 		"invalid-community-env-unset.yaml":              `:13: targets[0].community: environment variable NETAIOPS_TEST_UNSET_COMMUNITY is not set`,

@@ -50,6 +50,14 @@ func (d *decoder) decodeSecret(n *yaml.Node, path string) (Secret, bool) {
 
 // readSecretFile reads a secret from a file.
 func readSecretFile(name string) (Secret, error) {
+	// Stat first: opening a FIFO or a terminal would block the load.
+	fi, err := os.Stat(name)
+	if err != nil {
+		return "", fmt.Errorf("cannot read: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: not a regular file", name)
+	}
 	f, err := os.Open(name)
 	if err != nil {
 		return "", fmt.Errorf("cannot read: %w", err)

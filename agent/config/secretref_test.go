@@ -90,7 +90,12 @@ func TestSecretFileRotationAndRemote(t *testing.T) {
 		t.Fatalf("remote with community_file: %v %+v", err, m)
 	}
 	_, _, err = local.WithRemote([]byte("targets:\n  - name: r\n    address: 10.0.0.5\n    community_file: "+filepath.Join(dir, "nope")+"\n"), "controller config v3")
-	if want := "controller config v3:4: targets[0].community_file: cannot read: open " + filepath.Join(dir, "nope") + ": no such file or directory"; err == nil || err.Error() != want {
+	if want := "controller config v3:4: targets[0].community_file: cannot read: stat " + filepath.Join(dir, "nope") + ": no such file or directory"; err == nil || err.Error() != want {
 		t.Errorf("remote with a missing file: got %v, want %s", err, want)
+	}
+	// A directory (or a FIFO, a device) is not read: it could block the load.
+	_, _, err = local.WithRemote([]byte("targets:\n  - name: r\n    address: 10.0.0.5\n    community_file: "+dir+"\n"), "controller config v4")
+	if want := "controller config v4:4: targets[0].community_file: " + dir + ": not a regular file"; err == nil || err.Error() != want {
+		t.Errorf("remote with a directory: got %v, want %s", err, want)
 	}
 }
