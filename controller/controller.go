@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,10 @@ type Config struct {
 	// ClientCA is a PEM bundle of the CAs that sign agent client
 	// certificates; empty: agents authenticate with tokens only.
 	ClientCA string
+	// CRLFile is an X.509 certificate revocation list (PEM or DER) signed
+	// by a CA of ClientCA: agent certificates listed in it are refused.
+	// It is read at start and at every Reload. Needs ClientCA.
+	CRLFile string
 	// TokensFile holds the bearer tokens of agents and operators (see
 	// auth.LoadTokens). With TLS, authentication is always on; in plaintext
 	// mode it is on only when a tokens file is given.
@@ -55,8 +60,12 @@ type Config struct {
 	// spread over controller replicas. gRPC adds ±10% jitter.
 	MaxConnectionAge      time.Duration
 	MaxConnectionAgeGrace time.Duration
-	// DBPath is the SQLite file; its directory is created.
+	// DBPath is the SQLite file; its directory is created (0700).
 	DBPath string
+	// SecretKeyFile holds the 32-byte key that encrypts configurations in
+	// the database and keys their hashes; created (0600) on first start.
+	// Empty: controller.key next to DBPath.
+	SecretKeyFile string
 	// HeartbeatInterval is how often each side of an agent stream sends a
 	// heartbeat.
 	HeartbeatInterval time.Duration
@@ -117,6 +126,9 @@ func (c Config) Validate() error {
 		if c.TokensFile == "" && c.ClientCA == "" {
 			errs = append(errs, errors.New("--tokens, --client-ca: neither given, so no agent or operator could authenticate; pass at least one"))
 		}
+	}
+	if c.CRLFile != "" && (c.ClientCA == "" || c.plaintext()) {
+		errs = append(errs, errors.New("--crl-file: needs --client-ca and TLS (it revokes agent client certificates)"))
 	}
 	if c.MaxConnectionAge < time.Second {
 		errs = append(errs, fmt.Errorf("--max-connection-age: %s, want at least 1s", c.MaxConnectionAge))
@@ -214,11 +226,67 @@ func (c *Controller) security() ([]grpc.ServerOption, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("load --client-ca %s: no PEM certificate in it", cfg.ClientCA)
 		}
+		cas, err := parseCerts(pem)
+		if err != nil {
+			return nil, fmt.Errorf("load --client-ca %s: %w", cfg.ClientCA, err)
+		}
+		c.mu.Lock()
+		c.clientCAs = cas
+		c.mu.Unlock()
+		if cfg.CRLFile != "" {
+			if err := c.reloadCRL(); err != nil {
+				return nil, err
+			}
+		}
 		// Operators and token-authenticated agents send no certificate;
-		// one that is sent must verify.
+		// one that is sent must verify, and not be revoked.
 		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 && a.Revoked(cs.PeerCertificates[0]) {
+				return fmt.Errorf("client certificate serial %s is revoked by %s", cs.PeerCertificates[0].SerialNumber, cfg.CRLFile)
+			}
+			return nil
+		}
 	}
 	return append(opts, grpc.Creds(credentials.NewTLS(tc))), nil
+}
+
+// parseCerts returns the certificates of a PEM bundle.
+func parseCerts(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			return out, nil
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cert)
+	}
+}
+
+// reloadCRL reads --crl-file and puts it in force; open streams of
+// certificates it revokes end.
+func (c *Controller) reloadCRL() error {
+	c.mu.Lock()
+	a, cas := c.auth, c.clientCAs
+	c.mu.Unlock()
+	crl, err := auth.LoadCRL(c.cfg.CRLFile, cas)
+	if err != nil {
+		return fmt.Errorf("--crl-file: %w", err)
+	}
+	ended := a.SetCRL(crl)
+	c.logger.Info("CRL loaded", "file", c.cfg.CRLFile, "revoked", crl.Len(), "next_update", crl.NextUpdate, "streams_ended", ended)
+	if !crl.NextUpdate.IsZero() && time.Now().After(crl.NextUpdate) {
+		c.logger.Warn("CRL is past its next update: replace it", "file", c.cfg.CRLFile, "next_update", crl.NextUpdate)
+	}
+	return nil
 }
 
 // Controller is the running controller.
@@ -231,11 +299,37 @@ type Controller struct {
 	addr  net.Addr
 	srv   *server.Server
 	auth  *auth.Authenticator
+	// clientCAs are the certificates of --client-ca: the CRL's signers.
+	clientCAs []*x509.Certificate
+}
+
+// Reload reads the tokens file and the CRL file again, each when in use,
+// and puts them in force (netaiops-controller does it on SIGHUP): open
+// streams whose token was removed, or whose client certificate is now
+// revoked, end with Unauthenticated. A file that fails to load keeps the
+// old one in force.
+func (c *Controller) Reload() error {
+	c.mu.Lock()
+	a := c.auth
+	c.mu.Unlock()
+	if a == nil || (c.cfg.TokensFile == "" && c.cfg.CRLFile == "") {
+		return errors.New("reload: no --tokens or --crl-file in use")
+	}
+	var errs []error
+	if c.cfg.TokensFile != "" {
+		errs = append(errs, c.ReloadTokens())
+	}
+	if c.cfg.CRLFile != "" {
+		if err := c.reloadCRL(); err != nil {
+			errs = append(errs, fmt.Errorf("reload: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ReloadTokens reads the tokens file again and makes its tokens the ones
-// in force (netaiops-controller does it on SIGHUP). On error the old
-// tokens stay.
+// in force; open streams of removed tokens end. On error the old tokens
+// stay.
 func (c *Controller) ReloadTokens() error {
 	c.mu.Lock()
 	a := c.auth
@@ -247,8 +341,8 @@ func (c *Controller) ReloadTokens() error {
 	if err != nil {
 		return fmt.Errorf("reload tokens: %w", err)
 	}
-	a.SetTokens(t)
-	c.logger.Info("tokens reloaded", "file", c.cfg.TokensFile, "tokens", t.Len())
+	ended := a.SetTokens(t)
+	c.logger.Info("tokens reloaded", "file", c.cfg.TokensFile, "tokens", t.Len(), "streams_ended", ended)
 	return nil
 }
 
@@ -286,7 +380,11 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("controller config: %w", err)
 	}
-	st, err := store.Open(ctx, cfg.DBPath, c.logger.With("component", "store"))
+	var storeOpts []store.Option
+	if cfg.SecretKeyFile != "" {
+		storeOpts = append(storeOpts, store.WithKeyFile(cfg.SecretKeyFile))
+	}
+	st, err := store.Open(ctx, cfg.DBPath, c.logger.With("component", "store"), storeOpts...)
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}

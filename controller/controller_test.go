@@ -61,6 +61,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.DBPath = "" }, "--db: empty"},
 		{func(c *Config) { c.HeartbeatInterval = time.Millisecond }, "--heartbeat-interval: 1ms is below the minimum 1s"},
 		{func(c *Config) { c.MaxBatchEvents = 0 }, "--max-batch-events: 0 is outside 1..10000"},
+		{func(c *Config) { c.CRLFile = "agents.crl" }, "--crl-file: needs --client-ca and TLS"},
 	}
 	for _, tc := range cases {
 		c := ok

@@ -36,9 +36,14 @@ type secured struct {
 	addr string
 	dir  string
 	ca   *x509.CertPool
+	cfg  Config
 }
 
-func runSecured(t *testing.T) *secured {
+func runSecured(t *testing.T) *secured { return runSecuredWith(t, nil) }
+
+// runSecuredWith runs the secured controller; mod changes its config once
+// the certificates and tokens exist in dir.
+func runSecuredWith(t *testing.T, mod func(cfg *Config, dir string)) *secured {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := certs.Generate(certs.Options{Dir: filepath.Join(dir, "pki"), Agents: []string{"edge-1", "edge-2"}}); err != nil {
@@ -58,7 +63,10 @@ func runSecured(t *testing.T) *secured {
 	cfg.DBPath = filepath.Join(dir, "controller.db")
 	cfg.TLSCert, cfg.TLSKey, cfg.ClientCA = pki(certs.ServerFile), pki(certs.ServerKey), pki(certs.CAFile)
 	cfg.TokensFile = filepath.Join(dir, "tokens")
-	s := &secured{dir: dir, ca: x509.NewCertPool()}
+	if mod != nil {
+		mod(&cfg, dir)
+	}
+	s := &secured{dir: dir, ca: x509.NewCertPool(), cfg: cfg}
 	caPEM, err := os.ReadFile(pki(certs.CAFile))
 	if err != nil || !s.ca.AppendCertsFromPEM(caPEM) {
 		t.Fatalf("read CA: %v", err)

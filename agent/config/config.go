@@ -107,22 +107,28 @@ type SNMP struct {
 // Interval, Timeout and Retries hold the effective values (the target's own,
 // or those inherited from SNMP).
 type Target struct {
-	Name      string        `yaml:"name"`
-	Address   string        `yaml:"address"`             // host or host:port; port default 161
-	Version   string        `yaml:"version"`             // "1", "2c" or "3", default "2c"
-	Community Secret        `yaml:"community,omitempty"` // v1/v2c only, default "public"
-	Interval  time.Duration `yaml:"interval"`            // 0: inherit snmp.interval
-	Timeout   time.Duration `yaml:"timeout"`             // 0: inherit snmp.timeout
-	Retries   *int          `yaml:"retries"`             // nil: inherit snmp.retries
+	Name      string `yaml:"name"`
+	Address   string `yaml:"address"`             // host or host:port; port default 161
+	Version   string `yaml:"version"`             // "1", "2c" or "3", default "2c"
+	Community Secret `yaml:"community,omitempty"` // v1/v2c only, default "public"
+	// CommunityFile names a file holding the community instead.
+	CommunityFile string        `yaml:"community_file,omitempty"`
+	Interval      time.Duration `yaml:"interval"` // 0: inherit snmp.interval
+	Timeout       time.Duration `yaml:"timeout"`  // 0: inherit snmp.timeout
+	Retries       *int          `yaml:"retries"`  // nil: inherit snmp.retries
 
 	// SNMPv3 (USM), version "3" only.
 	SecurityLevel string `yaml:"security_level,omitempty"` // noAuthNoPriv, authNoPriv or authPriv; required
 	Username      string `yaml:"username,omitempty"`       // required
 	AuthProtocol  string `yaml:"auth_protocol,omitempty"`  // MD5, SHA, SHA224, SHA256, SHA384, SHA512
 	AuthPassword  Secret `yaml:"auth_password,omitempty"`  // at least 8 characters
-	PrivProtocol  string `yaml:"priv_protocol,omitempty"`  // DES, AES, AES192, AES256, AES192C, AES256C
-	PrivPassword  Secret `yaml:"priv_password,omitempty"`  // at least 8 characters
-	Context       string `yaml:"context,omitempty"`        // context name; default the default context ""
+	// AuthPasswordFile names a file holding the auth password instead.
+	AuthPasswordFile string `yaml:"auth_password_file,omitempty"`
+	PrivProtocol     string `yaml:"priv_protocol,omitempty"` // DES, AES, AES192, AES256, AES192C, AES256C
+	PrivPassword     Secret `yaml:"priv_password,omitempty"` // at least 8 characters
+	// PrivPasswordFile names a file holding the priv password instead.
+	PrivPasswordFile string `yaml:"priv_password_file,omitempty"`
+	Context          string `yaml:"context,omitempty"` // context name; default the default context ""
 
 	Profiles []string `yaml:"profiles,omitempty"` // what to poll; absent: profiles.default
 }
@@ -186,11 +192,18 @@ func Parse(data []byte, filename string) (*Config, error) {
 	if err := c.decode(data); err != nil {
 		return nil, err
 	}
-	c.setDefaults()
-	if err := c.Validate(); err != nil {
+	if err := c.finish(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// finish resolves secret files, fills defaults and validates a decoded
+// Config; it returns every problem.
+func (c *Config) finish() error {
+	ferr := c.resolveSecretFiles()
+	c.setDefaults()
+	return errors.Join(ferr, c.Validate())
 }
 
 func (c *Config) decode(data []byte) error {
@@ -277,7 +290,7 @@ func (c *Config) setDefaults() {
 		if !c.isSet(p + "version") {
 			t.Version = DefaultVersion
 		}
-		if !c.isSet(p+"community") && t.Version != "3" {
+		if !c.isSet(p+"community") && t.CommunityFile == "" && t.Version != "3" {
 			t.Community = DefaultCommunity
 		}
 		if addr, err := normalizeAddress(t.Address); err == nil {
@@ -436,7 +449,7 @@ func (c *Config) Validate() error {
 		}
 		switch t.Version {
 		case "1", "2c":
-			if t.Community == "" {
+			if t.Community == "" && t.CommunityFile == "" { // a file's problem is reported by resolveSecretFiles
 				bad(p+".community", "must not be empty")
 			}
 			for _, k := range t.v3Keys() {
@@ -487,8 +500,8 @@ func (t Target) v3Keys() []string {
 		set bool
 	}{
 		{"security_level", t.SecurityLevel != ""}, {"username", t.Username != ""},
-		{"auth_protocol", t.AuthProtocol != ""}, {"auth_password", t.AuthPassword != ""},
-		{"priv_protocol", t.PrivProtocol != ""}, {"priv_password", t.PrivPassword != ""},
+		{"auth_protocol", t.AuthProtocol != ""}, {t.secretKey("auth_password"), t.AuthPassword != "" || t.AuthPasswordFile != ""},
+		{"priv_protocol", t.PrivProtocol != ""}, {t.secretKey("priv_password"), t.PrivPassword != "" || t.PrivPasswordFile != ""},
 		{"context", t.Context != ""},
 	} {
 		if kv.set {
@@ -500,8 +513,8 @@ func (t Target) v3Keys() []string {
 
 // validateV3 checks an SNMPv3 target's USM settings.
 func (c *Config) validateV3(t Target, p string, bad func(path, format string, args ...any)) {
-	if t.Community != "" {
-		bad(p+".community", "not used by version 3 (use username and the auth/priv keys)")
+	if t.Community != "" || t.CommunityFile != "" {
+		bad(p+"."+t.secretKey("community"), "not used by version 3 (use username and the auth/priv keys)")
 	}
 	if t.Username == "" {
 		bad(p+".username", "required for version 3")
@@ -521,11 +534,13 @@ func (c *Config) validateV3(t Target, p string, bad func(path, format string, ar
 		return
 	}
 	secret := func(key, proto, protoKey string, pw Secret, protos []string, need bool) {
+		fromFile := t.secretKey(key) != key
+		key = t.secretKey(key)
 		if !need {
 			if proto != "" {
 				bad(p+"."+protoKey, "not used with security_level %s", t.SecurityLevel)
 			}
-			if pw != "" {
+			if pw != "" || fromFile {
 				bad(p+"."+key, "not used with security_level %s", t.SecurityLevel)
 			}
 			return
@@ -536,7 +551,9 @@ func (c *Config) validateV3(t Target, p string, bad func(path, format string, ar
 			bad(p+"."+protoKey, "bad protocol %q (allowed: %s)", proto, strings.Join(protos, ", "))
 		}
 		if pw == "" {
-			bad(p+"."+key, "required with security_level %s", t.SecurityLevel)
+			if !fromFile { // a file's problem is reported by resolveSecretFiles
+				bad(p+"."+key, "required with security_level %s", t.SecurityLevel)
+			}
 		} else if len(pw) < minPasswordLen {
 			bad(p+"."+key, "too short: USM passwords have at least %d characters", minPasswordLen)
 		}
@@ -564,7 +581,9 @@ func (c *Config) line(path string) int {
 // Redacted renders the effective configuration as YAML with every secret
 // replaced by "<secret>": what --check-config prints and what status pages show.
 func (c *Config) Redacted() string {
-	out, err := yaml.Marshal(c)
+	r := *c
+	r.Targets = withoutFileSecrets(c.Targets)
+	out, err := yaml.Marshal(&r)
 	if err != nil {
 		// Config holds only strings, numbers, maps and slices; marshalling cannot fail.
 		return fmt.Sprintf("# cannot render config: %v\n", err)

@@ -129,7 +129,7 @@ func TestInvalid(t *testing.T) {
 		"invalid-top-level-list.yaml":             `:1: expected a mapping with keys agent, controller, snmp, targets, rules, profiles, traps, flows; got a list`,
 		"invalid-top-unknown-key.yaml":            `:1: agnet: unknown key (known: agent, controller, snmp, targets, rules, profiles, traps, flows)`,
 		"invalid-two-documents.yaml":              `:10: more than one YAML document (want exactly one)`,
-		"invalid-unknown-key.yaml":                `:14: targets[1].adress: unknown key (known: name, address, version, community, interval, timeout, retries, security_level, username, auth_protocol, auth_password, priv_protocol, priv_password, context, profiles)`,
+		"invalid-unknown-key.yaml":                `:14: targets[1].adress: unknown key (known: name, address, version, community, community_file, interval, timeout, retries, security_level, username, auth_protocol, auth_password, auth_password_file, priv_protocol, priv_password, priv_password_file, context, profiles)`,
 		"invalid-unreachable-after.yaml":          `:10: snmp.unreachable_after: must be at least 1, got 0`,
 		"invalid-version.yaml":                    `:13: targets[0].version: bad version "2" (allowed: "1", "2c", "3")`,
 		"invalid-v3-username-missing.yaml":        `:11: targets[0].username: required for version 3`,
@@ -148,6 +148,15 @@ func TestInvalid(t *testing.T) {
 		"invalid-v3-community.yaml":               `:16: targets[0].community: not used by version 3 (use username and the auth/priv keys)`,
 		"invalid-v3-key-on-v2c.yaml":              `:14: targets[0].username: only for version 3 (this target has version "2c")`,
 		"invalid-yaml-syntax.yaml":                `:6: invalid YAML: did not find expected '-' indicator`,
+		// Secrets by reference.
+		"invalid-community-file-missing.yaml":           `:13: targets[0].community_file: cannot read: stat testdata/secrets/no-such-file: no such file or directory`,
+		"invalid-community-file-both.yaml":              `:14: targets[0].community_file: set with targets[0].community; use one of them`,
+		"invalid-community-file-empty.yaml":             `:13: targets[0].community_file: testdata/secrets/empty is empty`,
+		"invalid-community-env-unset.yaml":              `:13: targets[0].community: environment variable NETAIOPS_TEST_UNSET_COMMUNITY is not set`,
+		"invalid-v3-community-file.yaml":                `:16: targets[0].community_file: not used by version 3 (use username and the auth/priv keys)`,
+		"invalid-v3-auth-password-file-short.yaml":      `:17: targets[0].auth_password_file: too short: USM passwords have at least 8 characters`,
+		"invalid-v3-priv-password-file-authnopriv.yaml": `:18: targets[0].priv_password_file: not used with security_level authNoPriv`,
+		"invalid-v3-auth-password-file-on-v2c.yaml":     `:13: targets[0].auth_password_file: only for version 3 (this target has version "2c")`,
 	}
 	files, err := filepath.Glob("testdata/invalid-*.yaml")
 	if err != nil {

@@ -23,7 +23,10 @@ type decoder struct {
 // maxAliasDepth bounds alias chains; config values never need nested aliases.
 const maxAliasDepth = 8
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	secretType   = reflect.TypeOf(Secret(""))
+)
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -87,6 +90,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, depth int) 
 			return
 		}
 		v.SetInt(int64(dur))
+	case t == secretType:
+		if sec, ok := d.decodeSecret(n, path); ok {
+			v.SetString(string(sec))
+		}
 	case t.Kind() == reflect.Struct:
 		d.mapping(n, v, path, depth)
 	case t.Kind() == reflect.Slice:

@@ -57,8 +57,7 @@ func (c *Config) WithRemote(doc []byte, name string) (merged *Config, ignored []
 	if err := errors.Join(d.errs...); err != nil {
 		return nil, ignored, err
 	}
-	n.setDefaults()
-	if err := n.Validate(); err != nil {
+	if err := n.finish(); err != nil {
 		return nil, ignored, err
 	}
 	return n, ignored, nil

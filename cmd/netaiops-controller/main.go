@@ -33,11 +33,13 @@ func run(args []string) int {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "server certificate (PEM `file`); TLS is the default")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "server private key (PEM `file`)")
 	fs.StringVar(&cfg.ClientCA, "client-ca", "", "CA bundle (PEM `file`) that signs agent client certificates (mTLS)")
+	fs.StringVar(&cfg.CRLFile, "crl-file", "", "X.509 CRL `file` (PEM or DER) signed by a --client-ca CA: revoked agent certificates are refused; reloaded on SIGHUP")
 	fs.StringVar(&cfg.TokensFile, "tokens", "", "bearer tokens `file`: lines of \"ROLE NAME TOKEN\", ROLE agent, viewer, operator or admin")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "serve plaintext gRPC (no TLS) on a loopback --listen; authentication only with --tokens")
 	fs.BoolVar(&cfg.InsecureAllowRemote, "insecure-allow-remote", false, "like --insecure, and allow a non-loopback --listen")
 	fs.DurationVar(&cfg.MaxConnectionAge, "max-connection-age", cfg.MaxConnectionAge, "end connections after this long (±10%) so agents spread over replicas")
-	fs.StringVar(&cfg.DBPath, "db", cfg.DBPath, "SQLite database file (its directory is created)")
+	fs.StringVar(&cfg.DBPath, "db", cfg.DBPath, "SQLite database file (its directory is created, mode 0700)")
+	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "`file` of the 32-byte key that encrypts configurations at rest and keys their hashes; created (0600) on first start (default: controller.key next to --db)")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "heartbeat interval of agent streams, both ways")
 	fs.IntVar(&cfg.MaxBatchEvents, "max-batch-events", cfg.MaxBatchEvents, "most events an agent may send in one batch")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -62,7 +64,8 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctl := controller.New(cfg, logger)
-	// SIGHUP reloads the tokens file (rotation without dropping streams).
+	// SIGHUP reloads the tokens file and the CRL: streams of other
+	// credentials go on; those of removed tokens or revoked certificates end.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -74,7 +77,7 @@ func run(args []string) int {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := ctl.ReloadTokens(); err != nil {
+				if err := ctl.Reload(); err != nil {
 					logger.Error("SIGHUP", "err", err)
 				}
 			}

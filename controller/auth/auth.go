@@ -7,6 +7,9 @@
 // package provides gRPC interceptors that check a method policy and put the
 // caller's Principal in the request context; a missing or unknown token is
 // Unauthenticated, a known caller without the right is PermissionDenied.
+// Agent certificates can be revoked with a CRL. Open streams are tracked
+// with the credential that opened them: replacing the tokens or the CRL
+// (a reload) ends each stream whose credential is no longer good.
 package auth
 
 import (
@@ -20,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
@@ -190,7 +194,13 @@ func (t *Tokens) Lookup(token string) (Principal, bool) {
 	if t == nil || token == "" {
 		return Principal{}, false
 	}
-	d := sha256.Sum256([]byte(token))
+	return t.lookupDigest(sha256.Sum256([]byte(token)))
+}
+
+func (t *Tokens) lookupDigest(d [sha256.Size]byte) (Principal, bool) {
+	if t == nil {
+		return Principal{}, false
+	}
 	var found Principal
 	ok := 0
 	for _, e := range t.entries {
@@ -215,22 +225,129 @@ type Need struct {
 // reflection) need no credentials.
 type Authenticator struct {
 	tokens    atomic.Pointer[Tokens]
+	crl       atomic.Pointer[CRL]
 	policy    map[string]Need
 	protected []string
 	off       bool
+
+	mu      sync.Mutex
+	streams map[*liveStream]struct{} // open streaming calls with credentials
+}
+
+// credential is what a caller proved itself with: a token's digest or a
+// verified client certificate.
+type credential struct {
+	digest *[sha256.Size]byte
+	cert   *x509.Certificate
+}
+
+// liveStream is an open streaming call, checked again at every reload.
+type liveStream struct {
+	method string
+	need   Need
+	p      Principal
+	cred   credential
+	end    context.CancelCauseFunc
+	ended  error // why a reload ended it; guarded by Authenticator.mu
 }
 
 // New returns an Authenticator. With off true every call passes as an
 // anonymous principal (plaintext lab mode without a tokens file).
 func New(tokens *Tokens, policy map[string]Need, protected []string, off bool) *Authenticator {
-	a := &Authenticator{policy: policy, protected: protected, off: off}
+	a := &Authenticator{policy: policy, protected: protected, off: off, streams: map[*liveStream]struct{}{}}
 	a.tokens.Store(tokens)
 	return a
 }
 
-// SetTokens replaces the tokens (a reloaded tokens file); calls in flight
-// finish with the tokens they were checked against.
-func (a *Authenticator) SetTokens(t *Tokens) { a.tokens.Store(t) }
+// SetTokens replaces the tokens (a reloaded tokens file). Unary calls in
+// flight finish with the tokens they were checked against; open streams
+// whose token was removed end with Unauthenticated (PermissionDenied when
+// the token stays but its role no longer allows the method). It returns
+// how many streams it ended.
+func (a *Authenticator) SetTokens(t *Tokens) int {
+	a.tokens.Store(t)
+	return a.recheck()
+}
+
+// SetCRL replaces the revocation list (nil: none). New handshakes and calls
+// with a revoked client certificate are refused, and open streams of one
+// end with Unauthenticated. It returns how many streams it ended.
+func (a *Authenticator) SetCRL(c *CRL) int {
+	a.crl.Store(c)
+	return a.recheck()
+}
+
+// Revoked reports whether the CRL in force revokes cert; the controller's
+// TLS configuration calls it to refuse the handshake.
+func (a *Authenticator) Revoked(cert *x509.Certificate) bool { return a.crl.Load().Revoked(cert) }
+
+// Streams is the number of open streams with credentials.
+func (a *Authenticator) Streams() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.streams)
+}
+
+// recheck ends every open stream whose credential no longer passes.
+func (a *Authenticator) recheck() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ended := 0
+	for ls := range a.streams {
+		if err := a.stillGood(ls); err != nil {
+			ls.ended = err
+			ls.end(err)
+			delete(a.streams, ls)
+			ended++
+		}
+	}
+	return ended
+}
+
+// stillGood checks a stream's credential against the tokens and the CRL in
+// force now.
+func (a *Authenticator) stillGood(ls *liveStream) error {
+	switch {
+	case ls.cred.digest != nil:
+		p, ok := a.tokens.Load().lookupDigest(*ls.cred.digest)
+		if !ok || p.Kind != ls.p.Kind || p.Name != ls.p.Name {
+			return status.Errorf(codes.Unauthenticated, "%s: the token of %s %q was revoked (tokens reloaded)", ls.method, kindName(ls.p.Kind), ls.p.Name)
+		}
+		return permit(ls.method, ls.need, p)
+	case ls.cred.cert != nil:
+		if a.Revoked(ls.cred.cert) {
+			return status.Errorf(codes.Unauthenticated, "%s: the client certificate of agent %q (serial %s) was revoked (CRL reloaded)", ls.method, ls.p.Name, ls.cred.cert.SerialNumber)
+		}
+	}
+	return nil
+}
+
+func kindName(k Kind) string {
+	if k == KindAgent {
+		return "agent"
+	}
+	return "operator"
+}
+
+// track registers an open stream; it fails when the stream's credential is
+// no longer good (a reload between its check and now).
+func (a *Authenticator) track(ls *liveStream) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.stillGood(ls); err != nil {
+		return err
+	}
+	a.streams[ls] = struct{}{}
+	return nil
+}
+
+// untrack forgets a stream and returns why a reload ended it, if one did.
+func (a *Authenticator) untrack(ls *liveStream) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.streams, ls)
+	return ls.ended
+}
 
 type ctxKey struct{}
 
@@ -248,61 +365,83 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 // Authorize authenticates the caller of method and checks the policy; it
 // returns ctx with the principal, or a gRPC status error.
 func (a *Authenticator) Authorize(ctx context.Context, method string) (context.Context, error) {
+	ctx, _, err := a.authorize(ctx, method)
+	return ctx, err
+}
+
+// authorize is Authorize that also returns the stream to track: nil for a
+// public method or with authentication off.
+func (a *Authenticator) authorize(ctx context.Context, method string) (context.Context, *liveStream, error) {
 	need, listed := a.policy[method]
 	if !listed {
 		for _, p := range a.protected {
 			if strings.HasPrefix(method, p) {
-				return nil, status.Errorf(codes.PermissionDenied, "%s: no one may call it", method)
+				return nil, nil, status.Errorf(codes.PermissionDenied, "%s: no one may call it", method)
 			}
 		}
-		return ctx, nil // public: health, reflection
+		return ctx, nil, nil // public: health, reflection
 	}
 	if a.off {
-		return WithPrincipal(ctx, Principal{Kind: KindAnonymous, Via: "none"}), nil
+		return WithPrincipal(ctx, Principal{Kind: KindAnonymous, Via: "none"}), nil, nil
 	}
-	p, err := a.identify(ctx)
+	p, cred, err := a.identify(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	if err := permit(method, need, p); err != nil {
+		return nil, nil, err
+	}
+	return WithPrincipal(ctx, p), &liveStream{method: method, need: need, p: p, cred: cred}, nil
+}
+
+// permit checks the policy of a method for an identified caller.
+func permit(method string, need Need, p Principal) error {
 	switch {
 	case need.Agent && p.Kind != KindAgent:
-		return nil, status.Errorf(codes.PermissionDenied, "%s: only agents may call it, not operator %q", method, p.Name)
+		return status.Errorf(codes.PermissionDenied, "%s: only agents may call it, not operator %q", method, p.Name)
 	case !need.Agent && p.Kind != KindOperator:
-		return nil, status.Errorf(codes.PermissionDenied, "%s: only operators may call it, not agent %q", method, p.Name)
+		return status.Errorf(codes.PermissionDenied, "%s: only operators may call it, not agent %q", method, p.Name)
 	case !need.Agent && p.Role < need.Role:
-		return nil, status.Errorf(codes.PermissionDenied, "%s: needs role %s, operator %q has role %s", method, need.Role, p.Name, p.Role)
+		return status.Errorf(codes.PermissionDenied, "%s: needs role %s, operator %q has role %s", method, need.Role, p.Name, p.Role)
 	}
-	return WithPrincipal(ctx, p), nil
+	return nil
 }
 
 // identify finds the caller: a bearer token when one is sent, else a
-// verified client certificate.
-func (a *Authenticator) identify(ctx context.Context) (Principal, error) {
+// verified client certificate that the CRL does not revoke.
+func (a *Authenticator) identify(ctx context.Context) (Principal, credential, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	if vals := md.Get("authorization"); len(vals) > 0 {
 		if len(vals) > 1 {
-			return Principal{}, status.Error(codes.Unauthenticated, "authorization: sent more than once")
+			return Principal{}, credential{}, status.Error(codes.Unauthenticated, "authorization: sent more than once")
 		}
 		tok, ok := cutBearer(vals[0])
 		if !ok {
-			return Principal{}, status.Error(codes.Unauthenticated, `authorization: want "Bearer <token>"`)
+			return Principal{}, credential{}, status.Error(codes.Unauthenticated, `authorization: want "Bearer <token>"`)
 		}
-		p, ok := a.tokens.Load().Lookup(tok)
+		d := sha256.Sum256([]byte(tok))
+		p, ok := a.tokens.Load().lookupDigest(d)
 		if !ok {
-			return Principal{}, status.Error(codes.Unauthenticated, "authorization: unknown token")
+			return Principal{}, credential{}, status.Error(codes.Unauthenticated, "authorization: unknown token")
 		}
-		return p, nil
+		return p, credential{digest: &d}, nil
 	}
 	if pr, ok := peer.FromContext(ctx); ok {
 		if ti, ok := pr.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 && len(ti.State.PeerCertificates) > 0 {
-			id, err := AgentID(ti.State.PeerCertificates[0])
+			cert := ti.State.PeerCertificates[0]
+			id, err := AgentID(cert)
 			if err != nil {
-				return Principal{}, status.Error(codes.Unauthenticated, err.Error())
+				return Principal{}, credential{}, status.Error(codes.Unauthenticated, err.Error())
 			}
-			return Principal{Kind: KindAgent, Name: id, Via: "mtls"}, nil
+			// The handshake refuses revoked certificates; a connection made
+			// before the CRL listed its certificate is refused here.
+			if a.Revoked(cert) {
+				return Principal{}, credential{}, status.Errorf(codes.Unauthenticated, "client certificate of agent %q (serial %s) is revoked", id, cert.SerialNumber)
+			}
+			return Principal{Kind: KindAgent, Name: id, Via: "mtls"}, credential{cert: cert}, nil
 		}
 	}
-	return Principal{}, status.Error(codes.Unauthenticated, `no credentials: send "authorization: Bearer <token>" or an agent client certificate`)
+	return Principal{}, credential{}, status.Error(codes.Unauthenticated, `no credentials: send "authorization: Bearer <token>" or an agent client certificate`)
 }
 
 func cutBearer(v string) (string, bool) {
@@ -325,14 +464,30 @@ func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
-// StreamInterceptor checks streaming calls.
+// StreamInterceptor checks streaming calls and tracks them while open: a
+// reload that revokes a stream's credential cancels the stream's context,
+// and the call ends with the reason (Unauthenticated) instead of the
+// handler's cancellation error.
 func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := a.Authorize(ss.Context(), info.FullMethod)
+		ctx, ls, err := a.authorize(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}
-		return handler(srv, &wrapped{ServerStream: ss, ctx: ctx})
+		if ls == nil {
+			return handler(srv, &wrapped{ServerStream: ss, ctx: ctx})
+		}
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		ls.end = cancel
+		if err := a.track(ls); err != nil {
+			return err
+		}
+		err = handler(srv, &wrapped{ServerStream: ss, ctx: ctx})
+		if ended := a.untrack(ls); ended != nil {
+			return ended
+		}
+		return err
 	}
 }
 

@@ -26,9 +26,14 @@ var configSections = map[string]bool{"snmp": true, "targets": true}
 const redactedValue = "<secret>"
 
 // isSecretKey reports whether a configuration key holds a secret: SNMP
-// communities, v3 passwords and keys, tokens.
+// communities, v3 passwords and keys, tokens. A key ending in _file
+// (community_file, auth_password_file) names a file on the agent's host
+// that holds the secret: the name is shown.
 func isSecretKey(k string) bool {
 	k = strings.ToLower(k)
+	if strings.HasSuffix(k, "_file") {
+		return false
+	}
 	for _, s := range []string{"community", "password", "secret", "token", "passphrase"} {
 		if strings.Contains(k, s) {
 			return true

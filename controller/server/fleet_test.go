@@ -18,6 +18,9 @@ targets:
     username: ops
     auth_password: auth-s3cret
     priv_password: priv-s3cret
+  - name: by-reference
+    address: 10.0.0.3
+    community_file: /etc/netaiops/community
 `
 	out := redactYAML(doc)
 	for _, secret := range []string{"c0mmunity-s3cret", "auth-s3cret", "priv-s3cret"} {
@@ -25,7 +28,8 @@ targets:
 			t.Errorf("redacted document shows %s:\n%s", secret, out)
 		}
 	}
-	if strings.Count(out, "<secret>") != 3 || !strings.Contains(out, "username: ops") || !strings.Contains(out, "interval: 30s") {
+	if strings.Count(out, "<secret>") != 3 || !strings.Contains(out, "username: ops") || !strings.Contains(out, "interval: 30s") ||
+		!strings.Contains(out, "community_file: /etc/netaiops/community") {
 		t.Errorf("redacted too much or too little:\n%s", out)
 	}
 	if got := redactYAML("targets: [\n"); strings.Contains(got, "targets") {

@@ -2,9 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +18,7 @@ type Config struct {
 	AgentID    string
 	Labels     map[string]string
 	YAML       string
-	Hash       string // lowercase hex SHA-256 of YAML
+	Hash       string // lowercase hex HMAC-SHA256 of YAML under the store's key (see ConfigHash)
 	Version    uint64
 	UpdateTime time.Time
 	UpdatedBy  string
@@ -50,14 +48,11 @@ func ConfigSource(agentID string, labels map[string]string) (string, error) {
 	return "labels/" + strings.Join(pairs, ","), nil
 }
 
-// ConfigHash is the content hash of a configuration document.
-func ConfigHash(yaml string) string {
-	if yaml == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(yaml))
-	return hex.EncodeToString(sum[:])
-}
+// ConfigHash is the content hash of a configuration document: an
+// HMAC-SHA256 under a key derived from the store's key file, so that the
+// hash, which viewers see next to the redacted document, cannot be used to
+// test guesses of the secrets in it. Agents only compare it for equality.
+func (s *Store) ConfigHash(yaml string) string { return s.secrets.hash(yaml) }
 
 // SetConfig stores c (Source, AgentID, Labels, YAML, UpdatedBy) and
 // returns it as stored. A document equal to the stored one changes nothing
@@ -67,7 +62,7 @@ func (s *Store) SetConfig(ctx context.Context, c Config) (stored Config, changed
 	if c.YAML == "" {
 		return Config{}, false, fmt.Errorf("set config %s: %w", c.Source, argErr("yaml", "empty; use DeleteConfig to remove a configuration"))
 	}
-	c.Hash = ConfigHash(c.YAML)
+	c.Hash = s.ConfigHash(c.YAML)
 	labels, err := json.Marshal(nonNilMap(c.Labels))
 	if err != nil {
 		return Config{}, false, fmt.Errorf("set config %s: encode labels: %w", c.Source, err)
@@ -77,7 +72,7 @@ func (s *Store) SetConfig(ctx context.Context, c Config) (stored Config, changed
 		return Config{}, false, fmt.Errorf("set config %s: begin: %w", c.Source, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	old, err := getConfig(ctx, tx, c.Source)
+	old, err := s.getConfig(ctx, tx, c.Source)
 	switch {
 	case err == nil && old.Hash == c.Hash:
 		return old, false, nil
@@ -94,7 +89,7 @@ func (s *Store) SetConfig(ctx context.Context, c Config) (stored Config, changed
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (source) DO UPDATE SET yaml = excluded.yaml, hash = excluded.hash, version = excluded.version,
 			update_time = excluded.update_time, updated_by = excluded.updated_by`,
-		c.Source, c.AgentID, string(labels), c.YAML, c.Hash, int64(c.Version), c.UpdateTime.UnixNano(), c.UpdatedBy); err != nil {
+		c.Source, c.AgentID, string(labels), s.sealConfig(c.Source, c.YAML), c.Hash, int64(c.Version), c.UpdateTime.UnixNano(), c.UpdatedBy); err != nil {
 		return Config{}, false, fmt.Errorf("set config %s: %w", c.Source, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -109,7 +104,7 @@ type querier interface {
 
 const configColumns = `source, agent_id, labels, yaml, hash, version, update_time, updated_by`
 
-func scanConfig(scan func(...any) error) (Config, error) {
+func (s *Store) scanConfig(scan func(...any) error) (Config, error) {
 	var (
 		c       Config
 		labels  string
@@ -123,11 +118,16 @@ func scanConfig(scan func(...any) error) (Config, error) {
 		return Config{}, fmt.Errorf("decode labels of %s: %w", c.Source, err)
 	}
 	c.Version, c.UpdateTime = uint64(version), time.Unix(0, updated).UTC()
+	doc, err := s.openConfig(c.Source, c.YAML)
+	if err != nil {
+		return Config{}, err
+	}
+	c.YAML = doc
 	return c, nil
 }
 
-func getConfig(ctx context.Context, q querier, source string) (Config, error) {
-	c, err := scanConfig(q.QueryRowContext(ctx, `SELECT `+configColumns+` FROM configs WHERE source = ?`, source).Scan)
+func (s *Store) getConfig(ctx context.Context, q querier, source string) (Config, error) {
+	c, err := s.scanConfig(q.QueryRowContext(ctx, `SELECT `+configColumns+` FROM configs WHERE source = ?`, source).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Config{}, ErrNotFound
 	}
@@ -136,7 +136,7 @@ func getConfig(ctx context.Context, q querier, source string) (Config, error) {
 
 // GetConfig returns the configuration stored for source.
 func (s *Store) GetConfig(ctx context.Context, source string) (Config, error) {
-	c, err := getConfig(ctx, s.db, source)
+	c, err := s.getConfig(ctx, s.db, source)
 	if err != nil {
 		return Config{}, fmt.Errorf("get config %s: %w", source, err)
 	}
@@ -152,7 +152,7 @@ func (s *Store) ListConfigs(ctx context.Context) ([]Config, error) {
 	defer rows.Close()
 	var out []Config
 	for rows.Next() {
-		c, err := scanConfig(rows.Scan)
+		c, err := s.scanConfig(rows.Scan)
 		if err != nil {
 			return nil, fmt.Errorf("list configs: %w", err)
 		}

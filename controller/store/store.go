@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -21,10 +20,12 @@ import (
 
 // Store is an open controller database. It is safe for concurrent use.
 type Store struct {
-	db     *sql.DB
-	path   string
-	logger *slog.Logger
-	now    func() time.Time
+	db      *sql.DB
+	path    string
+	logger  *slog.Logger
+	now     func() time.Time
+	keyFile string
+	secrets *secrets // encrypts configuration documents, computes their hashes
 }
 
 // Option changes how Open builds a Store.
@@ -33,14 +34,25 @@ type Option func(*Store)
 // WithClock makes the store read time from now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
+// WithKeyFile makes the store keep its secret key in path instead of
+// KeyFileName next to the database.
+func WithKeyFile(path string) Option { return func(s *Store) { s.keyFile = path } }
+
 // Open opens (creating if needed) the database file at path, with its parent
-// directory, and brings its schema up to date.
+// directory, and brings its schema up to date. The directory is made 0700
+// and the file 0600 (tightened, with a log line, when looser). The secret
+// key (see WithKeyFile) is read, or created when the database holds nothing
+// encrypted yet; configurations still stored in plaintext are encrypted.
 func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option) (*Store, error) {
 	if path == "" {
 		return nil, fmt.Errorf("open store: empty path")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("open store %s: create directory: %w", path, err)
+	s := &Store{path: path, logger: logger, now: time.Now, keyFile: filepath.Join(filepath.Dir(path), KeyFileName)}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.tightenModes(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
@@ -61,10 +73,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(0)
-	s := &Store{db: db, path: path, logger: logger, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
+	s.db = db
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -81,6 +90,10 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	}
 	if applied > 0 {
 		logger.Info("database schema migrated", "path", path, "applied", applied, "version", ms[len(ms)-1].version)
+	}
+	if err := s.setupSecrets(ctx, s.keyFile); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return s, nil
 }

@@ -457,7 +457,7 @@ func TestConfigs(t *testing.T) {
 	all, _ := set(Config{Source: src("", nil), YAML: "snmp: {interval: 30s}\n"})
 	lab, _ := set(Config{Source: src("", map[string]string{"site": "lab"}), Labels: map[string]string{"site": "lab"}, YAML: "targets: []\n"})
 	own, changed := set(Config{Source: src("a1", nil), AgentID: "a1", YAML: "targets: [{name: x, address: 10.0.0.1}]\n", UpdatedBy: "root"})
-	if !changed || own.Version != 3 || own.Hash != ConfigHash(own.YAML) || lab.Version != 2 || all.Version != 1 {
+	if !changed || own.Version != 3 || own.Hash != s.ConfigHash(own.YAML) || lab.Version != 2 || all.Version != 1 {
 		t.Fatalf("versions %d %d %d, changed %v", all.Version, lab.Version, own.Version, changed)
 	}
 	if again, changed := set(own); changed || again.Version != 3 {

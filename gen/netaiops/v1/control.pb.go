@@ -869,8 +869,10 @@ type ConfigPush struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Version of the stored configuration (bumped by every change of it).
 	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	// Lowercase hex SHA-256 of yaml; empty with an empty yaml, which tells
-	// the agent to run its local file only.
+	// Lowercase hex HMAC-SHA256 of yaml under the controller's secret key
+	// (so it reveals nothing about the secrets in yaml); the agent only
+	// compares it. Empty with an empty yaml, which tells the agent to run its
+	// local file only.
 	Hash string `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Which stored configuration applies: "agent/<id>" or
 	// "labels/<k>=<v>,...".

@@ -285,7 +285,9 @@ type AgentConfig struct {
 	Yaml string `protobuf:"bytes,2,opt,name=yaml,proto3" json:"yaml,omitempty"`
 	// Output only: bumped by every change of the content.
 	Version uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	// Output only: lowercase hex SHA-256 of the (unredacted) yaml.
+	// Output only: lowercase hex HMAC-SHA256 of the (unredacted) yaml under
+	// the controller's secret key: equal hashes mean equal documents, and the
+	// hash cannot be used to test guesses of the redacted secrets.
 	Hash string `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Output only: "agent/<id>" or "labels/<k>=<v>,...".
 	Source     string                 `protobuf:"bytes,5,opt,name=source,proto3" json:"source,omitempty"`
