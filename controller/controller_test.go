@@ -162,7 +162,7 @@ func connectAgent(t *testing.T, conn *grpc.ClientConn, ctx context.Context, ids 
 		seq++
 		ts := timestamppb.New(time.Date(2026, 11, 24, 12, 0, int(seq), 0, time.UTC))
 		b.Events = append(b.Events, &netaiopsv1.IssueEvent{Seq: seq, Type: netaiopsv1.IssueEventType_ISSUE_EVENT_TYPE_OPENED, Time: ts,
-			Issue: &netaiopsv1.Issue{Id: id, Device: "core-sw1", Kind: "interface_down", State: netaiopsv1.IssueState_ISSUE_STATE_OPEN,
+			Issue: &netaiopsv1.Issue{Id: id, Device: "core-sw1", Kind: "interface_down", Object: id, Fingerprint: "interface_down/core-sw1/" + id, State: netaiopsv1.IssueState_ISSUE_STATE_OPEN,
 				Severity: netaiopsv1.Severity_SEVERITY_MAJOR, Summary: "ge-0/0/1 down", FirstSeen: ts, LastSeen: ts}})
 	}
 	if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Events{Events: b}}); err != nil {

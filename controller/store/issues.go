@@ -188,6 +188,11 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 	for _, ev := range fresh {
 		is := ev.Issue
 		is.AgentID = agentID
+		if is.Fingerprint == "" {
+			// The identity of the condition (docs/stream.md): an agent that
+			// leaves it out gets the one it would have sent.
+			is.Fingerprint = is.Kind + "/" + is.Device + "/" + is.Object
+		}
 		is.Acknowledged, is.AcknowledgedBy, is.AcknowledgedAt = false, "", time.Time{}
 		is.UpdateTime = time.Time{}
 		payload, err := json.Marshal(Event{Seq: ev.Seq, Type: ev.Type, Time: ev.Time, Issue: is})
