@@ -300,7 +300,7 @@ func (d *disk) create(h segHeader) error {
 		return fmt.Errorf("create segment: %w", err)
 	}
 	buf := appendFrame(nil, h.payload())
-	if _, err := f.Write(buf); err == nil {
+	if _, err = f.Write(buf); err == nil {
 		err = f.Sync()
 	}
 	if err == nil {

@@ -23,9 +23,10 @@ import (
 //	event   seq u64, flags u8 (bit 0: expendable), JSON of detect.Change
 //	drop    seq u64, dropped total u64 (the event seq was dropped: full)
 //	ack     acked seq u64 (cumulative; written without fsync, a hint)
+const frameMagic uint32 = 0x424f414e
+
 const (
-	frameMagic  uint32 = 0x424f414e
-	frameHeader        = 12
+	frameHeader = 12
 	// maxPayload bounds one record; a length above it is damage.
 	maxPayload = 1 << 20
 

@@ -374,7 +374,7 @@ func TestControllerRestartNoLoss(t *testing.T) {
 		t.Fatalf("acked %d while the controller was down", u.Stats().Acked)
 	}
 	time.Sleep(100 * time.Millisecond)
-	c = startController(t, addr, db, 40)
+	startController(t, addr, db, 40) // stopped by its cleanup
 	for n < total {
 		appendN(t, ob, n+1, 50)
 		n += 50
