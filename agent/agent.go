@@ -157,6 +157,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 	ob, err := outbox.Open(filepath.Join(cfg.Agent.DataDir, "outbox"), outbox.Options{
 		MaxEntries: o.outboxSize,
 		MaxBytes:   int64(cfg.Agent.OutboxMaxBytes),
+		AgentID:    cfg.Agent.ID,
 		Logger:     logger.With("component", "outbox"),
 	})
 	if err != nil {
@@ -433,7 +434,7 @@ func (a *Agent) detect(ctx context.Context, polls <-chan collector.Poll, events 
 				"object", c.Issue.Object, "severity", c.Issue.Severity.String(), "summary", c.Issue.Summary)
 		}
 		dropped := a.ob.Dropped()
-		if _, err := a.ob.Append(changes...); err != nil {
+		if _, err := uplink.Append(a.ob, changes...); err != nil {
 			a.log.Error("queue issue changes for the controller", "err", err, "changes", len(changes))
 			continue
 		}
