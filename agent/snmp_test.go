@@ -147,6 +147,10 @@ traps:
 		`(?m)^netaiops_uplink_connected 1$`,
 		`(?m)^netaiops_detect_changes_total [1-9]`,
 		`(?m)^netaiops_detect_trap_events_total 1$`,
+		`(?m)^netaiops_detect_trap_devices 0$`,
+		`(?m)^netaiops_detect_trap_devices_refused_total 0$`,
+		`(?m)^netaiops_detect_trap_devices_forgotten_total 0$`,
+		`(?m)^netaiops_uplink_events_undecodable_total 0$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(body) {
 			t.Errorf("/metrics does not match %s", re)

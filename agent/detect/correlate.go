@@ -168,6 +168,7 @@ func (e *Engine) upstreamUndecided(device string, since time.Time) bool {
 // Settle, and attributes to the device's root issues the unreachability of
 // the devices behind it.
 func (e *Engine) settle(c *changes, d *deviceState, device string, at time.Time) {
+	e.sweepTrapDevices(c, at)
 	var held []string
 	for fp := range d.held {
 		held = append(held, fp)
