@@ -146,3 +146,26 @@ func TestDeliversLegacyOutbox(t *testing.T) {
 		t.Fatalf("undecodable %d, want 1", s.Undecodable)
 	}
 }
+
+// FuzzEventToProto feeds arbitrary outbox payloads of either format to the
+// decoder: it must return an error or an event carrying the entry's seq
+// and the agent id, never panic.
+func FuzzEventToProto(f *testing.F) {
+	r, err := uplink.Record(mkChange(1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uplink.FormatIssueEvent, r.Payload)
+	f.Add(outbox.LegacyFormat, []byte(`{"Type":1,"Time":"2026-11-24T23:00:00Z","Issue":{"ID":"x","Severity":3,"Attributes":{"a":"b"}}}`))
+	f.Add(outbox.LegacyFormat, []byte(`{"Issue":{"FirstSeen":"not a time"}}`))
+	f.Add(uint8(0), []byte{})
+	f.Fuzz(func(t *testing.T, format uint8, payload []byte) {
+		ev, err := uplink.EventToProto("agent-1", outbox.Entry{Seq: 17, Format: format, Payload: payload})
+		if err != nil {
+			return
+		}
+		if ev.GetSeq() != 17 || ev.GetIssue().GetAgentId() != "agent-1" {
+			t.Fatalf("decoded seq %d agent %q, want 17 agent-1", ev.GetSeq(), ev.GetIssue().GetAgentId())
+		}
+	})
+}
