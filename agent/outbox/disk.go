@@ -182,9 +182,6 @@ func (o *Outbox) recover() error {
 			}
 			continue
 		}
-		if name == ownerFile {
-			continue
-		}
 		num, ok := strings.CutSuffix(name, ".seg")
 		if !ok {
 			continue

@@ -14,11 +14,11 @@
 // log id, the seq counter and the drop counter survive restarts; a segment
 // file is deleted once every event in it is acked or dropped, and an active
 // segment holding nothing unacked is replaced while running (so a full
-// disk frees itself once the controller acks). A segment log
-// rather than an embedded B-tree (bbolt) because a torn or flipped record
-// must cost that record only: recovery skips a damaged record, counts it
-// (Corrupt) and keeps the rest, where a damaged B-tree page fails the whole
-// file. A durable log belongs to one agent id (recorded in the file OWNER):
+// disk frees itself once the controller acks). A segment log rather than
+// an embedded B-tree (bbolt) because a torn or flipped record must cost
+// that record only: recovery skips a damaged record, counts it (Corrupt)
+// and keeps the rest, where a damaged B-tree page fails the whole file. A
+// durable log belongs to one agent id (recorded in the file OWNER):
 // Open refuses a directory of another agent. New keeps the log in memory
 // only (tests, tools).
 //
@@ -27,9 +27,10 @@
 // caller marks resolves and low-severity changes so), else the oldest
 // entry, and counts every drop, as well as the records a failed write
 // could not store; the count survives restarts. The controller sees the
-// gap in the seq numbers and the count in heartbeats. Dropped and acked events stay in their segment
-// file until the whole segment can go; when dead records make the files
-// more than twice MaxBytes, the emptiest segments are rewritten.
+// gap in the seq numbers and the count in heartbeats. Dropped and acked
+// events stay in their segment file until the whole segment can go; when
+// dead records make the files more than twice MaxBytes, the emptiest
+// segments are rewritten.
 package outbox
 
 import (
