@@ -162,6 +162,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (*Agent, error
 	ob, err := outbox.Open(filepath.Join(cfg.Agent.DataDir, "outbox"), outbox.Options{
 		MaxEntries: o.outboxSize,
 		MaxBytes:   int64(cfg.Agent.OutboxMaxBytes),
+		AgentID:    cfg.Agent.ID,
 		Logger:     logger.With("component", "outbox"),
 	})
 	if err != nil {
@@ -479,7 +480,7 @@ func (a *Agent) queue(changes []detect.Change) {
 			"object", c.Issue.Object, "severity", c.Issue.Severity.String(), "summary", c.Issue.Summary)
 	}
 	dropped := a.ob.Dropped()
-	if _, err := a.ob.Append(changes...); err != nil {
+	if _, err := uplink.Append(a.ob, changes...); err != nil {
 		a.log.Error("queue issue changes for the controller", "err", err, "changes", len(changes))
 		return
 	}

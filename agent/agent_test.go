@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -232,4 +233,34 @@ func startAgent(t *testing.T, a *agent.Agent) (stop func()) {
 			}
 		})
 	}
+}
+
+// A data_dir belongs to one agent id: another id must not continue its
+// outbox log (the controller would take the jump of its seqs for lost
+// events and raise a false agent_events_dropped).
+func TestDataDirOfAnotherAgentRefused(t *testing.T) {
+	dir := t.TempDir()
+	doc := func(id string) *config.Config {
+		cfg, err := config.Parse([]byte(fmt.Sprintf("agent: {id: %s, data_dir: %s}\ncontroller: {address: %s, insecure: true}\n",
+			id, dir, freeTCPAddr(t))), "agent.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	a, err := agent.New(doc("edge-1"), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, a)() // runs and stops: the outbox is closed
+	_, err = agent.New(doc("edge-2"), testLogger(t))
+	want := fmt.Sprintf(`create agent edge-2: open outbox %s: belongs to agent "edge-1", not to agent "edge-2"`, filepath.Join(dir, "outbox"))
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("New with another agent's data_dir: %v\nwant %s...", err, want)
+	}
+	a, err = agent.New(doc("edge-1"), testLogger(t))
+	if err != nil {
+		t.Fatalf("the owner again: %v", err)
+	}
+	startAgent(t, a)()
 }

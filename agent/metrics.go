@@ -29,6 +29,7 @@ import (
 //	netaiops_uplink_events_sent_total          issue events sent (resends count again)
 //	netaiops_uplink_commands_dropped_total     controller commands dropped: queue full
 //	netaiops_uplink_config_pushes_total        configuration pushes answered
+//	netaiops_uplink_events_undecodable_total   outbox entries skipped: cannot be decoded
 //	netaiops_detect_changes_total              issue changes detected
 //	netaiops_detect_trap_events_total          trap events fed to the engine
 //	netaiops_detect_suppressed_total           issues opened as caused by another, not sent
@@ -36,6 +37,9 @@ import (
 //	netaiops_detect_attributed_total           sent issues later attributed to a root issue
 //	netaiops_detect_deferred_total             failed polls a device_unreachable waited for its upstream
 //	netaiops_detect_anomaly_dropped_total      samples not scored: the anomaly scorer was full
+//	netaiops_detect_trap_devices               devices held for traps from unknown senders
+//	netaiops_detect_trap_devices_refused_total traps from unknown senders ignored: too many such devices
+//	netaiops_detect_trap_devices_forgotten_total devices of unknown trap senders forgotten when quiet
 var (
 	descPolls       = prometheus.NewDesc("netaiops_agent_polls_total", "Polls done.", nil, nil)
 	descPollErrors  = prometheus.NewDesc("netaiops_agent_poll_errors_total", "Polls that failed (unreachable, timeout, auth).", nil, nil)
@@ -56,6 +60,10 @@ var (
 	descAttributed  = prometheus.NewDesc("netaiops_detect_attributed_total", "Sent issues later marked as caused by a root issue.", nil, nil)
 	descDeferred    = prometheus.NewDesc("netaiops_detect_deferred_total", "Failed polls an unexplained device_unreachable waited for its upstream.", nil, nil)
 	descAnomalyDrop = prometheus.NewDesc("netaiops_detect_anomaly_dropped_total", "Samples not scored because the anomaly scorer was full.", nil, nil)
+	descUndecodable = prometheus.NewDesc("netaiops_uplink_events_undecodable_total", "Outbox entries skipped because they could not be decoded (damaged or of an unknown format).", nil, nil)
+	descTrapDevs    = prometheus.NewDesc("netaiops_detect_trap_devices", "Devices held by the engine for traps from unknown senders (not polled targets).", nil, nil)
+	descTrapRefused = prometheus.NewDesc("netaiops_detect_trap_devices_refused_total", "Traps from unknown senders ignored because the engine held its maximum of such devices.", nil, nil)
+	descTrapForgot  = prometheus.NewDesc("netaiops_detect_trap_devices_forgotten_total", "Devices of unknown trap senders forgotten after a quiet period, their issues resolved.", nil, nil)
 )
 
 // agentCollector exports the agent's Stats.
@@ -64,7 +72,8 @@ type agentCollector struct{ a *Agent }
 func (c agentCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPolls, descPollErrors, descSkipped, descTargets, descPending, descDropped,
 		descConnected, descAttempts, descSessions, descSent, descCmdDropped, descPushes, descChanges, descTrapEvents,
-		descSuppressed, descReleased, descAttributed, descDeferred, descAnomalyDrop} {
+		descSuppressed, descReleased, descAttributed, descDeferred, descAnomalyDrop, descUndecodable, descTrapDevs,
+		descTrapRefused, descTrapForgot} {
 		ch <- d
 	}
 }
@@ -100,6 +109,10 @@ func (c agentCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAttributed, s.Detect.Attributed)
 	counter(descDeferred, s.Detect.Deferred)
 	counter(descAnomalyDrop, s.Detect.AnomalyDropped)
+	counter(descUndecodable, s.Uplink.Undecodable)
+	gauge(descTrapDevs, float64(s.Detect.TrapDevices))
+	counter(descTrapRefused, s.Detect.TrapDevicesRefused)
+	counter(descTrapForgot, s.Detect.TrapDevicesForgotten)
 }
 
 // listenMetrics binds the /metrics listener in New, so that MetricsAddr is

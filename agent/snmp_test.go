@@ -249,3 +249,50 @@ traps:
 		t.Errorf("resolved %s; want the restored %s", got.GetId(), first.GetId())
 	}
 }
+
+// A trap from a sender that is no target brings in a device the engine
+// counts against its bound for such devices (netaiops_detect_trap_devices),
+// with its device_rebooted issue delivered.
+func TestAgentUnknownTrapSenderCounted(t *testing.T) {
+	if _, err := exec.LookPath("snmptrap"); err != nil {
+		t.Skip("net-snmp snmptrap not installed (apt-get install snmp)")
+	}
+	ctlAddr, _ := startController(t, "127.0.0.1:0")
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`agent: {id: agent-traps, data_dir: %s}
+controller: {address: %s, insecure: true}
+traps:
+  listen: 127.0.0.1:0
+  communities: [public]
+`, t.TempDir(), ctlAddr)), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(cfg, testLogger(t), agent.WithMetricsListen("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer startAgent(t, a)()
+	cmd := snmpdtest.Command(t, "snmptrap", "-t", "1", "-r", "0", "-v", "2c", "-c", "public", a.TrapAddr().String(), "", "1.3.6.1.6.3.1.1.5.1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("snmptrap: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "the unknown sender held by the engine", func() bool { return a.Stats().Detect.TrapDevices == 1 })
+	conn, err := grpc.NewClient(ctlAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ic := netaiopsv1.NewIssueServiceClient(conn)
+	waitFor(t, 10*time.Second, "device_rebooted of the unknown sender at the controller", func() bool {
+		return issue(t, ic, "device_rebooted", "127.0.0.1", netaiopsv1.IssueState_ISSUE_STATE_OPEN) != nil
+	})
+	body := scrape(t, a.MetricsAddr().String())
+	for _, re := range []string{
+		`(?m)^netaiops_detect_trap_devices 1$`,
+		`(?m)^netaiops_detect_trap_devices_refused_total 0$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("/metrics does not match %s", re)
+		}
+	}
+}

@@ -169,6 +169,7 @@ func (e *Engine) upstreamUndecided(device string, since time.Time) bool {
 // the devices behind it.
 func (e *Engine) settle(c *changes, d *deviceState, device string, at time.Time) {
 	e.sweepRestored(c, d, at)
+	e.sweepTrapDevices(c, at)
 	var held []string
 	for fp := range d.held {
 		held = append(held, fp)

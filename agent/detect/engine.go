@@ -98,6 +98,16 @@ type Options struct {
 	StaleAfter time.Duration
 	// Flows tunes the flow rules.
 	Flows FlowOptions
+
+	// MaxTrapDevices bounds the devices that traps from unknown senders
+	// (not polled targets) bring into the engine; a trap from one more
+	// is counted in Stats.TrapDevicesRefused and ignored. 0 means
+	// DefaultMaxTrapDevices, negative none.
+	MaxTrapDevices int
+	// TrapDeviceQuiet is how long such a device is kept without a trap;
+	// then it is forgotten and its open issues resolve. 0 means
+	// DefaultTrapDeviceQuiet.
+	TrapDeviceQuiet time.Duration
 }
 
 // Scorer scores one value of a series for anomaly rules. *anomaly.Set is
@@ -114,6 +124,11 @@ type Stats struct {
 	Deferred       uint64 // failed polls an unexplained device_unreachable waited for its upstream
 	AnomalyDropped uint64 // samples not scored because the scorer was full
 	Restored       uint64 // open issues loaded from an earlier run (Restore)
+	// Devices brought in by traps from unknown senders: held now, refused
+	// (MaxTrapDevices reached), forgotten after TrapDeviceQuiet.
+	TrapDevices          int
+	TrapDevicesRefused   uint64
+	TrapDevicesForgotten uint64
 }
 
 // Engine holds the state of every device it has seen. It is not safe for
@@ -128,6 +143,7 @@ type Engine struct {
 	topo       topology
 	stats      Stats
 	flows      map[string]*flowDevice // flow rule state by capture point
+	traps      trapDevices            // devices of unknown trap senders (events.go)
 }
 
 // deviceState is what the rules remember of one device between polls.

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/netaiops/netaiops/collector"
@@ -23,14 +24,26 @@ const (
 // interface_down at once, before the next poll confirms. Correlation
 // applies as to polls: a link_down of a device that is rebooting is
 // suppressed.
+//
+// A trap from an unknown sender (attribute unknown_source, set when the
+// sender is no polled target) brings in a device only while fewer than
+// MaxTrapDevices such devices are held; a device that sent no trap for
+// TrapDeviceQuiet is forgotten, its open issues resolved (see
+// sweepTrapDevices): nothing else would ever resolve them.
 func (e *Engine) ObserveEvent(ev collector.Event) []Change {
 	switch ev.Type {
 	case EventColdStart, EventWarmStart, EventLinkDown, EventLinkUp:
 	default:
 		return nil
 	}
-	d := e.device(ev.Device)
 	var c changes
+	if ev.Attrs["unknown_source"] == "true" {
+		if !e.traps.admit(e, ev.Device, ev.Time) {
+			e.sweepTrapDevices(&c, ev.Time)
+			return c
+		}
+	}
+	d := e.device(ev.Device)
 	switch ev.Type {
 	case EventColdStart, EventWarmStart:
 		e.rebootTrap(&c, d, ev)
@@ -104,4 +117,87 @@ func (e *Engine) linkTrap(c *changes, d *deviceState, ev collector.Event) {
 		e.openIface(c, d, KindInterfaceDown, ev.Device, object, object, SeverityMajor, ev.Time, ev.Time,
 			fmt.Sprintf("%s on %s down (link_down trap, admin up)", object, ev.Device), attrs)
 	}
+}
+
+// trapDevices tracks the devices that traps from unknown senders brought
+// into the engine, by the time of their last trap, so that a flood of
+// traps from ever new addresses (spoofed, or a misdirected fleet) cannot
+// grow the engine without bound.
+type trapDevices struct {
+	last      map[string]time.Time
+	nextSweep time.Time
+}
+
+func (e *Engine) maxTrapDevices() int {
+	switch n := e.opts.MaxTrapDevices; {
+	case n == 0:
+		return DefaultMaxTrapDevices
+	case n < 0:
+		return 0
+	default:
+		return n
+	}
+}
+
+func (e *Engine) trapDeviceQuiet() time.Duration {
+	if e.opts.TrapDeviceQuiet <= 0 {
+		return DefaultTrapDeviceQuiet
+	}
+	return e.opts.TrapDeviceQuiet
+}
+
+// admit notes a trap from an unknown sender and reports whether the
+// engine takes it: a device already known (polled, or admitted before)
+// always, a new one while fewer than MaxTrapDevices are held.
+func (t *trapDevices) admit(e *Engine, device string, at time.Time) bool {
+	if last, ok := t.last[device]; ok {
+		if at.After(last) {
+			t.last[device] = at
+		}
+		return true
+	}
+	if _, ok := e.devices[device]; ok {
+		return true // a device the engine knows otherwise is not the flood's
+	}
+	if len(t.last) >= e.maxTrapDevices() {
+		e.stats.TrapDevicesRefused++
+		return false
+	}
+	if t.last == nil {
+		t.last = map[string]time.Time{}
+	}
+	t.last[device] = at
+	e.stats.TrapDevices = len(t.last)
+	return true
+}
+
+// sweepTrapDevices forgets the devices of unknown trap senders that sent
+// no trap for TrapDeviceQuiet before at, resolving their open issues. It
+// looks at most every eighth of that period (on sample time, driven by
+// every poll, sample and trap), so a device goes between TrapDeviceQuiet
+// and an eighth more after its last trap. A device polled since it came
+// is no longer the sweep's.
+func (e *Engine) sweepTrapDevices(c *changes, at time.Time) {
+	t := &e.traps
+	if len(t.last) == 0 || at.Before(t.nextSweep) {
+		return
+	}
+	quiet := e.trapDeviceQuiet()
+	t.nextSweep = at.Add(quiet / 8)
+	var gone []string
+	for dev, last := range t.last {
+		if at.Sub(last) >= quiet {
+			gone = append(gone, dev)
+		}
+	}
+	sort.Strings(gone)
+	for _, dev := range gone {
+		delete(t.last, dev)
+		if d := e.devices[dev]; d == nil || !d.lastPoll.IsZero() {
+			continue
+		}
+		*c = append(*c, e.forget(dev, at, fmt.Sprintf("no trap from this unknown sender for %v: forgotten", quiet))...)
+		e.stats.TrapDevicesForgotten++
+	}
+	e.stats.TrapDevices = len(t.last)
 }

@@ -111,6 +111,8 @@ const (
 	DefaultCorrelationWait  = 2
 	DefaultStaleAfter       = 15 * time.Minute
 	DefaultMaxAnomalySeries = 8192
+	DefaultMaxTrapDevices   = 1024
+	DefaultTrapDeviceQuiet  = time.Hour
 )
 
 func ptr(f float64) *float64 { return &f }

@@ -133,9 +133,7 @@ func TestThresholdIssueContents(t *testing.T) {
 	e := New("edge-1", Options{Anomalies: []AnomalyRule{}}) // shipped thresholds
 	var opened []Change
 	for i := 0; i <= 31; i++ {
-		for _, c := range e.Observe(poll(dev, i, gauge("cpuUtilization", 97))) {
-			opened = append(opened, c)
-		}
+		opened = append(opened, e.Observe(poll(dev, i, gauge("cpuUtilization", 97)))...)
 	}
 	if len(opened) != 1 {
 		t.Fatalf("changes: %v", opened)

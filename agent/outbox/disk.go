@@ -1,9 +1,9 @@
 package outbox
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"github.com/netaiops/netaiops/agent/detect"
 )
 
 // segment is one file of the log. Its events have seqs from base up to the
@@ -37,11 +35,17 @@ type disk struct {
 	segBytes int64
 	bytes    int64 // size of all segment files
 	rewrites int   // segments rewritten to shed dead records
+	reclaims int   // active segments replaced while running
+	// failed is set while the last write or segment creation failed
+	// (the disk may be full), so that acked space is freed first.
+	failed     bool
+	createFile func(name string) (*os.File, error)
 }
 
 const (
 	headerFrame = frameHeader + headerPayload
 	tombFrame   = frameHeader + dropPayload
+	stateFrame  = frameHeader + statePayload
 	// maxSeq bounds any seq read back; a larger one is damage (the
 	// controller takes seqs up to 2^63-1).
 	maxSeq = 1 << 62
@@ -52,7 +56,9 @@ const (
 // recovered: its log id, seq counter and drop counter are kept, acked and
 // dropped events are forgotten, damaged records are skipped and counted in
 // Corrupt, and every other event is queued again. A process holds the
-// directory exclusively until Close.
+// directory exclusively until Close. A directory recorded for another
+// agent id than opts.AgentID is refused; one without an owner is recorded
+// for opts.AgentID.
 func Open(dir string, opts Options) (*Outbox, error) {
 	opts, err := opts.check()
 	if err != nil {
@@ -77,13 +83,68 @@ func open(dir string, opts Options) (*Outbox, error) {
 		lock.Close()
 		return nil, fmt.Errorf("lock: in use by another process: %w", err)
 	}
+	if err := claim(dir, opts.AgentID, opts.Logger); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	o := newOutbox(opts)
-	o.disk = &disk{dir: dir, lock: lock, segBytes: opts.SegmentBytes}
+	o.disk = &disk{dir: dir, lock: lock, segBytes: opts.SegmentBytes, createFile: opts.createFile}
 	if err := o.recover(); err != nil {
 		o.disk.close()
 		return nil, err
 	}
 	return o, nil
+}
+
+// ownerFile names the agent a log belongs to.
+const ownerFile = "OWNER"
+
+// claim checks that dir belongs to agentID and records agentID when the
+// directory has no owner yet. Another agent's log must not be continued:
+// its seqs would look like this agent's and the controller would take the
+// jump for lost events.
+func claim(dir, agentID string, log *slog.Logger) error {
+	if agentID == "" {
+		return nil
+	}
+	path := filepath.Join(dir, ownerFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if owner := strings.TrimSuffix(string(b), "\n"); owner != agentID {
+			return fmt.Errorf("belongs to agent %q, not to agent %q: give each agent its own data_dir, "+
+				"or remove the directory to discard the events agent %q has not delivered", owner, agentID, owner)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", ownerFile, err)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "*.seg")); len(segs) > 0 {
+		log.Warn("outbox: log written before owners were recorded; recording this agent as its owner",
+			"dir", dir, "agent_id", agentID)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("record owner: %w", err)
+	}
+	if _, err = f.Write([]byte(agentID + "\n")); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("record owner: %w", err)
+	}
+	return nil
 }
 
 // event is an intact event record found by recovery.
@@ -108,6 +169,7 @@ func (o *Outbox) recover() error {
 		id        [16]byte
 		haveID    bool
 		acked     uint64
+		lastSeq   uint64 // from state records
 		dropped   uint64
 		nextFloor uint64 = 1
 		damaged   []*segment
@@ -151,8 +213,8 @@ func (o *Outbox) recover() error {
 				}
 				segID, segHasID = h.logID, true
 				acked, dropped = max(acked, h.acked), max(dropped, h.dropped)
-			case kindEvent:
-				seq, exp, _, ok := parseEvent(p)
+			case kindEvent, kindRecord:
+				seq, exp, _, _, ok := parseEvent(p)
 				if !ok || seq < s.base || seq > maxSeq {
 					return false
 				}
@@ -173,6 +235,12 @@ func (o *Outbox) recover() error {
 					return false
 				}
 				acked = max(acked, leUint64(p[1:9]))
+			case kindState:
+				if len(p) != statePayload || leUint64(p[1:9]) > maxSeq || leUint64(p[9:17]) > maxSeq {
+					return false
+				}
+				acked, lastSeq = max(acked, leUint64(p[1:9])), max(lastSeq, leUint64(p[9:17]))
+				dropped = max(dropped, leUint64(p[17:25]))
 			default:
 				return false
 			}
@@ -225,8 +293,8 @@ func (o *Outbox) recover() error {
 	for t := range dropSet {
 		highest = max(highest, t)
 	}
-	o.acked, o.dropped = acked, dropped
-	o.nextSeq = max(nextFloor, highest+1, acked+1)
+	o.acked, o.dropped, o.droppedSaved = acked, dropped, dropped
+	o.nextSeq = max(nextFloor, highest+1, acked+1, lastSeq+1)
 	for _, s := range d.segs {
 		s.tombs = o.neededTombs(s)
 	}
@@ -239,7 +307,7 @@ func (o *Outbox) recover() error {
 	}
 	if n := len(d.segs); n > 0 && d.segs[n-1].base == o.nextSeq {
 		// The newest segment holds no event yet: keep appending to it.
-	} else if err := d.create(o.header()); err != nil {
+	} else if err := o.newSegmentLocked(); err != nil {
 		return err
 	}
 
@@ -295,18 +363,20 @@ func (d *disk) needsRotation(n int64) bool {
 // create starts a new active segment with header h, durably.
 func (d *disk) create(h segHeader) error {
 	s := &segment{base: h.base, path: filepath.Join(d.dir, segName(h.base))}
-	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	f, err := d.createFile(s.path)
 	if err != nil {
-		return fmt.Errorf("create segment: %w", err)
+		d.failed = true
+		return fmt.Errorf("create segment %s: %w", filepath.Base(s.path), err)
 	}
 	buf := appendFrame(nil, h.payload())
-	if _, err := f.Write(buf); err == nil {
+	if _, err = f.WriteAt(buf, 0); err == nil {
 		err = f.Sync()
 	}
 	if err == nil {
 		err = syncDir(d.dir)
 	}
 	if err != nil {
+		d.failed = true
 		f.Close()
 		os.Remove(s.path)
 		return fmt.Errorf("create segment %s: %w", filepath.Base(s.path), err)
@@ -317,10 +387,6 @@ func (d *disk) create(h segHeader) error {
 	return nil
 }
 
-// rotate ends the active segment (already synced by the last append) and
-// starts a new one.
-func (d *disk) rotate(h segHeader) error { return d.create(h) }
-
 // write appends buf to the active segment, with fsync when sync is set. On
 // failure the segment is cut back to where it was.
 func (d *disk) write(buf []byte, sync bool) error {
@@ -330,11 +396,13 @@ func (d *disk) write(buf []byte, sync bool) error {
 		err = a.f.Sync()
 	}
 	if err != nil {
+		d.failed = true
 		if terr := a.f.Truncate(a.size); terr != nil {
 			err = errors.Join(err, terr)
 		}
 		return fmt.Errorf("write %s: %w", filepath.Base(a.path), err)
 	}
+	d.failed = false
 	a.size += int64(len(buf))
 	d.bytes += int64(len(buf))
 	return nil
@@ -353,28 +421,96 @@ func (d *disk) readRaw(it *item) ([]byte, []byte, error) {
 	return raw, p, nil
 }
 
-// read decodes an item's change from its segment.
-func (d *disk) read(it *item) (detect.Change, error) {
+// read returns an item's format and payload from its segment.
+func (d *disk) read(it *item) (uint8, []byte, error) {
 	_, p, err := d.readRaw(it)
 	if err != nil {
-		return detect.Change{}, err
+		return 0, nil, err
 	}
-	seq, _, js, ok := parseEvent(p)
+	seq, _, format, data, ok := parseEvent(p)
 	if !ok || seq != it.seq {
-		return detect.Change{}, fmt.Errorf("read seq %d from %s: record holds seq %d", it.seq, filepath.Base(it.seg.path), seq)
+		return 0, nil, fmt.Errorf("read seq %d from %s: record holds seq %d", it.seq, filepath.Base(it.seg.path), seq)
 	}
-	var c detect.Change
-	if err := json.Unmarshal(js, &c); err != nil {
-		return detect.Change{}, fmt.Errorf("decode seq %d: %w", it.seq, err)
-	}
-	return c, nil
+	return format, data, nil
 }
 
 // collectLocked deletes the segments (never the active one) whose events
-// are all acked or dropped and whose drop records no longer matter, then
-// rewrites the emptiest segments while the files hold more than twice
-// MaxBytes.
+// are all acked or dropped and whose drop records no longer matter,
+// replaces an active segment in that state when it is large or a write
+// failed, then rewrites the emptiest segments while the files hold more
+// than twice MaxBytes.
 func (o *Outbox) collectLocked() {
+	d := o.disk
+	o.deleteDeadLocked()
+	if a := d.active(); a.live == 0 && a.size > headerFrame+stateFrame && (d.failed || a.size >= d.segBytes/4) {
+		if a.tombs = o.neededTombs(a); len(a.tombs) == 0 {
+			o.reclaimLocked()
+			o.deleteDeadLocked()
+		}
+	}
+	for d.bytes > 2*o.maxBytes {
+		var best *segment
+		var bestWaste int64
+		for _, s := range d.segs[:len(d.segs)-1] {
+			s.tombs = o.neededTombs(s)
+			waste := s.size - headerFrame - s.liveBytes - int64(len(s.tombs))*tombFrame
+			if waste > bestWaste {
+				best, bestWaste = s, waste
+			}
+		}
+		if best == nil || bestWaste < best.size/4 {
+			return
+		}
+		if err := o.rewrite(best); err != nil {
+			o.log.Warn("outbox: rewrite segment", "err", err)
+			return
+		}
+	}
+}
+
+// reclaimLocked frees the active segment, which holds nothing that matters
+// but the counters: a new active segment takes over when there is room for
+// one (the old one is then deleted like any dead segment), else the file
+// is cut back to its header and a state record carrying the counters. The
+// state record is written over the dead records before the cut, so that a
+// crash in between costs a damaged dead record, not the counters.
+func (o *Outbox) reclaimLocked() {
+	d := o.disk
+	a := d.active()
+	if a.base < o.nextSeq {
+		err := o.newSegmentLocked()
+		if err == nil {
+			d.reclaims++
+			return
+		}
+		o.log.Warn("outbox: no room for a new segment; cutting the acked one back in place", "err", err)
+	}
+	rec := appendFrame(nil, statePayloadOf(o.acked, o.nextSeq-1, o.dropped))
+	size := int64(headerFrame + len(rec))
+	_, err := a.f.WriteAt(rec, headerFrame)
+	if err == nil {
+		err = a.f.Sync()
+	}
+	if err == nil {
+		err = a.f.Truncate(size)
+	}
+	if err == nil {
+		err = a.f.Sync()
+	}
+	if err != nil {
+		o.log.Warn("outbox: reclaim acked segment", "file", filepath.Base(a.path), "err", err)
+		return
+	}
+	d.bytes -= a.size - size
+	a.size = size
+	d.failed = false
+	d.reclaims++
+	o.droppedSaved = max(o.droppedSaved, o.dropped)
+}
+
+// deleteDeadLocked deletes the segments, never the active one, that hold
+// no live event and no drop record that matters.
+func (o *Outbox) deleteDeadLocked() {
 	d := o.disk
 	for changed := true; changed; {
 		changed = false
@@ -394,24 +530,6 @@ func (o *Outbox) collectLocked() {
 			d.segs = append(d.segs[:i], d.segs[i+1:]...)
 			changed = true
 			break
-		}
-	}
-	for d.bytes > 2*o.maxBytes {
-		var best *segment
-		var bestWaste int64
-		for _, s := range d.segs[:len(d.segs)-1] {
-			s.tombs = o.neededTombs(s)
-			waste := s.size - headerFrame - s.liveBytes - int64(len(s.tombs))*tombFrame
-			if waste > bestWaste {
-				best, bestWaste = s, waste
-			}
-		}
-		if best == nil || bestWaste < best.size/4 {
-			return
-		}
-		if err := o.rewrite(best); err != nil {
-			o.log.Warn("outbox: rewrite segment", "err", err)
-			return
 		}
 	}
 }

@@ -1,16 +1,13 @@
 package outbox
 
 import (
-	"encoding/json"
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/netaiops/netaiops/agent/detect"
 )
 
 func mustOpen(t *testing.T, dir string, opts Options) *Outbox {
@@ -30,28 +27,10 @@ func mustClose(t *testing.T, o *Outbox) {
 	}
 }
 
-// richChange has every field set, so that a round trip through the file
-// shows any field lost.
-func richChange(i int) detect.Change {
-	at := time.Date(2026, 11, 24, 23, 0, 0, i, time.UTC)
-	return detect.Change{
-		Type: detect.Opened,
-		Time: at,
-		Issue: detect.Issue{
-			ID:          "0123456789abcdef0123456789abcdef",
-			Device:      "core-sw1",
-			Kind:        "interface_down",
-			Object:      "eth" + string(rune('0'+i%10)),
-			Fingerprint: "interface_down/core-sw1/eth",
-			Severity:    detect.SeverityMajor,
-			State:       detect.StateOpen,
-			Summary:     "eth down",
-			FirstSeen:   at,
-			LastSeen:    at.Add(time.Second),
-			Attributes:  map[string]string{"ifIndex": "3", "ifName": "eth3"},
-			CausedBy:    "device_unreachable/core-sw1/",
-		},
-	}
+// richChange is a record of a few hundred bytes, like an issue event,
+// whose payload names it.
+func richChange(i int) Record {
+	return Record{Format: testFormat, Payload: []byte(fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("p", 300)))}
 }
 
 func segFiles(t *testing.T, dir string) []string {
@@ -84,7 +63,7 @@ func TestOpenKeepsLogAcrossRestarts(t *testing.T) {
 	if len(id) != 32 {
 		t.Fatalf("log id %q: want 32 hex digits", id)
 	}
-	var want []detect.Change
+	var want []Record
 	for i := 1; i <= 10; i++ {
 		c := richChange(i)
 		want = append(want, c)
@@ -108,8 +87,8 @@ func TestOpenKeepsLogAcrossRestarts(t *testing.T) {
 		t.Fatalf("pending after restart %v", seqs(got))
 	}
 	for _, e := range got {
-		if w := want[e.Seq-1]; !reflect.DeepEqual(e.Change, w) {
-			t.Fatalf("seq %d after restart:\n got %+v\nwant %+v", e.Seq, e.Change, w)
+		if w := want[e.Seq-1]; !bytes.Equal(e.Payload, w.Payload) || e.Format != w.Format {
+			t.Fatalf("seq %d after restart:\n got %d %q\nwant %d %q", e.Seq, e.Format, e.Payload, w.Format, w.Payload)
 		}
 	}
 	es, err := o.Append(richChange(11))
@@ -237,13 +216,13 @@ func TestCorruptRecordIsSkippedRestKept(t *testing.T) {
 
 func TestDropsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	size := int64(frameHeader + len(eventPayload(1, false, mustJSON(t, richChange(1)))))
+	size := int64(frameHeader + len(recordPayload(1, false, testFormat, richChange(1).Payload)))
 	opts := Options{MaxBytes: 4 * size, SegmentBytes: 4096}
 	o := mustOpen(t, dir, opts)
 	for i := 1; i <= 4; i++ {
 		c := richChange(i)
 		if i == 2 {
-			c.Type = detect.Resolved // expendable
+			c.Expendable = true // a resolve
 		}
 		o.Append(c)
 	}
@@ -280,7 +259,7 @@ func TestSustainedOverflowBoundsFiles(t *testing.T) {
 		// them keeps the files bounded.
 		c := richChange(i)
 		if i%8 != 0 {
-			c.Issue.Severity = detect.SeverityInfo
+			c.Expendable = true
 		}
 		if _, err := o.Append(c); err != nil {
 			t.Fatal(err)
@@ -302,8 +281,8 @@ func TestSustainedOverflowBoundsFiles(t *testing.T) {
 	}
 	// Rewritten segments still hold the right records at the right places.
 	for _, e := range pend {
-		if want := richChange(int(e.Seq - 1)); !e.Change.Time.Equal(want.Time) || e.Change.Issue.Object != want.Issue.Object {
-			t.Fatalf("seq %d reads back as the change of %v, want %v", e.Seq, e.Change.Time, want.Time)
+		if want := richChange(int(e.Seq - 1)); !bytes.Equal(e.Payload, want.Payload) {
+			t.Fatalf("seq %d reads back as %q, want %q", e.Seq, e.Payload, want.Payload)
 		}
 	}
 	mustClose(t, o)
@@ -341,15 +320,6 @@ func TestTooLargeChangeRejected(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, c detect.Change) []byte {
-	t.Helper()
-	b, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestWriteErrorQueuesNothingAndCounts(t *testing.T) {
 	o := mustOpen(t, t.TempDir(), Options{})
 	o.Append(richChange(1))
@@ -371,14 +341,13 @@ func TestWriteErrorQueuesNothingAndCounts(t *testing.T) {
 // would come back after a restart.
 func TestDropRecordsOutliveTheirSegment(t *testing.T) {
 	dir := t.TempDir()
-	size := int64(frameHeader + len(eventPayload(1, false, mustJSON(t, richChange(1)))))
+	size := int64(frameHeader + len(recordPayload(1, false, testFormat, richChange(1).Payload)))
 	opts := Options{MaxEntries: 3, SegmentBytes: headerFrame + 2*size + 3*tombFrame}
 	o := mustOpen(t, dir, opts)
-	sev := []detect.Severity{detect.SeverityCritical, detect.SeverityInfo, detect.SeverityInfo, detect.SeverityInfo,
-		detect.SeverityCritical, detect.SeverityCritical}
-	for i, s := range sev {
+	// Critical, info, info, info, critical, critical.
+	for i, exp := range []bool{false, true, true, true, false, false} {
 		c := richChange(i + 1)
-		c.Issue.Severity = s
+		c.Expendable = exp
 		if _, err := o.Append(c); err != nil {
 			t.Fatal(err)
 		}

@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/netaiops/netaiops/agent/detect"
 )
 
 // FuzzOpen feeds arbitrary bytes to recovery as a segment file: Open must
@@ -20,9 +18,7 @@ func FuzzOpen(f *testing.F) {
 		}
 		for i := 1; i <= n; i++ {
 			c := richChange(i)
-			if i%3 == 0 {
-				c.Type = detect.Resolved
-			}
+			c.Expendable = i%3 == 0
 			o.Append(c)
 		}
 		o.Ack(1)

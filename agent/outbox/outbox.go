@@ -1,39 +1,47 @@
 // Package outbox owns the queue of issue events awaiting the controller's
-// ack. Every detect.Change appended gets the next sequence number of the
-// outbox's event log (identified by LogID, chosen at random when the log is
+// ack. Every Record appended gets the next sequence number of the outbox's
+// event log (identified by LogID, chosen at random when the log is
 // created); the uplink streams entries in seq order and deletes them only
-// when the controller acks them, cumulatively.
+// when the controller acks them, cumulatively. A record is an opaque
+// payload with its format (the caller's encoding and its version, which
+// the outbox stores and returns but never reads) and whether the drop
+// policy may drop it first: the outbox does not depend on the detection
+// engine's types, so changing them cannot garble a pending record.
 //
 // Open keeps the log on disk, in a directory of append-only segment files
 // with a CRC-32C per record (see record.go): Append writes and fsyncs its
 // events before it returns, so nothing is sent that a crash could lose; the
 // log id, the seq counter and the drop counter survive restarts; a segment
-// file is deleted once every event in it is acked or dropped. A segment log
-// rather than an embedded B-tree (bbolt) because a torn or flipped record
-// must cost that record only: recovery skips a damaged record, counts it
-// (Corrupt) and keeps the rest, where a damaged B-tree page fails the whole
-// file. New keeps the log in memory only (tests, tools).
+// file is deleted once every event in it is acked or dropped, and an active
+// segment holding nothing unacked is replaced while running (so a full
+// disk frees itself once the controller acks). A segment log rather than
+// an embedded B-tree (bbolt) because a torn or flipped record must cost
+// that record only: recovery skips a damaged record, counts it (Corrupt)
+// and keeps the rest, where a damaged B-tree page fails the whole file. A
+// durable log belongs to one agent id (recorded in the file OWNER):
+// Open refuses a directory of another agent. New keeps the log in memory
+// only (tests, tools).
 //
 // The queue is bounded in entries and in bytes (the events' encoded size).
-// When it is full, an append first drops the oldest expendable entry (a
-// resolve, or an info or warning severity change), else the oldest entry,
-// and counts every drop; the controller sees the gap in the seq numbers and
-// the count in heartbeats. Dropped and acked events stay in their segment
-// file until the whole segment can go; when dead records make the files
-// more than twice MaxBytes, the emptiest segments are rewritten.
+// When it is full, an append first drops the oldest expendable entry (the
+// caller marks resolves and low-severity changes so), else the oldest
+// entry, and counts every drop, as well as the records a failed write
+// could not store; the count survives restarts. The controller sees the
+// gap in the seq numbers and the count in heartbeats. Dropped and acked
+// events stay in their segment file until the whole segment can go; when
+// dead records make the files more than twice MaxBytes, the emptiest
+// segments are rewritten.
 package outbox
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
-
-	"github.com/netaiops/netaiops/agent/detect"
 )
 
 // Defaults for zero Options.
@@ -47,10 +55,26 @@ const (
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("outbox closed")
 
-// Entry is one numbered issue event.
+// LegacyFormat is the format of the events written before records had
+// one: the JSON of the agent's detect.Change of that time. No new record
+// may use it.
+const LegacyFormat uint8 = 1
+
+// Record is an event to queue: its payload, encoded by the caller in
+// Format (not 0, not LegacyFormat), and whether it is dropped before
+// others when the outbox is full.
+type Record struct {
+	Format     uint8
+	Payload    []byte
+	Expendable bool
+}
+
+// Entry is one numbered event. Payload is shared with the outbox; callers
+// must not modify it.
 type Entry struct {
-	Seq    uint64
-	Change detect.Change
+	Seq     uint64
+	Format  uint8
+	Payload []byte
 }
 
 // Options configure an Outbox.
@@ -63,21 +87,29 @@ type Options struct {
 	// SegmentBytes is the size at which a new segment file starts; 0 means
 	// MaxBytes/8 within 4 KiB..8 MiB.
 	SegmentBytes int64
+	// AgentID is the agent the log belongs to. Open records it in a new
+	// directory and refuses a directory recorded for another agent; ""
+	// (tools that only inspect a log) checks and records nothing.
+	AgentID string
 	// Logger reports recovery and file errors; nil discards.
 	Logger *slog.Logger
+
+	// createFile creates segment files; tests replace it to fail.
+	createFile func(name string) (*os.File, error)
 }
 
 // item is an entry in the log; gone is set when it is acked or dropped, so
 // the index of expendable items can skip it without a search. A durable
-// outbox keeps only where the record is; an in-memory one keeps the change.
+// outbox keeps only where the record is; an in-memory one keeps the data.
 type item struct {
 	seq    uint64
 	size   int64 // framed record bytes
 	exp    bool
 	gone   bool
+	format uint8
 	seg    *segment
 	off    int64
-	change *detect.Change // in-memory outbox only
+	data   []byte // in-memory outbox, and until Append returns
 }
 
 // Outbox is a bounded, numbered queue of issue events. It is safe for
@@ -102,9 +134,12 @@ type Outbox struct {
 	nextSeq   uint64
 	acked     uint64
 	dropped   uint64
-	corrupt   uint64
-	closed    bool
-	notify    chan struct{}
+	// droppedSaved is the dropped total the files hold; when dropped is
+	// higher, a state record is due.
+	droppedSaved uint64
+	corrupt      uint64
+	closed       bool
+	notify       chan struct{}
 }
 
 func (o Options) check() (Options, error) {
@@ -127,6 +162,11 @@ func (o Options) check() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.createFile == nil {
+		o.createFile = func(name string) (*os.File, error) {
+			return os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+		}
 	}
 	return o, nil
 }
@@ -172,31 +212,24 @@ func New(opts Options) (*Outbox, error) {
 // LogID identifies this outbox's event log; seq numbers are unique within it.
 func (o *Outbox) LogID() string { return o.logID }
 
-// Expendable reports whether a change is dropped before others when the
-// outbox is full: resolves, and changes of info or warning severity.
-func Expendable(c detect.Change) bool {
-	return c.Type == detect.Resolved || c.Issue.Severity <= detect.SeverityWarning
-}
-
-// Append numbers the changes, stores them (on disk: written and fsynced)
+// Append numbers the records, stores them (on disk: written and fsynced)
 // and returns the new entries. When the outbox is full, older entries are
 // dropped to make room (see the package comment) and counted in Dropped. On
-// a write error (or a change larger than MaxBytes) the entries stored before
-// it are returned with the error; the other changes are not queued and are
-// counted in Dropped too.
-func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
-	if len(changes) == 0 {
+// a write error (or a record larger than MaxBytes) the entries stored before
+// it are returned with the error; the other records are not queued and are
+// counted in Dropped too. A record of format 0 or LegacyFormat, or with an
+// empty payload, is refused and nothing is queued.
+func (o *Outbox) Append(recs ...Record) ([]Entry, error) {
+	if len(recs) == 0 {
 		return nil, nil
 	}
-	// Encode outside the lock; the seq goes into the record's binary part
-	// under it.
-	recs := make([][]byte, len(changes))
-	for i, c := range changes {
-		js, err := json.Marshal(c)
-		if err != nil {
-			return nil, fmt.Errorf("append to outbox: encode %s change of %s: %w", c.Type, c.Issue.Fingerprint, err)
+	for i, r := range recs {
+		switch {
+		case r.Format == 0 || r.Format == LegacyFormat:
+			return nil, fmt.Errorf("append to outbox: record %d: format %d is reserved", i, r.Format)
+		case len(r.Payload) == 0:
+			return nil, fmt.Errorf("append to outbox: record %d: empty payload", i)
 		}
-		recs[i] = js
 	}
 
 	o.mu.Lock()
@@ -204,11 +237,57 @@ func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 		o.mu.Unlock()
 		return nil, fmt.Errorf("append to outbox: %w", ErrClosed)
 	}
+	if o.disk != nil && o.disk.failed {
+		// The last write failed (disk full?): free what the acks allow
+		// before trying again.
+		o.collectLocked()
+	}
+	out, err := o.appendLocked(recs)
+	if err != nil && len(out) == 0 && o.disk != nil && o.disk.failed {
+		// A full disk may be full of acked events: once they are freed,
+		// try again.
+		n := o.disk.reclaims
+		if o.collectLocked(); o.disk.reclaims > n {
+			o.log.Info("outbox: write failed; reclaimed the acked segment and retried", "err", err)
+			out, err = o.appendLocked(recs)
+		}
+	}
+	if lost := len(recs) - len(out); lost > 0 {
+		// Not stored, so never sent: the controller must hear of them,
+		// after a restart too.
+		o.dropped += uint64(lost)
+	}
+	o.compactLocked()
+	if o.disk != nil {
+		o.collectLocked()
+		if serr := o.saveCountsLocked(); serr != nil && err != nil {
+			err = errors.Join(err, serr)
+		} else if serr != nil {
+			o.log.Warn("outbox: drop count not yet on disk", "err", serr)
+		}
+	}
+	o.mu.Unlock()
+	if len(out) > 0 {
+		select {
+		case o.notify <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+	if err != nil {
+		return out, fmt.Errorf("append to outbox: %w", err)
+	}
+	return out, nil
+}
+
+// appendLocked stores what it can of recs and returns the stored entries.
+func (o *Outbox) appendLocked(recs []Record) ([]Entry, error) {
 	var (
-		out     = make([]Entry, 0, len(changes))
+		out     = make([]Entry, 0, len(recs))
 		pending []*item // written to the buffer, not yet stored
 		buf     []byte
-		err     error
+		// bufDropped is the dropped total the buffer's drop records carry.
+		bufDropped uint64
+		err        error
 	)
 	// commit stores the buffer (on disk: write and fsync) and queues the
 	// pending items.
@@ -225,31 +304,33 @@ func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 				pending, buf = nil, nil
 				return err
 			}
+			o.droppedSaved = max(o.droppedSaved, bufDropped)
 		}
 		for _, it := range pending {
 			o.items = append(o.items, it)
 			if it.exp {
 				o.exp = append(o.exp, it)
 			}
-			out = append(out, Entry{Seq: it.seq, Change: *it.change})
+			out = append(out, Entry{Seq: it.seq, Format: it.format, Payload: it.data})
 			if o.disk != nil {
-				it.change = nil // read back from the file when sent
+				it.data = nil // read back from the file when sent
 			}
 		}
 		pending, buf = nil, nil
 		return nil
 	}
-	for i, c := range changes {
-		exp := Expendable(c)
-		payload := eventPayload(o.nextSeq, exp, recs[i])
+	for i, r := range recs {
+		exp := r.Expendable
+		payload := recordPayload(o.nextSeq, exp, r.Format, r.Payload)
 		size := int64(frameHeader + len(payload))
-		if size > o.maxBytes {
-			err = fmt.Errorf("append to outbox: %s change of %s is %d bytes, more than the outbox's %d", c.Type, c.Issue.Fingerprint, size, o.maxBytes)
+		if size > o.maxBytes || len(payload) > maxPayload {
+			err = fmt.Errorf("record %d is %d bytes, more than the outbox's %d or a record's %d", i, size, o.maxBytes, frameHeader+maxPayload)
 			break
 		}
 		for o.live >= o.maxEntries || o.liveBytes+size > o.maxBytes {
 			if rec, ok := o.dropOneLocked(); ok {
 				buf = append(buf, rec...)
+				bufDropped = o.dropped
 				continue
 			}
 			// Only this call's own entries are left: store them, so
@@ -261,8 +342,7 @@ func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 		if err != nil {
 			break
 		}
-		ch := c
-		it := &item{seq: o.nextSeq, size: size, exp: exp, change: &ch, seg: o.memSeg}
+		it := &item{seq: o.nextSeq, size: size, exp: exp, format: r.Format, data: r.Payload, seg: o.memSeg}
 		if o.disk != nil {
 			// A segment whose base is the next seq holds no event yet; a
 			// new one would get the same name.
@@ -270,7 +350,7 @@ func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 				if err = commit(); err != nil {
 					break
 				}
-				if err = o.disk.rotate(o.header()); err != nil {
+				if err = o.newSegmentLocked(); err != nil {
 					break
 				}
 			}
@@ -290,30 +370,37 @@ func (o *Outbox) Append(changes ...detect.Change) ([]Entry, error) {
 	} else if cerr := commit(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
-	if lost := len(changes) - len(out); lost > 0 {
-		// Not stored, so never sent: the controller must hear of them.
-		o.dropped += uint64(lost)
-	}
-	o.compactLocked()
-	if err == nil && o.disk != nil {
-		o.collectLocked()
-	}
-	o.mu.Unlock()
-	if len(out) > 0 {
-		select {
-		case o.notify <- struct{}{}:
-		default: // a wake-up is already pending
-		}
-	}
-	if err != nil {
-		return out, fmt.Errorf("append to outbox: %w", err)
-	}
-	return out, nil
+	return out, err
 }
 
 // header is the header a new segment gets now.
 func (o *Outbox) header() segHeader {
 	return segHeader{logID: o.rawID, base: o.nextSeq, acked: o.acked, dropped: o.dropped}
+}
+
+// newSegmentLocked starts a new active segment, durably, whose header
+// carries the counters.
+func (o *Outbox) newSegmentLocked() error {
+	if err := o.disk.create(o.header()); err != nil {
+		return err
+	}
+	o.droppedSaved = max(o.droppedSaved, o.dropped)
+	return nil
+}
+
+// saveCountsLocked writes a state record when the dropped total on disk is
+// behind (records a failed write could not store). When that write fails
+// too, the count stays due: the next append, new segment or Close writes
+// it.
+func (o *Outbox) saveCountsLocked() error {
+	if o.dropped <= o.droppedSaved {
+		return nil
+	}
+	if err := o.disk.write(appendFrame(nil, statePayloadOf(o.acked, o.nextSeq-1, o.dropped)), true); err != nil {
+		return fmt.Errorf("record dropped total %d: %w", o.dropped, err)
+	}
+	o.droppedSaved = o.dropped
+	return nil
 }
 
 // dropOneLocked drops the oldest expendable live item, else the oldest live
@@ -401,18 +488,18 @@ func (o *Outbox) Pending(afterSeq uint64, max int) []Entry {
 		if it.gone {
 			continue
 		}
-		if it.change != nil {
-			out = append(out, Entry{Seq: it.seq, Change: *it.change})
+		if it.data != nil {
+			out = append(out, Entry{Seq: it.seq, Format: it.format, Payload: it.data})
 			continue
 		}
-		c, err := o.disk.read(it)
+		format, data, err := o.disk.read(it)
 		if err != nil {
 			o.log.Error("outbox: unreadable event skipped", "seq", it.seq, "err", err)
 			o.goneLocked(it)
 			o.corrupt++
 			continue
 		}
-		out = append(out, Entry{Seq: it.seq, Change: c})
+		out = append(out, Entry{Seq: it.seq, Format: format, Payload: data})
 	}
 	return out
 }
@@ -484,7 +571,8 @@ func (o *Outbox) Bytes() int64 {
 }
 
 // Dropped returns how many entries were dropped because the outbox was
-// full, over the log's whole life (it survives restarts).
+// full or could not be written, over the log's whole life (it survives
+// restarts).
 func (o *Outbox) Dropped() uint64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -516,7 +604,11 @@ func (o *Outbox) Close() error {
 	if o.disk == nil {
 		return nil
 	}
-	if err := o.disk.close(); err != nil {
+	err := o.saveCountsLocked()
+	if cerr := o.disk.close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
 		return fmt.Errorf("close outbox %s: %w", o.disk.dir, err)
 	}
 	return nil

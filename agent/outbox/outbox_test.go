@@ -2,21 +2,14 @@ package outbox
 
 import (
 	"testing"
-	"time"
-
-	"github.com/netaiops/netaiops/agent/detect"
 )
 
-func change(t detect.ChangeType, sev detect.Severity, device string) detect.Change {
-	return detect.Change{
-		Type: t,
-		Time: time.Unix(1_700_000_000, 0),
-		Issue: detect.Issue{
-			Device:   device,
-			Kind:     "interface_down",
-			Severity: sev,
-		},
-	}
+// testFormat stands for the caller's encoding: the outbox never reads it.
+const testFormat uint8 = 2
+
+// change is a record whose payload names it; exp marks it expendable.
+func change(exp bool, name string) Record {
+	return Record{Format: testFormat, Payload: []byte(name), Expendable: exp}
 }
 
 func seqs(es []Entry) []uint64 {
@@ -53,15 +46,15 @@ func TestAppendNumbersFromOne(t *testing.T) {
 	if o.OldestUnacked() != 0 || o.Len() != 0 {
 		t.Fatalf("empty outbox: oldest %d len %d", o.OldestUnacked(), o.Len())
 	}
-	got, err := o.Append(change(detect.Opened, detect.SeverityMajor, "a"), change(detect.Opened, detect.SeverityMajor, "b"))
+	got, err := o.Append(change(false, "a"), change(false, "b"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !equal(seqs(got), []uint64{1, 2}) {
 		t.Fatalf("seqs %v, want [1 2]", seqs(got))
 	}
-	got, _ = o.Append(change(detect.Updated, detect.SeverityMajor, "c"))
-	if !equal(seqs(got), []uint64{3}) || got[0].Change.Issue.Device != "c" {
+	got, _ = o.Append(change(false, "c"))
+	if !equal(seqs(got), []uint64{3}) || string(got[0].Payload) != "c" || got[0].Format != testFormat {
 		t.Fatalf("third append %+v", got)
 	}
 	if o.Len() != 3 || o.OldestUnacked() != 1 || o.LastSeq() != 3 {
@@ -79,7 +72,7 @@ func TestLogIDRandom(t *testing.T) {
 func TestPendingAndAck(t *testing.T) {
 	o := mustNew(t, 0)
 	for i := 0; i < 10; i++ {
-		o.Append(change(detect.Opened, detect.SeverityCritical, "d"))
+		o.Append(change(false, "d"))
 	}
 	if got := seqs(o.Pending(0, 4)); !equal(got, []uint64{1, 2, 3, 4}) {
 		t.Fatalf("pending(0,4) = %v", got)
@@ -102,7 +95,7 @@ func TestPendingAndAck(t *testing.T) {
 	if o.Len() != 0 || o.OldestUnacked() != 0 || len(o.Pending(0, 0)) != 0 {
 		t.Fatalf("after ack 10: len %d oldest %d", o.Len(), o.OldestUnacked())
 	}
-	got, _ := o.Append(change(detect.Opened, detect.SeverityCritical, "d"))
+	got, _ := o.Append(change(false, "d"))
 	if got[0].Seq != 11 {
 		t.Fatalf("seq after full ack = %d, want 11 (numbering never restarts)", got[0].Seq)
 	}
@@ -110,7 +103,7 @@ func TestPendingAndAck(t *testing.T) {
 	// events must not reuse them, or the controller would take them for
 	// replays.
 	o.Ack(100)
-	got, _ = o.Append(change(detect.Opened, detect.SeverityCritical, "d"))
+	got, _ = o.Append(change(false, "d"))
 	if got[0].Seq != 101 || o.Len() != 1 {
 		t.Fatalf("seq after ack 100 = %d (len %d), want 101", got[0].Seq, o.Len())
 	}
@@ -119,20 +112,20 @@ func TestPendingAndAck(t *testing.T) {
 func TestFullDropsExpendableFirst(t *testing.T) {
 	o := mustNew(t, 4)
 	o.Append(
-		change(detect.Opened, detect.SeverityCritical, "1"),   // seq 1
-		change(detect.Resolved, detect.SeverityCritical, "2"), // seq 2: expendable (resolve)
-		change(detect.Opened, detect.SeverityMajor, "3"),      // seq 3
-		change(detect.Opened, detect.SeverityInfo, "4"),       // seq 4: expendable (info)
+		change(false, "1"), // seq 1
+		change(true, "2"),  // seq 2: expendable (resolve)
+		change(false, "3"), // seq 3
+		change(true, "4"),  // seq 4: expendable (info)
 	)
-	o.Append(change(detect.Opened, detect.SeverityCritical, "5"))
+	o.Append(change(false, "5"))
 	if got := seqs(o.Pending(0, 0)); !equal(got, []uint64{1, 3, 4, 5}) {
 		t.Fatalf("after first overflow: %v, want resolve seq 2 dropped", got)
 	}
-	o.Append(change(detect.Opened, detect.SeverityCritical, "6"))
+	o.Append(change(false, "6"))
 	if got := seqs(o.Pending(0, 0)); !equal(got, []uint64{1, 3, 5, 6}) {
 		t.Fatalf("after second overflow: %v, want info seq 4 dropped", got)
 	}
-	o.Append(change(detect.Opened, detect.SeverityCritical, "7"))
+	o.Append(change(false, "7"))
 	if got := seqs(o.Pending(0, 0)); !equal(got, []uint64{3, 5, 6, 7}) {
 		t.Fatalf("after third overflow: %v, want oldest seq 1 dropped", got)
 	}
@@ -146,9 +139,9 @@ func TestFullDropsExpendableFirst(t *testing.T) {
 
 func TestAckedExpendableIsNotDroppedAgain(t *testing.T) {
 	o := mustNew(t, 2)
-	o.Append(change(detect.Resolved, detect.SeverityInfo, "1"), change(detect.Opened, detect.SeverityCritical, "2"))
+	o.Append(change(true, "1"), change(false, "2"))
 	o.Ack(1)
-	o.Append(change(detect.Opened, detect.SeverityCritical, "3"))
+	o.Append(change(false, "3"))
 	if o.Dropped() != 0 || !equal(seqs(o.Pending(0, 0)), []uint64{2, 3}) {
 		t.Fatalf("dropped %d pending %v: an acked entry must not count as dropped", o.Dropped(), seqs(o.Pending(0, 0)))
 	}
@@ -158,11 +151,7 @@ func TestSustainedOverflowStaysBounded(t *testing.T) {
 	o := mustNew(t, 1000)
 	const n = 200_000
 	for i := 0; i < n; i++ {
-		sev := detect.SeverityCritical
-		if i%3 == 0 {
-			sev = detect.SeverityInfo
-		}
-		o.Append(change(detect.Opened, sev, "d"))
+		o.Append(change(i%3 == 0, "d"))
 	}
 	if o.Len() != 1000 || o.Dropped() != n-1000 {
 		t.Fatalf("len %d dropped %d", o.Len(), o.Dropped())
@@ -188,8 +177,8 @@ func TestNotifyCoalesces(t *testing.T) {
 		t.Fatal("notify before any append")
 	default:
 	}
-	o.Append(change(detect.Opened, detect.SeverityMajor, "a"))
-	o.Append(change(detect.Opened, detect.SeverityMajor, "b"))
+	o.Append(change(false, "a"))
+	o.Append(change(false, "b"))
 	select {
 	case <-o.Notify():
 	default:
@@ -205,5 +194,24 @@ func TestNotifyCoalesces(t *testing.T) {
 func TestNewRejectsNegativeMax(t *testing.T) {
 	if _, err := New(Options{MaxEntries: -1}); err == nil || err.Error() != "create outbox: max entries -1 is negative" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestAppendRefusesReservedFormats(t *testing.T) {
+	o := mustNew(t, 0)
+	for _, tc := range []struct {
+		r    Record
+		want string
+	}{
+		{Record{Format: 0, Payload: []byte("x")}, "append to outbox: record 0: format 0 is reserved"},
+		{Record{Format: LegacyFormat, Payload: []byte("x")}, "append to outbox: record 0: format 1 is reserved"},
+		{Record{Format: testFormat}, "append to outbox: record 0: empty payload"},
+	} {
+		if es, err := o.Append(tc.r); err == nil || err.Error() != tc.want || len(es) != 0 {
+			t.Errorf("append %+v: %v %v, want %q", tc.r, es, err, tc.want)
+		}
+	}
+	if o.LastSeq() != 0 || o.Dropped() != 0 {
+		t.Fatalf("refused records used seqs (%d) or counted as dropped (%d)", o.LastSeq(), o.Dropped())
 	}
 }

@@ -20,26 +20,42 @@ import (
 //
 //	header  log id [16], base seq u64, acked seq u64, dropped total u64
 //	        (first record of every segment)
-//	event   seq u64, flags u8 (bit 0: expendable), JSON of detect.Change
+//	event   seq u64, flags u8 (bit 0: expendable), JSON of detect.Change:
+//	        written by versions before records had a format; read back
+//	        as an entry of LegacyFormat
 //	drop    seq u64, dropped total u64 (the event seq was dropped: full)
 //	ack     acked seq u64 (cumulative; written without fsync, a hint)
+//	state   acked seq u64, last seq u64, dropped total u64: the counters,
+//	        where no other record carries them (drops of events that were
+//	        never stored, a reclaimed active segment)
+//	record  seq u64, flags u8 (bit 0: expendable), format u8, payload:
+//	        an event; the format says how the caller encoded the payload,
+//	        which the outbox neither reads nor changes
+//
+// A log written by an older version stays readable; one written by this
+// version is not readable by versions before the record kind.
+const frameMagic uint32 = 0x424f414e
+
 const (
-	frameMagic  uint32 = 0x424f414e
-	frameHeader        = 12
+	frameHeader = 12
 	// maxPayload bounds one record; a length above it is damage.
 	maxPayload = 1 << 20
 
 	kindHeader byte = 1
-	kindEvent  byte = 2
+	kindEvent  byte = 2 // before formats: JSON of detect.Change
 	kindDrop   byte = 3
 	kindAck    byte = 4
+	kindState  byte = 5
+	kindRecord byte = 6
 
 	flagExpendable byte = 1
 
 	headerPayload = 1 + 16 + 8 + 8 + 8
 	dropPayload   = 1 + 8 + 8
 	ackPayload    = 1 + 8
-	eventFixed    = 1 + 8 + 1 // before the JSON
+	statePayload  = 1 + 8 + 8 + 8
+	eventFixed    = 1 + 8 + 1     // before the JSON
+	recordFixed   = 1 + 8 + 1 + 1 // before the payload
 )
 
 var (
@@ -137,23 +153,38 @@ func parseHeader(p []byte) (segHeader, bool) {
 	return h, true
 }
 
-func eventPayload(seq uint64, expendable bool, js []byte) []byte {
-	b := make([]byte, 0, eventFixed+len(js))
-	b = append(b, kindEvent)
+// recordPayload is the payload of an event record.
+func recordPayload(seq uint64, expendable bool, format uint8, data []byte) []byte {
+	b := make([]byte, 0, recordFixed+len(data))
+	b = append(b, kindRecord)
 	b = binary.LittleEndian.AppendUint64(b, seq)
 	var flags byte
 	if expendable {
 		flags |= flagExpendable
 	}
-	b = append(b, flags)
-	return append(b, js...)
+	return append(append(b, flags, format), data...)
 }
 
-func parseEvent(p []byte) (seq uint64, expendable bool, js []byte, ok bool) {
-	if len(p) <= eventFixed || p[0] != kindEvent {
-		return 0, false, nil, false
+// parseEvent reads an event record of either kind: a legacy event is of
+// LegacyFormat. ok is false for anything else.
+func parseEvent(p []byte) (seq uint64, expendable bool, format uint8, data []byte, ok bool) {
+	switch {
+	case len(p) > eventFixed && p[0] == kindEvent:
+		return binary.LittleEndian.Uint64(p[1:9]), p[9]&flagExpendable != 0, LegacyFormat, p[eventFixed:], true
+	case len(p) > recordFixed && p[0] == kindRecord && p[10] != 0:
+		return binary.LittleEndian.Uint64(p[1:9]), p[9]&flagExpendable != 0, p[10], p[recordFixed:], true
 	}
-	return binary.LittleEndian.Uint64(p[1:9]), p[9]&flagExpendable != 0, p[eventFixed:], true
+	return 0, false, 0, nil, false
+}
+
+// statePayloadOf records the counters: acked seq, last seq numbered,
+// dropped total.
+func statePayloadOf(acked, last, dropped uint64) []byte {
+	b := make([]byte, 0, statePayload)
+	b = append(b, kindState)
+	b = binary.LittleEndian.AppendUint64(b, acked)
+	b = binary.LittleEndian.AppendUint64(b, last)
+	return binary.LittleEndian.AppendUint64(b, dropped)
 }
 
 func dropPayloadOf(seq, total uint64) []byte {

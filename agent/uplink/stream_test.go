@@ -55,7 +55,7 @@ func TestBatchesBoundedByBytes(t *testing.T) {
 	for i := 1; i <= 30; i++ {
 		ch := mkChange(i)
 		ch.Issue.Attributes = map[string]string{"ifIndex": "1", "evidence": big}
-		if _, err := ob.Append(ch); err != nil {
+		if _, err := uplink.Append(ob, ch); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -105,6 +105,9 @@ type Stats struct {
 	DroppedCommands uint64
 	// ConfigPushes counts configuration pushes answered (ACK or NACK).
 	ConfigPushes uint64
+	// Undecodable counts outbox entries skipped because they could not be
+	// decoded (damaged, or of an unknown format).
+	Undecodable uint64
 }
 
 // Uplink streams an outbox to the controller. Run it once.
@@ -121,6 +124,7 @@ type Uplink struct {
 	batches         atomic.Uint64
 	events          atomic.Uint64
 	acked           atomic.Uint64
+	undecodable     atomic.Uint64
 }
 
 // New checks the config and fills its defaults.
@@ -170,6 +174,7 @@ func (u *Uplink) Stats() Stats {
 
 		DroppedCommands: u.droppedCommands.Load(),
 		ConfigPushes:    u.configPushes.Load(),
+		Undecodable:     u.undecodable.Load(),
 	}
 }
 
@@ -459,24 +464,38 @@ func (u *Uplink) session(ctx context.Context, client netaiopsv1.ControlServiceCl
 			// a few bytes of framing); an event alone is sent whatever
 			// its size, the gRPC limit being far above.
 			batch := &netaiopsv1.EventBatch{LogId: u.ob.LogID(), Events: make([]*netaiopsv1.IssueEvent, 0, len(es))}
-			size := 0
+			size, last := 0, sent
 			for _, e := range es {
-				ev := EventToProto(u.cfg.AgentID, e)
+				ev, err := EventToProto(u.cfg.AgentID, e)
+				if err != nil {
+					// Cannot be sent: skipped; the cumulative ack of a
+					// later event deletes it, and the controller sees
+					// the gap.
+					u.log.Error("outbox entry skipped", "err", err)
+					u.undecodable.Add(1)
+					last = e.Seq
+					continue
+				}
 				n := proto.Size(ev) + 8
 				if len(batch.Events) > 0 && size+n > maxBytes {
 					break
 				}
 				size += n
 				batch.Events = append(batch.Events, ev)
+				last = e.Seq
 			}
-			es = es[:len(batch.Events)]
+			if len(batch.Events) == 0 {
+				sent = last
+				continue
+			}
+			first, n := batch.Events[0].GetSeq(), len(batch.Events)
 			if err := stream.Send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Events{Events: batch}}); err != nil {
-				return sendErr(fmt.Sprintf("events %d-%d", es[0].Seq, es[len(es)-1].Seq), err)
+				return sendErr(fmt.Sprintf("events %d-%d", first, batch.Events[n-1].GetSeq()), err)
 			}
-			sent = es[len(es)-1].Seq
+			sent = last
 			inflight = append(inflight, sent)
 			u.batches.Add(1)
-			u.events.Add(uint64(len(es)))
+			u.events.Add(uint64(n))
 		}
 		if openSet != nil {
 			if next := u.ob.Pending(sent, 1); len(next) == 0 || next[0].Seq > openSet.AsOfSeq {

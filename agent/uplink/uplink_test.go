@@ -60,7 +60,7 @@ func mkChange(i int) detect.Change {
 func appendN(t *testing.T, ob *outbox.Outbox, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		if _, err := ob.Append(mkChange(i)); err != nil {
+		if _, err := uplink.Append(ob, mkChange(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -262,8 +262,8 @@ func TestConvertRoundTrip(t *testing.T) {
 	c.Issue.State = detect.StateResolved
 	c.Issue.ResolvedAt = t0.Add(time.Minute)
 	c.Issue.CausedBy = "device_unreachable/sw1/"
-	e := outbox.Entry{Seq: 42, Change: c}
-	pb := uplink.EventToProto("agent-1", e)
+	e := uplink.Event{Seq: 42, Change: c}
+	pb := uplink.ChangeToProto("agent-1", 42, c)
 	if pb.GetIssue().GetAgentId() != "agent-1" || pb.GetType() != netaiopsv1.IssueEventType_ISSUE_EVENT_TYPE_RESOLVED ||
 		pb.GetIssue().GetSeverity() != netaiopsv1.Severity_SEVERITY_MAJOR || pb.GetIssue().GetState() != netaiopsv1.IssueState_ISSUE_STATE_RESOLVED {
 		t.Fatalf("proto: %v", pb)
@@ -273,8 +273,7 @@ func TestConvertRoundTrip(t *testing.T) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", back, e)
 	}
 
-	open := outbox.Entry{Seq: 1, Change: mkChange(1)}
-	pb = uplink.EventToProto("agent-1", open)
+	pb = uplink.ChangeToProto("agent-1", 1, mkChange(1))
 	if pb.GetIssue().ResolvedAt != nil {
 		t.Fatalf("zero resolved_at sent as %v, want unset", pb.GetIssue().ResolvedAt)
 	}
@@ -374,7 +373,7 @@ func TestControllerRestartNoLoss(t *testing.T) {
 		t.Fatalf("acked %d while the controller was down", u.Stats().Acked)
 	}
 	time.Sleep(100 * time.Millisecond)
-	c = startController(t, addr, db, 40)
+	startController(t, addr, db, 40) // stopped by its cleanup
 	for n < total {
 		appendN(t, ob, n+1, 50)
 		n += 50
@@ -521,7 +520,7 @@ func TestStuckControllerReconnects(t *testing.T) {
 	for i := 1; i <= 2000; i++ { // ~8 MB: far beyond the HTTP/2 windows
 		c := mkChange(i)
 		c.Issue.Summary = big
-		if _, err := ob.Append(c); err != nil {
+		if _, err := uplink.Append(ob, c); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -390,7 +390,7 @@ targets:
 	// The controller restarts on the same database: the issues are still there
 	// and the agent reconnects.
 	ctl.p.stop(t)
-	ctl = startController(t, ctlAddr, db)
+	startController(t, ctlAddr, db) // stopped by its cleanup
 	waitFor(t, 30*time.Second, "issues after controller restart", func() (bool, error) {
 		after, err := ic.ListIssues(ctx, &netaiopsv1.ListIssuesRequest{PageSize: 1000})
 		if err != nil {

@@ -137,7 +137,7 @@ func TestFaultControllerKilled(t *testing.T) {
 	var wm uint64
 	const kills = 4
 	for i := 0; i < kills; i++ {
-		wm = waitStreaming(t, r.db, r.agentID, wm, time.Minute)
+		waitStreaming(t, r.db, r.agentID, wm, time.Minute)
 		time.Sleep(jitter(100*time.Millisecond, 700*time.Millisecond))
 		r.ctl.kill(t)
 		_, wm, _ = agentRow(r.db, r.agentID)
@@ -162,7 +162,7 @@ func TestFaultAgentKilled(t *testing.T) {
 	var wm uint64
 	const restarts = 4
 	for i := 0; i < restarts; i++ {
-		wm = waitStreaming(t, r.db, r.agentID, wm, time.Minute)
+		waitStreaming(t, r.db, r.agentID, wm, time.Minute)
 		time.Sleep(jitter(200*time.Millisecond, 1500*time.Millisecond))
 		how := "kill -9"
 		if i%2 == 1 {
@@ -241,11 +241,11 @@ func TestFaultNetworkCut(t *testing.T) {
 	r.procs = append(r.procs, r.sim)
 	r.startAgent(t, "ip", "netns", "exec", n.agentNS)
 
-	wm := waitStreaming(t, r.db, r.agentID, 0, time.Minute)
+	waitStreaming(t, r.db, r.agentID, 0, time.Minute)
 	time.Sleep(jitter(500*time.Millisecond, 1500*time.Millisecond))
 	n.link(t, "down")
 	time.Sleep(500 * time.Millisecond) // a batch already received is committed meanwhile
-	_, wm, _ = agentRow(r.db, r.agentID)
+	_, wm, _ := agentRow(r.db, r.agentID)
 	const cut = 12 * time.Second
 	t.Logf("link down at watermark %d for %v", wm, cut)
 	time.Sleep(cut)

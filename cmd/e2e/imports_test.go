@@ -31,6 +31,7 @@ func TestImportDirection(t *testing.T) {
 		{pkg: module + "/agent/detect", bans: []string{module + "/gen", "google.golang.org/grpc", module + "/controller"}, why: "detection is pure computation"},
 		{pkg: module + "/agent", except: module + "/agent/uplink", bans: []string{module + "/gen"}, why: "only agent/uplink speaks proto"},
 		{pkg: module + "/agent/config", bans: []string{module + "/"}, why: "config is a leaf"},
+		{pkg: module + "/agent/outbox", bans: []string{module + "/agent/detect"}, why: "the outbox stores opaque records: the engine's types must not shape its files"},
 		{pkg: module + "/controller", bans: []string{module + "/agent"}, why: "the controller never imports the agent"},
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {

@@ -33,11 +33,10 @@ func addr16(a netip.Addr) [16]byte {
 }
 
 type decodeCase struct {
-	name    string
-	f       synth.Frame
-	fast    bool // expected to take the fast path
-	want    Meta // Src/Dst filled from f when zero
-	comment string
+	name string
+	f    synth.Frame
+	fast bool // expected to take the fast path
+	want Meta // Src/Dst filled from f when zero
 }
 
 func decodeCases() []decodeCase {

@@ -298,7 +298,6 @@ func TestPollFaults(t *testing.T) {
 type counting struct {
 	mu      sync.Mutex
 	byType  map[gosnmp.PDUType]int
-	ports   map[int]bool // source ports of walk requests
 	maxGet  int
 	respond func(req *gosnmp.SnmpPacket) ([]gosnmp.SnmpPDU, gosnmp.SNMPError, uint8)
 }

@@ -293,10 +293,9 @@ func (s *Server) Stats() Stats {
 
 // scratch is one worker's reusable buffers.
 type scratch struct {
-	dec  gosnmp.GoSNMP
-	oid  OID
-	vbs  []gosnmp.SnmpPDU
-	pos  []int
-	cur  []string
-	done []bool
+	dec gosnmp.GoSNMP
+	oid OID
+	vbs []gosnmp.SnmpPDU
+	pos []int
+	cur []string
 }

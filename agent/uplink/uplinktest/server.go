@@ -26,7 +26,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/netaiops/netaiops/agent/outbox"
 	"github.com/netaiops/netaiops/agent/uplink"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
@@ -49,7 +48,7 @@ type Options struct {
 type Event struct {
 	AgentID string
 	LogID   string
-	Entry   outbox.Entry
+	Entry   uplink.Event
 }
 
 // Hello is one hello received, with when it arrived.
