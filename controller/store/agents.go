@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/netaiops/netaiops/limits"
 )
 
 // Connect records an agent's hello: it upserts the agent (version, hostname,
@@ -18,6 +20,9 @@ func (s *Store) Connect(ctx context.Context, a AgentInfo) (ConnectResult, error)
 	}
 	if a.LogID == "" {
 		return ConnectResult{}, fmt.Errorf("connect agent %s: %w", a.ID, argErr("log_id", "required"))
+	}
+	if err := validateAgentInfo(a); err != nil {
+		return ConnectResult{}, fmt.Errorf("connect agent %s: %w", limits.Truncate(a.ID, limits.MaxAgentIDBytes), err)
 	}
 	res, err := s.connect(ctx, a)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/netaiops/netaiops/limits"
 )
 
 const issueColumns = `id, agent_id, device, kind, severity, state, summary, first_seen, last_seen, resolved_at,
@@ -65,6 +67,12 @@ func validateBatch(agentID, logID string, events []Event) error {
 	if logID == "" {
 		return argErr("log_id", "required")
 	}
+	if err := checkLen("agent_id", agentID, limits.MaxAgentIDBytes); err != nil {
+		return err
+	}
+	if err := checkLen("log_id", logID, limits.MaxIDBytes); err != nil {
+		return err
+	}
 	var prev uint64
 	for i, ev := range events {
 		switch {
@@ -80,7 +88,11 @@ func validateBatch(agentID, logID string, events []Event) error {
 			return argErr(fmt.Sprintf("seq %d: issue.kind", ev.Seq), "required")
 		case ev.Issue.Device == "":
 			return argErr(fmt.Sprintf("seq %d: issue.device", ev.Seq), "required")
-		case ev.Issue.AgentID != "" && ev.Issue.AgentID != agentID:
+		}
+		if err := validateEvent(fmt.Sprintf("seq %d: ", ev.Seq), ev); err != nil {
+			return err
+		}
+		if ev.Issue.AgentID != "" && ev.Issue.AgentID != agentID {
 			return argErr(fmt.Sprintf("seq %d: issue.agent_id", ev.Seq), fmt.Sprintf("%q is not the sending agent %q", ev.Issue.AgentID, agentID))
 		}
 		prev = ev.Seq
@@ -134,8 +146,14 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 	var fresh []Event
 	for _, ev := range events {
 		if ev.Seq <= res.Watermark {
+			if err := checkReplay(ctx, tx, agentID, logID, ev); err != nil {
+				return IngestResult{}, err
+			}
 			res.Replayed++
 			continue
+		}
+		if err := checkSeqGap(ev.Seq, res.Watermark); err != nil {
+			return IngestResult{}, err
 		}
 		fresh = append(fresh, ev)
 	}
