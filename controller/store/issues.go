@@ -354,7 +354,8 @@ func pageSize(n int) (int, error) {
 
 // ListIssues returns issues matching the filter, newest first by
 // (first_seen, id), at most size of them (0 means DefaultPageSize, capped at
-// MaxPageSize), after the position in token. next is empty on the last page.
+// MaxPageSize), after the position in token. A page also ends once its
+// issues would exceed MaxPageBytes. next is empty on the last page.
 func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token string) (issues []Issue, next string, err error) {
 	size, err = pageSize(size)
 	if err != nil {
@@ -399,10 +400,16 @@ func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token s
 		return nil, "", fmt.Errorf("list issues: %w", err)
 	}
 	defer rows.Close()
+	more, bytes := false, 0
 	for rows.Next() {
 		is, err := scanIssue(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("list issues: %w", err)
+		}
+		// A page ends early rather than outgrow what a client receives.
+		if bytes += issueWireBytes(is); bytes > MaxPageBytes && len(issues) > 0 {
+			more = true
+			break
 		}
 		issues = append(issues, is)
 	}
@@ -410,9 +417,25 @@ func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token s
 		return nil, "", fmt.Errorf("list issues: %w", err)
 	}
 	if len(issues) > size {
-		issues = issues[:size]
-		last := issues[size-1]
+		issues, more = issues[:size], true
+	}
+	if more {
+		last := issues[len(issues)-1]
 		next = encodeToken(issueToken{FirstSeen: nanosOrZero(last.FirstSeen), ID: last.ID, Filter: f.hash()})
 	}
 	return issues, next, nil
+}
+
+// MaxPageBytes bounds the estimated encoded size of one page of issues:
+// half of gRPC's default 4 MiB message, so any client can receive a page
+// of issues of the largest size (limits.MaxIssueBytes) whatever its
+// page_size; a page that would grow beyond it ends early with a
+// next_page_token.
+const MaxPageBytes = 2 << 20
+
+// issueWireBytes estimates an issue's encoded size from above: its text,
+// plus room for the tags, lengths, enums and timestamps around it.
+func issueWireBytes(is Issue) int {
+	return limits.IssueBytes(is.Attributes, is.ID, is.AgentID, is.Device, is.Kind, is.Summary, is.Object,
+		is.Fingerprint, is.CausedBy, is.AcknowledgedBy) + 8*len(is.Attributes) + 256
 }
