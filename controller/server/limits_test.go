@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/netaiops/netaiops/limits"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
+	"github.com/netaiops/netaiops/limits"
 )
 
 // maxEvent is an event of agent a1 whose issue has the most text the
@@ -80,7 +80,9 @@ func TestIngestRefusesUnknownEnumsAndBadTimes(t *testing.T) {
 			"seq 1: time: invalid timestamp (1 s, -1 ns)"},
 		{"year 10000", with(func(e *netaiopsv1.IssueEvent) { e.Issue.LastSeen = &timestamppb.Timestamp{Seconds: 253402300800} }),
 			"seq 1: issue.last_seen: invalid timestamp (253402300800 s, 0 ns)"},
-		{"year 9999", with(func(e *netaiopsv1.IssueEvent) { e.Issue.ResolvedAt = timestamppb.New(time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)) }),
+		{"year 9999", with(func(e *netaiopsv1.IssueEvent) {
+			e.Issue.ResolvedAt = timestamppb.New(time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))
+		}),
 			"seq 1: issue.resolved_at: 9999-12-31T00:00:00Z is out of range"},
 		{"before 1970", with(func(e *netaiopsv1.IssueEvent) { e.Issue.FirstSeen = &timestamppb.Timestamp{Seconds: -5} }),
 			"seq 1: issue.first_seen: 1969-12-31T23:59:55Z is out of range"},
