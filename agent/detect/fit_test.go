@@ -106,7 +106,10 @@ func TestFit(t *testing.T) {
 		note string // a part of the truncated attribute
 	}{
 		{"many small attributes", big(func(is *Issue) { is.Attributes = attrs(100, 8, 8) }), "attributes (more than 64)"},
-		{"64 attributes and a long value", big(func(is *Issue) { is.Attributes = attrs(64, 8, 8); is.Attributes["0000kkkk"] = strings.Repeat("x", 5000) }), "attributes[0000kkkk]"},
+		{"64 attributes and a long value", big(func(is *Issue) {
+			is.Attributes = attrs(64, 8, 8)
+			is.Attributes["0000kkkk"] = strings.Repeat("x", 5000)
+		}), "attributes[0000kkkk]"},
 		{"large values", big(func(is *Issue) { is.Attributes = attrs(60, 128, 4096) }), "attributes[0000"},
 		{"long key", big(func(is *Issue) { is.Attributes[strings.Repeat("k", 200)] = "v" }), "attributes[kkkk"},
 		{"empty key", big(func(is *Issue) { is.Attributes[""] = "v" }), "attributes[]"},
