@@ -65,6 +65,15 @@ const (
 	MaxTargetAddressBytes = 270
 	// MaxSNMPVersionBytes bounds "1", "2c", "3".
 	MaxSNMPVersionBytes = 8
+	// MaxTargetListBytes bounds the names, addresses and versions of all
+	// of an agent's targets together (10 000 targets of 40 bytes take
+	// 400 KB), so that one agent's record stays well inside a 4 MiB answer
+	// of ListAgents.
+	MaxTargetListBytes = 1 << 20
+	// MaxConfigErrorBytes bounds the error of a NACK the controller keeps
+	// (longer ones are cut, not refused: the agent's own validation
+	// message can list many problems).
+	MaxConfigErrorBytes = 4 << 10
 )
 
 // MaxSeqGap bounds how far ahead of the controller's watermark an event's

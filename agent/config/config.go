@@ -431,7 +431,7 @@ func (c *Config) Validate() error {
 	if n := len(c.Targets); n > limits.MaxTargets {
 		bad("targets", "%d targets, at most %d (the controller's limit)", n, limits.MaxTargets)
 	}
-	first := map[string]int{}
+	first, targetBytes := map[string]int{}, 0
 	for i, t := range c.Targets {
 		p := fmt.Sprintf("targets[%d]", i)
 		switch {
@@ -452,6 +452,8 @@ func (c *Config) Validate() error {
 			bad(p+".address", "%s", err)
 		} else if len(a) > limits.MaxTargetAddressBytes {
 			bad(p+".address", "%d bytes, at most %d (the controller's limit)", len(a), limits.MaxTargetAddressBytes)
+		} else {
+			targetBytes += len(t.Name) + len(a) + len(t.Version)
 		}
 		switch t.Version {
 		case "1", "2c":
@@ -491,6 +493,9 @@ func (c *Config) Validate() error {
 				bad(p+".interval", "must be longer than the target's timeout (%s), got %s", timeout, interval)
 			}
 		}
+	}
+	if targetBytes > limits.MaxTargetListBytes {
+		bad("targets", "%d bytes of names, addresses and versions, at most %d (the controller's limit)", targetBytes, limits.MaxTargetListBytes)
 	}
 	c.validateRules(bad)
 	c.validateCollector(bad)

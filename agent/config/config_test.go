@@ -293,6 +293,15 @@ func TestControllerCountLimits(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("at the limits: %v", err)
 	}
+	// 4 000 targets of 263 bytes each: more text than the controller keeps.
+	c.Targets = c.Targets[:4000]
+	for i := range c.Targets {
+		c.Targets[i].Name = fmt.Sprintf("%04d", i) + strings.Repeat("n", 252)
+	}
+	want = "targets: 1052000 bytes of names, addresses and versions, at most 1048576 (the controller's limit)"
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
 }
 
 // The community must not appear however a Secret or a Config is printed,

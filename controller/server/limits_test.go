@@ -181,3 +181,22 @@ func TestListIssuesFitsTheDefaultMessage(t *testing.T) {
 		t.Fatalf("page_size 1000: %d issues in %d pages, want %d in at least 2", len(seen), pages, n)
 	}
 }
+
+// TestNackErrorIsCut: the error of a NACK is the agent's text of any
+// size; the controller keeps at most limits.MaxConfigErrorBytes of it,
+// so one agent cannot make ListAgents fail for everyone.
+func TestNackErrorIsCut(t *testing.T) {
+	e := start(t, Config{HeartbeatInterval: time.Hour}, 0)
+	a := dial(t, e)
+	a.welcome("a1", "L1")
+	a.send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_ConfigStatus{ConfigStatus: &netaiopsv1.ConfigStatus{
+		Version: 1, Hash: "h1", Error: strings.Repeat("e", 3<<20)}}})
+	a.send(batch("L1", event(1, "i1", "core-sw1"))) // handled after the NACK: its ack says the NACK is stored
+	if got := a.ack(); got != 1 {
+		t.Fatalf("ack = %d", got)
+	}
+	got := getAgent(t, e, "a1")
+	if n := len(got.GetConfigError()); n > limits.MaxConfigErrorBytes || !strings.HasSuffix(got.GetConfigError(), limits.TruncatedMark) || got.GetConfigErrorHash() != "h1" {
+		t.Fatalf("config error of %d bytes (at most %d, ending in %q), hash %q", n, limits.MaxConfigErrorBytes, limits.TruncatedMark, got.GetConfigErrorHash())
+	}
+}

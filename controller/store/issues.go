@@ -426,11 +426,11 @@ func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token s
 	return issues, next, nil
 }
 
-// MaxPageBytes bounds the estimated encoded size of one page of issues:
+// MaxPageBytes bounds the estimated encoded size of one page of issues or agents:
 // half of gRPC's default 4 MiB message, so any client can receive a page
 // of issues of the largest size (limits.MaxIssueBytes) whatever its
 // page_size; a page that would grow beyond it ends early with a
-// next_page_token.
+// next_page_token (a single larger item still makes a page).
 const MaxPageBytes = 2 << 20
 
 // issueWireBytes estimates an issue's encoded size from above: its text,

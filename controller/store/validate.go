@@ -124,7 +124,11 @@ func validateTargets(field string, targets []Target) error {
 	if n := len(targets); n > limits.MaxTargets {
 		return argErr(field, fmt.Sprintf("%d targets, at most %d", n, limits.MaxTargets))
 	}
+	total := 0
 	for i, t := range targets {
+		if total += len(t.Name) + len(t.Address) + len(t.SNMPVersion); total > limits.MaxTargetListBytes {
+			return argErr(field, fmt.Sprintf("more than %d bytes of names, addresses and versions (at targets[%d])", limits.MaxTargetListBytes, i))
+		}
 		for _, f := range []struct {
 			field string
 			v     string

@@ -217,3 +217,48 @@ func TestConnectRefusesOutOfLimits(t *testing.T) {
 		t.Fatalf("config ack with too many targets: %v", err)
 	}
 }
+
+// TestTargetListAndAgentPages: an agent's targets together are bounded in
+// bytes, and a page of agents ends early (with a token) once it would pass
+// MaxPageBytes, so ListAgents fits any client.
+func TestTargetListAndAgentPages(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "")
+	targets := func(n, nameLen int) []Target {
+		ts := make([]Target, n)
+		for i := range ts {
+			ts[i] = Target{Name: fmt.Sprintf("%05d", i) + strings.Repeat("n", nameLen-5), Address: "10.0.0.1:161", SNMPVersion: "2c"}
+		}
+		return ts
+	}
+	_, err := s.Connect(ctx, AgentInfo{ID: "big", LogID: "L1", Targets: targets(5000, 256)})
+	var ae *ArgError
+	want := fmt.Sprintf("hello.targets: more than %d bytes of names, addresses and versions (at targets[3883])", limits.MaxTargetListBytes)
+	if !errors.As(err, &ae) || ae.Error() != want {
+		t.Fatalf("Connect with 1.3 MB of targets:\n got %v\nwant %s", err, want)
+	}
+	// Five agents of 0.8 MB of targets each: more than one page of 2 MiB.
+	for i := range 5 {
+		if _, err := s.Connect(ctx, AgentInfo{ID: fmt.Sprintf("a%d", i), LogID: "L1", Targets: targets(3000, 256)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen, pages, tok := 0, 0, ""
+	for {
+		page, next, err := s.ListAgents(ctx, 0, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		seen += len(page)
+		if len(page) == 0 || len(page) > 2 {
+			t.Fatalf("page %d: %d agents, want 1 or 2 of 0.8 MB each", pages, len(page))
+		}
+		if tok = next; tok == "" {
+			break
+		}
+	}
+	if seen != 5 || pages < 3 {
+		t.Fatalf("%d agents in %d pages, want 5 in at least 3", seen, pages)
+	}
+}
