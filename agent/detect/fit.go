@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,16 @@ const AttrTruncated = "truncated"
 
 // maxTruncatedNote bounds the AttrTruncated value itself.
 const maxTruncatedNote = 512
+
+// Fit returns the issue cut to the controller's limits as the engine cuts
+// every change it emits (an issue already within them comes back equal):
+// for changes recorded before the engine did, such as those an older
+// version left in the agent's outbox. The attributes are copied.
+func Fit(is Issue) Issue {
+	is.Attributes = maps.Clone(is.Attributes)
+	fit(&is)
+	return is
+}
 
 // fit cuts an issue, in place, to the sizes the controller accepts, so
 // that the agent never sends an event it refuses: long text is truncated

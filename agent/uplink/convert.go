@@ -11,10 +11,12 @@ import (
 )
 
 // EventToProto converts an outbox entry into the IssueEvent the controller
-// ingests; agentID fills the issue's agent_id. The attribute map is shared,
-// not copied.
+// ingests; agentID fills the issue's agent_id. The issue is cut to the
+// controller's limits (detect.Fit): an entry an older agent wrote may hold
+// more than the controller accepts, and a refused event would block the
+// log forever.
 func EventToProto(agentID string, e outbox.Entry) *netaiopsv1.IssueEvent {
-	is := e.Change.Issue
+	is := detect.Fit(e.Change.Issue)
 	return &netaiopsv1.IssueEvent{
 		Seq:  e.Seq,
 		Type: netaiopsv1.IssueEventType(e.Change.Type),
