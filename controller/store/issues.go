@@ -89,7 +89,7 @@ func validateBatch(agentID, logID string, events []Event) error {
 		case ev.Issue.Device == "":
 			return argErr(fmt.Sprintf("seq %d: issue.device", ev.Seq), "required")
 		}
-		if err := validateEvent(fmt.Sprintf("seq %d: ", ev.Seq), ev); err != nil {
+		if err := validateEvent(ev); err != nil {
 			return err
 		}
 		if ev.Issue.AgentID != "" && ev.Issue.AgentID != agentID {

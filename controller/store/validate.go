@@ -22,43 +22,55 @@ var (
 )
 
 // validateEvent checks one event's enums, times and sizes against the
-// numbers of package limits; prefix names the event ("seq 12: ").
-func validateEvent(prefix string, ev Event) error {
+// numbers of package limits.
+func validateEvent(ev Event) error {
+	if err := checkEvent(ev); err != nil {
+		var ae *ArgError
+		if errors.As(err, &ae) {
+			// Name the event: "seq 12: issue.summary".
+			return argErr(fmt.Sprintf("seq %d: %s", ev.Seq, ae.Field), ae.Reason)
+		}
+		return err
+	}
+	return nil
+}
+
+func checkEvent(ev Event) error {
 	switch ev.Type {
 	case EventOpened, EventUpdated, EventResolved:
 	case EventUnspecified:
-		return argErr(prefix+"type", "required")
+		return argErr("type", "required")
 	default:
-		return argErr(prefix+"type", fmt.Sprintf("unknown value %d", ev.Type))
+		return argErr("type", fmt.Sprintf("unknown value %d", ev.Type))
 	}
 	is := ev.Issue
 	switch is.Severity {
 	case SeverityInfo, SeverityWarning, SeverityMajor, SeverityCritical:
 	case SeverityUnspecified:
-		return argErr(prefix+"issue.severity", "required")
+		return argErr("issue.severity", "required")
 	default:
-		return argErr(prefix+"issue.severity", fmt.Sprintf("unknown value %d", is.Severity))
+		return argErr("issue.severity", fmt.Sprintf("unknown value %d", is.Severity))
 	}
 	switch is.State {
 	case StateOpen, StateResolved:
 	case StateUnspecified:
-		return argErr(prefix+"issue.state", "required")
+		return argErr("issue.state", "required")
 	default:
-		return argErr(prefix+"issue.state", fmt.Sprintf("unknown value %d", is.State))
+		return argErr("issue.state", fmt.Sprintf("unknown value %d", is.State))
 	}
 	// The snapshot is the issue after the change: a resolve leaves it
 	// resolved, an open or update leaves it open.
 	if want := wantState(ev.Type); is.State != want {
-		return argErr(prefix+"issue.state", fmt.Sprintf("%s, but a %s event leaves the issue %s", stateName(is.State), eventName(ev.Type), stateName(want)))
+		return argErr("issue.state", fmt.Sprintf("%s, but a %s event leaves the issue %s", stateName(is.State), eventName(ev.Type), stateName(want)))
 	}
 	if is.FirstSeen.IsZero() {
-		return argErr(prefix+"issue.first_seen", "required")
+		return argErr("issue.first_seen", "required")
 	}
 	for _, t := range []struct {
 		field string
 		t     time.Time
 	}{{"time", ev.Time}, {"issue.first_seen", is.FirstSeen}, {"issue.last_seen", is.LastSeen}, {"issue.resolved_at", is.ResolvedAt}} {
-		if err := checkTime(prefix+t.field, t.t); err != nil {
+		if err := checkTime(t.field, t.t); err != nil {
 			return err
 		}
 	}
@@ -76,18 +88,18 @@ func validateEvent(prefix string, ev Event) error {
 		{"issue.caused_by", is.CausedBy, limits.MaxFingerprintBytes},
 		{"issue.summary", is.Summary, limits.MaxSummaryBytes},
 	} {
-		if err := checkLen(prefix+f.field, f.v, f.max); err != nil {
+		if err := checkLen(f.field, f.v, f.max); err != nil {
 			return err
 		}
 	}
 	if n := len(is.Attributes); n > limits.MaxAttributes {
-		return argErr(prefix+"issue.attributes", fmt.Sprintf("%d attributes, at most %d", n, limits.MaxAttributes))
+		return argErr("issue.attributes", fmt.Sprintf("%d attributes, at most %d", n, limits.MaxAttributes))
 	}
-	if err := checkMap(prefix+"issue.attributes", is.Attributes, limits.MaxAttributeKeyBytes, limits.MaxAttributeValueBytes); err != nil {
+	if err := checkMap("issue.attributes", is.Attributes, limits.MaxAttributeKeyBytes, limits.MaxAttributeValueBytes); err != nil {
 		return err
 	}
 	if n := limits.IssueBytes(is.Attributes, is.ID, is.AgentID, is.Kind, is.Device, is.Object, is.Fingerprint, is.CausedBy, is.Summary); n > limits.MaxIssueBytes {
-		return argErr(prefix+"issue", fmt.Sprintf("%d bytes of text and attributes, at most %d", n, limits.MaxIssueBytes))
+		return argErr("issue", fmt.Sprintf("%d bytes of text and attributes, at most %d", n, limits.MaxIssueBytes))
 	}
 	return nil
 }
@@ -153,22 +165,37 @@ func checkLen(field, v string, max int) error {
 	return nil
 }
 
-// checkMap checks each key and value, in key order so that the error is
-// the same for the same input.
+// checkMap checks each key and value. The error names the first bad key
+// in key order, so that it is the same for the same input; the common case
+// (nothing wrong) neither sorts nor allocates.
 func checkMap(field string, m map[string]string, maxKey, maxValue int) error {
+	bad := func(k, v string) bool { return k == "" || len(k) > maxKey || len(v) > maxValue }
+	any := false
+	for k, v := range m {
+		if bad(k, v) {
+			any = true
+			break
+		}
+	}
+	if !any {
+		return nil
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if !bad(k, m[k]) {
+			continue
+		}
 		name := fmt.Sprintf("%s[%q]", field, limits.Truncate(k, 64))
 		switch {
 		case k == "":
 			return argErr(name, "empty key")
 		case len(k) > maxKey:
 			return argErr(name, fmt.Sprintf("key is %d bytes, at most %d", len(k), maxKey))
-		case len(m[k]) > maxValue:
+		default:
 			return argErr(name, fmt.Sprintf("value is %d bytes, at most %d", len(m[k]), maxValue))
 		}
 	}
