@@ -132,7 +132,7 @@ func (c *controlService) Connect(stream connectStream) error {
 	}
 	if p.Kind == auth.KindAgent && p.Name != info.ID {
 		log.Warn("agent refused: its credentials name another agent", "authenticated_as", p.Name, "via", p.Via)
-		return status.Errorf(codes.PermissionDenied, "hello.agent_id: %q, but the %s credentials are for agent %q", info.ID, p.Via, p.Name)
+		return status.Errorf(codes.PermissionDenied, "hello.agent_id: %q, but the %s credentials are for agent %q", limits.Truncate(info.ID, limits.MaxAgentIDBytes), p.Via, p.Name)
 	}
 
 	out := newSender(stream, s.cfg.SendQueue, s.droppedSends.Add)
