@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
@@ -198,5 +199,32 @@ func TestNackErrorIsCut(t *testing.T) {
 	got := getAgent(t, e, "a1")
 	if n := len(got.GetConfigError()); n > limits.MaxConfigErrorBytes || !strings.HasSuffix(got.GetConfigError(), limits.TruncatedMark) || got.GetConfigErrorHash() != "h1" {
 		t.Fatalf("config error of %d bytes (at most %d, ending in %q), hash %q", n, limits.MaxConfigErrorBytes, limits.TruncatedMark, got.GetConfigErrorHash())
+	}
+}
+
+// TestHugeStringsAreNotEchoed: a batch naming a 1 MiB log id is refused
+// with a short message, and the hash of a config ACK is kept cut to
+// limits.MaxIDBytes.
+func TestHugeStringsAreNotEchoed(t *testing.T) {
+	e := start(t, Config{HeartbeatInterval: time.Hour}, 0)
+	a := dial(t, e)
+	a.welcome("a1", "L1")
+	a.send(batch(strings.Repeat("l", 1<<20), event(1, "i1", "core-sw1")))
+	err := a.drain()
+	wantCode(t, err, codes.InvalidArgument, `is not the hello's log_id "L1"`)
+	if n := len(status.Convert(err).Message()); n > 1024 {
+		t.Fatalf("status message of %d bytes", n)
+	}
+
+	a = dial(t, e)
+	a.welcome("a1", "L1")
+	a.send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_ConfigStatus{ConfigStatus: &netaiopsv1.ConfigStatus{
+		Version: 1, Hash: strings.Repeat("h", 1<<20)}}})
+	a.send(batch("L1", event(1, "i1", "core-sw1")))
+	if got := a.ack(); got != 1 {
+		t.Fatalf("ack = %d", got)
+	}
+	if n := len(getAgent(t, e, "a1").GetAppliedConfigHash()); n > limits.MaxIDBytes {
+		t.Fatalf("applied config hash of %d bytes kept", n)
 	}
 }
