@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/netaiops/netaiops/collector/limits"
 )
 
 // Defaults, applied to keys the file leaves out.
@@ -365,6 +367,8 @@ func (c *Config) Validate() error {
 		bad("agent.id", "required (the host name could not be used as the default)")
 	} else if strings.ContainsAny(c.Agent.ID, " \t\n/") {
 		bad("agent.id", "bad id %q: must not contain whitespace or \"/\"", c.Agent.ID)
+	} else if n := len(c.Agent.ID); n > limits.MaxAgentIDBytes {
+		bad("agent.id", "%d bytes, at most %d (the controller's limit)", n, limits.MaxAgentIDBytes)
 	}
 	if c.Agent.DataDir == "" {
 		bad("agent.data_dir", "required")
@@ -372,9 +376,17 @@ func (c *Config) Validate() error {
 	if n := c.Agent.OutboxMaxBytes; n < 0 || (n < MinOutboxMaxBytes && (n != 0 || c.isSet("agent.outbox_max_bytes"))) {
 		bad("agent.outbox_max_bytes", "must be at least %d (64 KiB), got %d", MinOutboxMaxBytes, n)
 	}
+	if n := len(c.Agent.Labels); n > limits.MaxLabels {
+		bad("agent.labels", "%d labels, at most %d (the controller's limit)", n, limits.MaxLabels)
+	}
 	for _, k := range sortedKeys(c.Agent.Labels) {
-		if k == "" {
+		switch v := c.Agent.Labels[k]; {
+		case k == "":
 			bad("agent.labels", "empty label name")
+		case len(k) > limits.MaxLabelKeyBytes:
+			bad("agent.labels", "label name %.32q...: %d bytes, at most %d (the controller's limit)", k, len(k), limits.MaxLabelKeyBytes)
+		case len(v) > limits.MaxLabelValueBytes:
+			bad("agent.labels", "label %q: value of %d bytes, at most %d (the controller's limit)", k, len(v), limits.MaxLabelValueBytes)
 		}
 	}
 
@@ -429,7 +441,10 @@ func (c *Config) Validate() error {
 		bad("snmp.max_concurrency", "must be at least 1, got %d", s.MaxConcurrency)
 	}
 
-	first := map[string]int{}
+	if n := len(c.Targets); n > limits.MaxTargets {
+		bad("targets", "%d targets, at most %d (the controller's limit)", n, limits.MaxTargets)
+	}
+	first, targetBytes := map[string]int{}, 0
 	for i, t := range c.Targets {
 		p := fmt.Sprintf("targets[%d]", i)
 		switch {
@@ -437,6 +452,8 @@ func (c *Config) Validate() error {
 			bad(p+".name", "required")
 		case strings.ContainsAny(t.Name, " \t\n/"):
 			bad(p+".name", "bad name %q: must not contain whitespace or \"/\"", t.Name)
+		case len(t.Name) > limits.MaxTargetNameBytes:
+			bad(p+".name", "%d bytes, at most %d (the controller's limit)", len(t.Name), limits.MaxTargetNameBytes)
 		default:
 			if j, dup := first[t.Name]; dup {
 				bad(p+".name", "duplicate target name %q (first at targets[%d])", t.Name, j)
@@ -444,8 +461,12 @@ func (c *Config) Validate() error {
 				first[t.Name] = i
 			}
 		}
-		if _, err := normalizeAddress(t.Address); err != nil {
+		if a, err := normalizeAddress(t.Address); err != nil {
 			bad(p+".address", "%s", err)
+		} else if len(a) > limits.MaxTargetAddressBytes {
+			bad(p+".address", "%d bytes, at most %d (the controller's limit)", len(a), limits.MaxTargetAddressBytes)
+		} else {
+			targetBytes += len(t.Name) + len(a) + len(t.Version)
 		}
 		switch t.Version {
 		case "1", "2c":
@@ -485,6 +506,9 @@ func (c *Config) Validate() error {
 				bad(p+".interval", "must be longer than the target's timeout (%s), got %s", timeout, interval)
 			}
 		}
+	}
+	if targetBytes > limits.MaxTargetListBytes {
+		bad("targets", "%d bytes of names, addresses and versions, at most %d (the controller's limit)", targetBytes, limits.MaxTargetListBytes)
 	}
 	c.validateRules(bad)
 	c.validateCollector(bad)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netaiops/netaiops/collector/limits"
 )
 
 // The example from the agent's documentation must load unchanged.
@@ -112,6 +114,10 @@ func TestInvalid(t *testing.T) {
 		"invalid-interval-negative.yaml":          `:7: snmp.interval: must be positive, got -5s`,
 		"invalid-interval-zero.yaml":              `:7: snmp.interval: must be positive, got 0s`,
 		"invalid-labels.yaml":                     `:3: agent.labels: expected a mapping of names to strings, got a list`,
+		"invalid-agent-id-long.yaml":              `:2: agent.id: 129 bytes, at most 128 (the controller's limit)`,
+		"invalid-label-value-long.yaml":           `:3: agent.labels: label "site": value of 257 bytes, at most 256 (the controller's limit)`,
+		"invalid-name-long.yaml":                  `:11: targets[0].name: 257 bytes, at most 256 (the controller's limit)`,
+		"invalid-address-long.yaml":               `:12: targets[0].address: 304 bytes, at most 270 (the controller's limit)`,
 		"invalid-max-concurrency.yaml":            `:10: snmp.max_concurrency: must be at least 1, got 0`,
 		"invalid-outbox-max-bytes.yaml":           `:4: agent.outbox_max_bytes: must be at least 65536 (64 KiB), got 1000`,
 		"invalid-max-repetitions-negative.yaml":   `:10: snmp.max_repetitions: must be between 0 and 4294967295, got -3`,
@@ -269,6 +275,41 @@ func TestValidateInCode(t *testing.T) {
 	}
 	if got := c.Targets[0].EffectiveRetries(c.SNMP); got != 0 {
 		t.Errorf("EffectiveRetries = %d", got)
+	}
+}
+
+// The counts the controller bounds in a hello (labels, targets) are
+// checked in the configuration, so the agent's hello is never refused.
+func TestControllerCountLimits(t *testing.T) {
+	c := &Config{
+		Agent:      Agent{ID: "a", DataDir: "/d", Labels: map[string]string{}},
+		Controller: Controller{Address: "c:1", Insecure: true},
+		SNMP:       SNMP{Interval: time.Second, Timeout: 500 * time.Millisecond, MaxRepetitions: 1, UnreachableAfter: 1, MaxConcurrency: 1},
+	}
+	for i := range limits.MaxLabels + 1 {
+		c.Agent.Labels[fmt.Sprintf("l%d", i)] = "v"
+	}
+	for i := range limits.MaxTargets + 1 {
+		c.Targets = append(c.Targets, Target{Name: fmt.Sprintf("t%d", i), Address: "h:161", Version: "2c", Community: "x"})
+	}
+	err := c.Validate()
+	want := "agent.labels: 65 labels, at most 64 (the controller's limit)\ntargets: 20001 targets, at most 20000 (the controller's limit)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+	delete(c.Agent.Labels, "l0")
+	c.Targets = c.Targets[:limits.MaxTargets]
+	if err := c.Validate(); err != nil {
+		t.Fatalf("at the limits: %v", err)
+	}
+	// 4 000 targets of 263 bytes each: more text than the controller keeps.
+	c.Targets = c.Targets[:4000]
+	for i := range c.Targets {
+		c.Targets[i].Name = fmt.Sprintf("%04d", i) + strings.Repeat("n", 252)
+	}
+	want = "targets: 1052000 bytes of names, addresses and versions, at most 1048576 (the controller's limit)"
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
 	}
 }
 

@@ -330,7 +330,9 @@ func (e *Engine) forget(device string, at time.Time, resolution string) []Change
 type changes []Change
 
 func (c *changes) add(t ChangeType, at time.Time, is *Issue) {
-	*c = append(*c, Change{Type: t, Time: at, Issue: clone(is)})
+	ch := Change{Type: t, Time: at, Issue: clone(is)}
+	fit(&ch.Issue)
+	*c = append(*c, ch)
 }
 
 // resolve closes an open issue; a suppressed one goes silently, as it was

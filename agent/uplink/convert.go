@@ -122,7 +122,10 @@ func (l legacyChange) change() detect.Change {
 // the controller ingests; agentID fills the issue's agent_id. The
 // attribute map is shared, not copied.
 func ChangeToProto(agentID string, seq uint64, c detect.Change) *netaiopsv1.IssueEvent {
-	is := c.Issue
+	// Cut to the controller's limits (detect.Fit): a record an older agent
+	// wrote may hold more than the controller accepts, and a refused event
+	// would block the log forever.
+	is := detect.Fit(c.Issue)
 	return &netaiopsv1.IssueEvent{
 		Seq:  seq,
 		Type: netaiopsv1.IssueEventType(c.Type),

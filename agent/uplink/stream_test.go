@@ -43,18 +43,19 @@ func TestKeepaliveWithinPolicy(t *testing.T) {
 	}
 }
 
-// TestBatchesBoundedByBytes: 30 events of 150 KB each (4.5 MB) reach a
-// controller that takes messages of at most 2 MiB, because the agent cuts
-// batches at the welcome's max_batch_bytes (1 MiB), not only at
-// max_batch_events (500).
+// TestBatchesBoundedByBytes: 330 events of 14 KB each (4.6 MB; an event
+// may have at most limits.MaxIssueBytes of text) reach a controller that
+// takes messages of at most 2 MiB, because the agent cuts batches at the
+// welcome's max_batch_bytes (1 MiB), not only at max_batch_events (500).
 func TestBatchesBoundedByBytes(t *testing.T) {
 	c := runCtl(t, func(cfg *controller.Config) { cfg.MaxRecvMsgSize = 2 << 20 })
 	_, fc := ctlClient(t, c.Addr().String())
 	ob := newOutbox(t)
-	big := strings.Repeat("x", 150<<10)
-	for i := 1; i <= 30; i++ {
+	const n = 330
+	big := strings.Repeat("x", 3500)
+	for i := 1; i <= n; i++ {
 		ch := mkChange(i)
-		ch.Issue.Attributes = map[string]string{"ifIndex": "1", "evidence": big}
+		ch.Issue.Attributes = map[string]string{"ifIndex": "1", "e1": big, "e2": big, "e3": big, "e4": big}
 		if _, err := uplink.Append(ob, ch); err != nil {
 			t.Fatal(err)
 		}
@@ -64,12 +65,12 @@ func TestBatchesBoundedByBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, u)
-	waitFor(t, 20*time.Second, "30 big events acked", func() bool { return u.Stats().Acked == 30 })
+	waitFor(t, 20*time.Second, "330 big events acked", func() bool { return u.Stats().Acked == n })
 	if s := u.Stats(); s.Sessions != 1 || s.Batches < 5 {
 		t.Errorf("stats %+v: want one session and at least 5 batches of at most 1 MiB", s)
 	}
-	if got := agentRecord(t, fc, "agent-1").GetLastStoredSeq(); got != 30 {
-		t.Errorf("controller stored up to seq %d, want 30", got)
+	if got := agentRecord(t, fc, "agent-1").GetLastStoredSeq(); got != n {
+		t.Errorf("controller stored up to seq %d, want %d", got, n)
 	}
 }
 

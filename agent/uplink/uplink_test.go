@@ -519,7 +519,7 @@ func TestStuckControllerReconnects(t *testing.T) {
 	big := strings.Repeat("x", 4096)
 	for i := 1; i <= 2000; i++ { // ~8 MB: far beyond the HTTP/2 windows
 		c := mkChange(i)
-		c.Issue.Summary = big
+		c.Issue.Attributes["evidence"] = big // within limits.MaxAttributeValueBytes: sent whole
 		if _, err := uplink.Append(ob, c); err != nil {
 			t.Fatal(err)
 		}

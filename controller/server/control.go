@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/netaiops/netaiops/collector/limits"
 	"github.com/netaiops/netaiops/controller/auth"
 	"github.com/netaiops/netaiops/controller/store"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
@@ -131,7 +132,7 @@ func (c *controlService) Connect(stream connectStream) error {
 	}
 	if p.Kind == auth.KindAgent && p.Name != info.ID {
 		log.Warn("agent refused: its credentials name another agent", "authenticated_as", p.Name, "via", p.Via)
-		return status.Errorf(codes.PermissionDenied, "hello.agent_id: %q, but the %s credentials are for agent %q", info.ID, p.Via, p.Name)
+		return status.Errorf(codes.PermissionDenied, "hello.agent_id: %q, but the %s credentials are for agent %q", limits.Truncate(info.ID, limits.MaxAgentIDBytes), p.Via, p.Name)
 	}
 
 	out := newSender(stream, s.cfg.SendQueue, s.droppedSends.Add)
@@ -316,13 +317,14 @@ func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *ne
 			for _, t := range cs.GetTargets() {
 				targets = append(targets, store.Target{Name: t.GetName(), Address: t.GetAddress(), SNMPVersion: t.GetSnmpVersion()})
 			}
-			if err := s.store.ConfigApplied(ctx, hello.GetAgentId(), cs.GetHash(), cs.GetVersion(), targets); err != nil {
+			if err := s.store.ConfigApplied(ctx, hello.GetAgentId(), limits.Truncate(cs.GetHash(), limits.MaxIDBytes), cs.GetVersion(), targets); err != nil {
 				return s.streamStoreError("config ack", err)
 			}
 			return nil
 		}
-		log.Warn("agent rejected configuration", "version", cs.GetVersion(), "hash", cs.GetHash(), "err", cs.GetError())
-		if err := s.store.ConfigRejected(ctx, hello.GetAgentId(), cs.GetHash(), cs.GetError()); err != nil {
+		nack := limits.Truncate(cs.GetError(), limits.MaxConfigErrorBytes)
+		log.Warn("agent rejected configuration", "version", cs.GetVersion(), "hash", cs.GetHash(), "err", nack)
+		if err := s.store.ConfigRejected(ctx, hello.GetAgentId(), limits.Truncate(cs.GetHash(), limits.MaxIDBytes), nack); err != nil {
 			return s.streamStoreError("config nack", err)
 		}
 		return nil
@@ -339,7 +341,7 @@ func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *ne
 func (c *controlService) ingest(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, b *netaiopsv1.EventBatch, out *sender) error {
 	s := c.s
 	if b.GetLogId() != hello.GetLogId() {
-		return status.Errorf(codes.InvalidArgument, "events.log_id: %q is not the hello's log_id %q", b.GetLogId(), hello.GetLogId())
+		return status.Errorf(codes.InvalidArgument, "events.log_id: %q is not the hello's log_id %q", limits.Truncate(b.GetLogId(), limits.MaxIDBytes), hello.GetLogId())
 	}
 	if n := len(b.GetEvents()); n > s.cfg.MaxBatchEvents {
 		return status.Errorf(codes.InvalidArgument, "events.events: %d events, more than max_batch_events %d", n, s.cfg.MaxBatchEvents)

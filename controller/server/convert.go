@@ -68,12 +68,26 @@ func issueFromProto(p *netaiopsv1.Issue) store.Issue {
 	}
 }
 
-// eventsFromProto converts a batch; an event without an issue is bad input.
+// eventsFromProto converts a batch; an event without an issue or with a
+// malformed timestamp is bad input. Enums, sizes and time ranges are the
+// store's to check (store.Ingest), on the domain values.
 func eventsFromProto(evs []*netaiopsv1.IssueEvent) ([]store.Event, error) {
 	out := make([]store.Event, 0, len(evs))
 	for i, e := range evs {
 		if e.GetIssue() == nil {
 			return nil, &store.ArgError{Field: fmt.Sprintf("seq %d: issue", e.GetSeq()), Reason: fmt.Sprintf("required (events[%d])", i)}
+		}
+		is := e.GetIssue()
+		for _, ts := range []struct {
+			field string
+			ts    *timestamppb.Timestamp
+		}{{"time", e.GetTime()}, {"issue.first_seen", is.GetFirstSeen()}, {"issue.last_seen", is.GetLastSeen()}, {"issue.resolved_at", is.GetResolvedAt()}} {
+			if ts.ts == nil {
+				continue
+			}
+			if err := ts.ts.CheckValid(); err != nil {
+				return nil, &store.ArgError{Field: fmt.Sprintf("seq %d: %s", e.GetSeq(), ts.field), Reason: fmt.Sprintf("invalid timestamp (%d s, %d ns): must be a valid google.protobuf.Timestamp", ts.ts.GetSeconds(), ts.ts.GetNanos())}
+			}
 		}
 		out = append(out, store.Event{
 			Seq:   e.GetSeq(),

@@ -46,7 +46,8 @@ func start(t *testing.T, cfg Config, watchBuffer int) *env {
 	}
 	srv := New(cfg, st, watch.New(watchBuffer), logger)
 	a := auth.New(nil, Policy(), ProtectedPrefixes, true)
-	g := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryInterceptor()), grpc.ChainStreamInterceptor(a.StreamInterceptor()))
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryInterceptor()), grpc.ChainStreamInterceptor(a.StreamInterceptor()),
+		grpc.MaxRecvMsgSize(DefaultMaxMsgSize), grpc.MaxSendMsgSize(DefaultMaxMsgSize)) // as the controller sets them
 	srv.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

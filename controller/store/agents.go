@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/netaiops/netaiops/collector/limits"
 )
 
 // Connect records an agent's hello: it upserts the agent (version, hostname,
@@ -18,6 +20,9 @@ func (s *Store) Connect(ctx context.Context, a AgentInfo) (ConnectResult, error)
 	}
 	if a.LogID == "" {
 		return ConnectResult{}, fmt.Errorf("connect agent %s: %w", a.ID, argErr("log_id", "required"))
+	}
+	if err := validateAgentInfo(a); err != nil {
+		return ConnectResult{}, fmt.Errorf("connect agent %s: %w", limits.Truncate(a.ID, limits.MaxAgentIDBytes), err)
 	}
 	res, err := s.connect(ctx, a)
 	if err != nil {
@@ -122,7 +127,9 @@ type agentToken struct {
 }
 
 // ListAgents returns agents ordered by id, at most size of them (0 means
-// DefaultPageSize, capped at MaxPageSize), after the position in token.
+// DefaultPageSize, capped at MaxPageSize), after the position in token. A
+// page also ends once its agents (their labels and targets as stored)
+// would exceed MaxPageBytes.
 func (s *Store) ListAgents(ctx context.Context, size int, token string) (agents []Agent, next string, err error) {
 	size, err = pageSize(size)
 	if err != nil {
@@ -148,6 +155,7 @@ func (s *Store) ListAgents(ctx context.Context, size int, token string) (agents 
 		return nil, "", fmt.Errorf("list agents: %w", err)
 	}
 	defer rows.Close()
+	more, bytes := false, 0
 	for rows.Next() {
 		var (
 			a                          Agent
@@ -168,14 +176,22 @@ func (s *Store) ListAgents(ctx context.Context, size int, token string) (agents 
 		a.LastSeen = time.Unix(0, lastSeen).UTC()
 		a.Pending, a.Dropped, a.LastStoredSeq = uint64(pend), uint64(drop), uint64(wmax)
 		a.AppliedConfigVersion = uint64(appliedVersion)
+		// A page ends early rather than outgrow what a client receives.
+		if bytes += len(labels) + len(targets) + len(a.Version) + len(a.Hostname) + len(a.LogID) + len(a.AppliedConfigHash) +
+			len(a.ConfigError) + len(a.ConfigErrorHash) + 256; bytes > MaxPageBytes && len(agents) > 0 {
+			more = true
+			break
+		}
 		agents = append(agents, a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("list agents: %w", err)
 	}
 	if len(agents) > size {
-		agents = agents[:size]
-		next = encodeToken(agentToken{ID: agents[size-1].ID})
+		agents, more = agents[:size], true
+	}
+	if more {
+		next = encodeToken(agentToken{ID: agents[len(agents)-1].ID})
 	}
 	return agents, next, nil
 }

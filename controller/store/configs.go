@@ -216,6 +216,9 @@ func Resolve(all []Config, agentID string, labels map[string]string) (Config, bo
 // ConfigApplied records an agent's ACK: it runs hash at version and polls
 // targets; any earlier NACK is cleared.
 func (s *Store) ConfigApplied(ctx context.Context, agentID, hash string, version uint64, targets []Target) error {
+	if err := validateTargets("config_status.targets", targets); err != nil {
+		return fmt.Errorf("record config ack of %s: %w", agentID, err)
+	}
 	if targets == nil {
 		targets = []Target{}
 	}

@@ -11,6 +11,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/netaiops/netaiops/collector/limits"
 )
 
 const issueColumns = `id, agent_id, device, kind, severity, state, summary, first_seen, last_seen, resolved_at,
@@ -65,6 +67,12 @@ func validateBatch(agentID, logID string, events []Event) error {
 	if logID == "" {
 		return argErr("log_id", "required")
 	}
+	if err := checkLen("agent_id", agentID, limits.MaxAgentIDBytes); err != nil {
+		return err
+	}
+	if err := checkLen("log_id", logID, limits.MaxIDBytes); err != nil {
+		return err
+	}
 	var prev uint64
 	for i, ev := range events {
 		switch {
@@ -80,7 +88,11 @@ func validateBatch(agentID, logID string, events []Event) error {
 			return argErr(fmt.Sprintf("seq %d: issue.kind", ev.Seq), "required")
 		case ev.Issue.Device == "":
 			return argErr(fmt.Sprintf("seq %d: issue.device", ev.Seq), "required")
-		case ev.Issue.AgentID != "" && ev.Issue.AgentID != agentID:
+		}
+		if err := validateEvent(ev); err != nil {
+			return err
+		}
+		if ev.Issue.AgentID != "" && ev.Issue.AgentID != agentID {
 			return argErr(fmt.Sprintf("seq %d: issue.agent_id", ev.Seq), fmt.Sprintf("%q is not the sending agent %q", ev.Issue.AgentID, agentID))
 		}
 		prev = ev.Seq
@@ -134,8 +146,14 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 	var fresh []Event
 	for _, ev := range events {
 		if ev.Seq <= res.Watermark {
+			if err := checkReplay(ctx, tx, agentID, logID, ev); err != nil {
+				return IngestResult{}, err
+			}
 			res.Replayed++
 			continue
+		}
+		if err := checkSeqGap(ev.Seq, res.Watermark); err != nil {
+			return IngestResult{}, err
 		}
 		fresh = append(fresh, ev)
 	}
@@ -457,7 +475,8 @@ func pageSize(n int) (int, error) {
 
 // ListIssues returns issues matching the filter, newest first by
 // (first_seen, id), at most size of them (0 means DefaultPageSize, capped at
-// MaxPageSize), after the position in token. next is empty on the last page.
+// MaxPageSize), after the position in token. A page also ends once its
+// issues would exceed MaxPageBytes. next is empty on the last page.
 func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token string) (issues []Issue, next string, err error) {
 	size, err = pageSize(size)
 	if err != nil {
@@ -502,10 +521,16 @@ func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token s
 		return nil, "", fmt.Errorf("list issues: %w", err)
 	}
 	defer rows.Close()
+	more, bytes := false, 0
 	for rows.Next() {
 		is, err := scanIssue(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("list issues: %w", err)
+		}
+		// A page ends early rather than outgrow what a client receives.
+		if bytes += issueWireBytes(is); bytes > MaxPageBytes && len(issues) > 0 {
+			more = true
+			break
 		}
 		issues = append(issues, is)
 	}
@@ -513,9 +538,25 @@ func (s *Store) ListIssues(ctx context.Context, f IssueFilter, size int, token s
 		return nil, "", fmt.Errorf("list issues: %w", err)
 	}
 	if len(issues) > size {
-		issues = issues[:size]
-		last := issues[size-1]
+		issues, more = issues[:size], true
+	}
+	if more {
+		last := issues[len(issues)-1]
 		next = encodeToken(issueToken{FirstSeen: nanosOrZero(last.FirstSeen), ID: last.ID, Filter: f.hash()})
 	}
 	return issues, next, nil
+}
+
+// MaxPageBytes bounds the estimated encoded size of one page of issues or agents:
+// half of gRPC's default 4 MiB message, so any client can receive a page
+// of issues of the largest size (limits.MaxIssueBytes) whatever its
+// page_size; a page that would grow beyond it ends early with a
+// next_page_token (a single larger item still makes a page).
+const MaxPageBytes = 2 << 20
+
+// issueWireBytes estimates an issue's encoded size from above: its text,
+// plus room for the tags, lengths, enums and timestamps around it.
+func issueWireBytes(is Issue) int {
+	return limits.IssueBytes(is.Attributes, is.ID, is.AgentID, is.Device, is.Kind, is.Summary, is.Object,
+		is.Fingerprint, is.CausedBy, is.AcknowledgedBy) + 8*len(is.Attributes) + 256
 }

@@ -133,7 +133,7 @@ func TestIngestIdempotent(t *testing.T) {
 		t.Fatalf("overlap = %+v", res)
 	}
 	// An older seq arriving late never overwrites newer state.
-	res = mustIngest(t, s, "a1", "L1", ev(2, EventUpdated, "i1", StateOpen, "stale"))
+	res = mustIngest(t, s, "a1", "L1", ev(2, EventUpdated, "i1", StateOpen, "still down"))
 	if res.Stored != 0 || len(res.Changed) != 0 {
 		t.Fatalf("old seq = %+v", res)
 	}
@@ -265,7 +265,7 @@ func TestAcknowledgeSurvivesUpdatesAndRestart(t *testing.T) {
 		t.Fatalf("watermark after restart = %d", wm)
 	}
 	// Replaying after a restart changes nothing either.
-	if res, err := s2.Ingest(ctx, "a1", "L1", []Event{ev(2, EventUpdated, "i1", StateOpen, "x")}); err != nil || res.Stored != 0 {
+	if res, err := s2.Ingest(ctx, "a1", "L1", []Event{ev(2, EventUpdated, "i1", StateOpen, "still down")}); err != nil || res.Stored != 0 {
 		t.Fatalf("replay after restart = %+v, %v", res, err)
 	}
 }
@@ -281,7 +281,7 @@ func TestListIssuesPaging(t *testing.T) {
 		// Pairs of issues share a first_seen, so the id breaks ties.
 		e.Issue.FirstSeen = t0.Add(time.Duration(i/2) * time.Minute)
 		if i%3 == 0 {
-			e.Issue.State = StateResolved
+			e.Type, e.Issue.State = EventResolved, StateResolved
 			e.Issue.ResolvedAt = e.Issue.FirstSeen.Add(time.Second)
 		}
 		if i%5 == 0 {
