@@ -98,26 +98,18 @@ func validateBatch(agentID, logID string, events []Event) error {
 // Skipped seqs (a gap: the agent dropped events) raise the agent's
 // agent_events_dropped issue in the same transaction; it is the last of
 // Changed. The agent must have connected before. A bad batch (an ArgError)
-// stores nothing.
+// stores nothing. IngestGroup does the same for several batches in one
+// transaction.
 func (s *Store) Ingest(ctx context.Context, agentID, logID string, events []Event) (IngestResult, error) {
-	if err := validateBatch(agentID, logID, events); err != nil {
-		return IngestResult{}, fmt.Errorf("ingest agent %s log %s: %w", agentID, logID, err)
-	}
-	res, err := s.ingest(ctx, agentID, logID, events)
+	out, err := s.IngestGroup(ctx, []IngestRequest{{AgentID: agentID, LogID: logID, Events: events}}, nil)
 	if err != nil {
-		return IngestResult{}, fmt.Errorf("ingest agent %s log %s: %w", agentID, logID, err)
+		return IngestResult{}, err
 	}
-	return res, nil
+	return out[0].Result, out[0].Err
 }
 
-func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Event) (IngestResult, error) {
-	now := s.now()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return IngestResult{}, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-
+// ingest applies one batch inside tx (see Ingest); the caller commits.
+func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, logID string, events []Event) (IngestResult, error) {
 	var one int
 	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM agents WHERE id = ?`, agentID).Scan(&one); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -126,7 +118,7 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		return IngestResult{}, fmt.Errorf("read agent: %w", err)
 	}
 	var wm int64
-	err = tx.QueryRowContext(ctx, `SELECT seq FROM log_watermarks WHERE agent_id = ? AND log_id = ?`, agentID, logID).Scan(&wm)
+	err := tx.QueryRowContext(ctx, `SELECT seq FROM log_watermarks WHERE agent_id = ? AND log_id = ?`, agentID, logID).Scan(&wm)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return IngestResult{}, fmt.Errorf("read watermark: %w", err)
 	}
@@ -143,9 +135,6 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		return IngestResult{}, fmt.Errorf("update agent last seen: %w", err)
 	}
 	if len(fresh) == 0 {
-		if err := tx.Commit(); err != nil {
-			return IngestResult{}, fmt.Errorf("commit: %w", err)
-		}
 		return res, nil
 	}
 	prev := res.Watermark
@@ -169,14 +158,14 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 	}
 	defer insertEvent.Close()
 	upsertIssue, err := tx.PrepareContext(ctx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
-			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			device = excluded.device, kind = excluded.kind, severity = excluded.severity, state = excluded.state,
 			summary = excluded.summary, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
 			resolved_at = excluded.resolved_at, attributes = excluded.attributes, object = excluded.object,
 			fingerprint = excluded.fingerprint, caused_by = excluded.caused_by, update_time = excluded.update_time,
-			last_log_id = excluded.last_log_id, last_seq = excluded.last_seq
+			last_log_id = excluded.last_log_id, last_seq = excluded.last_seq, change_type = excluded.change_type
 		WHERE issues.agent_id = excluded.agent_id
 			AND (issues.last_log_id <> excluded.last_log_id OR issues.last_seq < excluded.last_seq)
 		RETURNING `+issueColumns)
@@ -208,10 +197,14 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		}
 		stored, err := scanIssue(upsertIssue.QueryRowContext(ctx, is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
 			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
-			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq)))
+			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type)))
 		switch {
 		case err == nil:
-			res.Changed = append(res.Changed, Change{Type: ev.Type, Issue: stored})
+			pos, err := changePos(ctx, tx)
+			if err != nil {
+				return IngestResult{}, err
+			}
+			res.Changed = append(res.Changed, Change{Type: ev.Type, Issue: stored, Pos: pos})
 		case errors.Is(err, sql.ErrNoRows):
 			// Not written: either a later event already wrote the issue, or
 			// the id belongs to another agent, which is bad input.
@@ -239,9 +232,6 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		if ok {
 			res.Changed = append(res.Changed, ch)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return IngestResult{}, fmt.Errorf("commit: %w", err)
 	}
 	return res, nil
 }
@@ -271,13 +261,24 @@ func (s *Store) GetIssue(ctx context.Context, id string) (Issue, error) {
 // Acknowledge marks an issue as seen by an operator. Acknowledging an issue
 // already acknowledged changes nothing and reports changed false.
 func (s *Store) Acknowledge(ctx context.Context, id, by string) (is Issue, changed bool, err error) {
-	now := s.now().UnixNano()
-	is, err = scanIssue(s.db.QueryRowContext(ctx, `UPDATE issues
-		SET acknowledged = 1, acknowledged_by = ?, acknowledged_at = ?, update_time = ?
-		WHERE id = ? AND acknowledged = 0
-		RETURNING `+issueColumns, by, now, now, id))
+	var ch Change
+	err = s.write(ctx, func(tx *sql.Tx, now time.Time) ([]Change, error) {
+		is, err := scanIssue(tx.QueryRowContext(ctx, `UPDATE issues
+			SET acknowledged = 1, acknowledged_by = ?, acknowledged_at = ?, update_time = ?, change_type = ?
+			WHERE id = ? AND acknowledged = 0
+			RETURNING `+issueColumns, by, now.UnixNano(), now.UnixNano(), int64(EventUpdated), id))
+		if err != nil {
+			return nil, err
+		}
+		pos, err := changePos(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		ch = Change{Type: EventUpdated, Issue: is, Pos: pos}
+		return []Change{ch}, nil
+	})
 	if err == nil {
-		return is, true, nil
+		return ch.Issue, true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Issue{}, false, fmt.Errorf("acknowledge issue %q: %w", id, err)

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -25,6 +26,11 @@ type Store struct {
 	path   string
 	logger *slog.Logger
 	now    func() time.Time
+
+	// commitMu serialises the transactions that write issues with the
+	// publication of their changes (see write).
+	commitMu sync.Mutex
+	pub      Publisher
 }
 
 // Option changes how Open builds a Store.
