@@ -89,9 +89,13 @@ func DefaultConfig() Config {
 		HeartbeatInterval: server.DefaultHeartbeatInterval,
 		MaxBatchEvents:    server.DefaultMaxBatchEvents,
 		WatchBuffer:       watch.DefaultBuffer,
-		MaxRecvMsgSize:    server.DefaultMaxMsgSize,
-		MaxBatchBytes:     server.DefaultMaxBatchBytes,
-		ShutdownTimeout:   10 * time.Second,
+
+		WatchSendTimeout:     server.DefaultWatchSendTimeout,
+		MaxWatchers:          server.DefaultMaxWatchers,
+		MaxWatchersPerCaller: server.DefaultMaxWatchersPerCaller,
+		MaxRecvMsgSize:       server.DefaultMaxMsgSize,
+		MaxBatchBytes:        server.DefaultMaxBatchBytes,
+		ShutdownTimeout:      10 * time.Second,
 
 		MaxConnectionAge:      30 * time.Minute,
 		MaxConnectionAgeGrace: time.Minute,
@@ -142,6 +146,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatchEvents < 1 || c.MaxBatchEvents > MaxMaxBatchEvents {
 		errs = append(errs, fmt.Errorf("--max-batch-events: %d is outside 1..%d", c.MaxBatchEvents, MaxMaxBatchEvents))
+	}
+	if c.MaxWatchers < 1 || c.MaxWatchersPerCaller < 1 {
+		errs = append(errs, fmt.Errorf("--max-watchers %d, --max-watchers-per-caller %d: want at least 1", c.MaxWatchers, c.MaxWatchersPerCaller))
+	}
+	if c.WatchSendTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--watch-send-timeout: %s, want at least 100ms", c.WatchSendTimeout))
 	}
 	if c.WatchBuffer < 1 {
 		errs = append(errs, fmt.Errorf("watch buffer: %d, want at least 1", c.WatchBuffer))

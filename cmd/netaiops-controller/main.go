@@ -40,6 +40,9 @@ func run(args []string) int {
 	fs.StringVar(&cfg.DBPath, "db", cfg.DBPath, "SQLite database file (its directory is created)")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "heartbeat interval of agent streams, both ways")
 	fs.IntVar(&cfg.MaxBatchEvents, "max-batch-events", cfg.MaxBatchEvents, "most events an agent may send in one batch")
+	fs.IntVar(&cfg.MaxWatchers, "max-watchers", cfg.MaxWatchers, "most WatchIssues streams open at once")
+	fs.IntVar(&cfg.MaxWatchersPerCaller, "max-watchers-per-caller", cfg.MaxWatchersPerCaller, "most WatchIssues streams of one caller (token or certificate name; peer address without authentication)")
+	fs.DurationVar(&cfg.WatchSendTimeout, "watch-send-timeout", cfg.WatchSendTimeout, "end a WatchIssues stream whose client reads nothing for this long (it can resume after its last position)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2

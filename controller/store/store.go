@@ -56,6 +56,9 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	// the events; NORMAL in WAL mode could lose the last commits to a
 	// power loss.
 	q.Add("_pragma", "synchronous(FULL)")
+	// Group commits put each agent's batch under a savepoint: keep the
+	// statement journals they need in memory, not in temporary files.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	// Write transactions take the write lock at BEGIN, so two writers never
 	// deadlock upgrading read locks; busy_timeout makes them queue.
 	q.Set("_txlock", "immediate")
