@@ -56,7 +56,7 @@ func main() {
 	flag.DurationVar(&o.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the agent streams")
 	flag.DurationVar(&o.every, "every", time.Second, "each agent sends one batch this often")
 	flag.IntVar(&o.perBatch, "per-batch", 2, "events in each steady batch")
-	flag.IntVar(&o.burst, "burst", 300, "events each agent sends at once at -burst-at (a reconnect backlog)")
+	flag.IntVar(&o.burst, "burst", 50, "events each agent sends at once at -burst-at (a reconnect backlog)")
 	flag.DurationVar(&o.burstAt, "burst-at", 10*time.Second, "when the burst starts")
 	flag.IntVar(&o.issuesPerAgent, "issues-per-agent", 50, "distinct issues each agent cycles through")
 	flag.IntVar(&o.idleWatchers, "idle-watchers", 10000, "idle WatchIssues streams opened to measure memory per watcher (0: skip)")

@@ -58,9 +58,14 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now time.Time) ([
 
 // changePos returns the position the last write of an issue row in tx took
 // (assigned by the triggers of migration 0003).
-func changePos(ctx context.Context, tx *sql.Tx) (uint64, error) {
+func (s *Store) changePos(ctx context.Context, tx *sql.Tx) (uint64, error) {
+	st, err := s.prepare(ctx, tx, `SELECT pos FROM change_position WHERE id = 1`)
+	if err != nil {
+		return 0, fmt.Errorf("read change position: %w", err)
+	}
+	defer st.Close()
 	var pos int64
-	if err := tx.QueryRowContext(ctx, `SELECT pos FROM change_position WHERE id = 1`).Scan(&pos); err != nil {
+	if err := st.QueryRowContext(ctx).Scan(&pos); err != nil {
 		return 0, fmt.Errorf("read change position: %w", err)
 	}
 	return uint64(pos), nil

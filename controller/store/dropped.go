@@ -35,7 +35,7 @@ func droppedIssueID(agentID, logID string) string {
 // issue of the agent's log: reported is the agent's own cumulative drop
 // count (kept when it grew), missing the seqs just found skipped (added).
 // It returns the change, or ok false when nothing grew.
-func raiseEventsDropped(ctx context.Context, tx *sql.Tx, agentID, logID string, reported, missing uint64, now time.Time) (ch Change, ok bool, err error) {
+func (s *Store) raiseEventsDropped(ctx context.Context, tx *sql.Tx, agentID, logID string, reported, missing uint64, now time.Time) (ch Change, ok bool, err error) {
 	id := droppedIssueID(agentID, logID)
 	old, err := scanIssue(tx.QueryRowContext(ctx, `SELECT `+issueColumns+` FROM issues WHERE id = ?`, id))
 	exists := err == nil
@@ -76,7 +76,7 @@ func raiseEventsDropped(ctx context.Context, tx *sql.Tx, agentID, logID string, 
 	if err != nil {
 		return Change{}, false, fmt.Errorf("upsert %s issue: %w", KindEventsDropped, err)
 	}
-	pos, err := changePos(ctx, tx)
+	pos, err := s.changePos(ctx, tx)
 	if err != nil {
 		return Change{}, false, err
 	}
@@ -102,7 +102,7 @@ func (s *Store) heartbeat(ctx context.Context, tx *sql.Tx, now time.Time, agentI
 		return Change{}, false, fmt.Errorf("update agent: %w", err)
 	}
 	if clampInt64(dropped) > before {
-		ch, ok, err = raiseEventsDropped(ctx, tx, agentID, logID, dropped, 0, now)
+		ch, ok, err = s.raiseEventsDropped(ctx, tx, agentID, logID, dropped, 0, now)
 		if err != nil {
 			return Change{}, false, err
 		}

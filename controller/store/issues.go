@@ -151,13 +151,13 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 		return IngestResult{}, fmt.Errorf("advance watermark: %w", err)
 	}
 
-	insertEvent, err := tx.PrepareContext(ctx, `INSERT INTO issue_events (agent_id, log_id, seq, issue_id, type, time, payload, received_at)
+	insertEvent, err := s.prepare(ctx, tx, `INSERT INTO issue_events (agent_id, log_id, seq, issue_id, type, time, payload, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare event insert: %w", err)
 	}
 	defer insertEvent.Close()
-	upsertIssue, err := tx.PrepareContext(ctx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
+	upsertIssue, err := s.prepare(ctx, tx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
 			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
@@ -200,7 +200,7 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type)))
 		switch {
 		case err == nil:
-			pos, err := changePos(ctx, tx)
+			pos, err := s.changePos(ctx, tx)
 			if err != nil {
 				return IngestResult{}, err
 			}
@@ -225,7 +225,7 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 		for _, g := range res.Gaps {
 			missing += g.Next - g.After - 1
 		}
-		ch, ok, err := raiseEventsDropped(ctx, tx, agentID, logID, 0, missing, now)
+		ch, ok, err := s.raiseEventsDropped(ctx, tx, agentID, logID, 0, missing, now)
 		if err != nil {
 			return IngestResult{}, err
 		}
@@ -270,7 +270,7 @@ func (s *Store) Acknowledge(ctx context.Context, id, by string) (is Issue, chang
 		if err != nil {
 			return nil, err
 		}
-		pos, err := changePos(ctx, tx)
+		pos, err := s.changePos(ctx, tx)
 		if err != nil {
 			return nil, err
 		}

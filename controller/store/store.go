@@ -31,6 +31,9 @@ type Store struct {
 	// publication of their changes (see write).
 	commitMu sync.Mutex
 	pub      Publisher
+
+	// stmts caches prepared statements by their SQL (see prepare).
+	stmts sync.Map
 }
 
 // Option changes how Open builds a Store.
@@ -94,8 +97,30 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	return s, nil
 }
 
+// prepare returns query prepared for tx. The statement is prepared once
+// per connection and reused by later transactions: SQLite's prepare costs
+// as much as running a small statement, and ingest runs the same few
+// statements for every batch.
+func (s *Store) prepare(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	st, ok := s.stmts.Load(query)
+	if !ok {
+		prepared, err := s.db.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		if st, ok = s.stmts.LoadOrStore(query, prepared); ok {
+			prepared.Close()
+		}
+	}
+	return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+}
+
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}

@@ -3,6 +3,7 @@ package watch
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -118,5 +119,32 @@ func TestLatePublishIsIgnored(t *testing.T) {
 	h.Publish(change(5, "old", "sw1", store.StateOpen), change(6, "a", "sw1", store.StateOpen), change(6, "dup", "sw1", store.StateOpen))
 	if h.Head() != 6 || h.Late() != 2 || h.Published() != 1 {
 		t.Fatalf("head %d late %d published %d", h.Head(), h.Late(), h.Published())
+	}
+}
+
+// A watcher is a cursor, not a buffer: 10 000 idle watchers cost the hub
+// next to nothing (each used to hold a 256-change buffer, ~85 KiB).
+func TestIdleWatcherIsSmall(t *testing.T) {
+	h := New(0)
+	const n = 10000
+	ws := make([]*Watcher, 0, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		ws = append(ws, h.Subscribe(store.IssueFilter{Device: "sw1"}))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / n
+	t.Logf("%.0f bytes of heap per idle watcher", per)
+	if per > 512 {
+		t.Fatalf("%.0f bytes of heap per idle watcher, want at most 512", per)
+	}
+	for _, w := range ws {
+		w.Close()
+	}
+	if h.Watchers() != 0 {
+		t.Fatalf("watchers %d", h.Watchers())
 	}
 }
