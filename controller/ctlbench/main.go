@@ -46,6 +46,7 @@ type options struct {
 	issuesPerAgent int
 	idleWatchers   int
 	watchers       int
+	connectSpread  time.Duration
 }
 
 func main() {
@@ -60,6 +61,7 @@ func main() {
 	flag.DurationVar(&o.burstAt, "burst-at", 10*time.Second, "when the burst starts")
 	flag.IntVar(&o.issuesPerAgent, "issues-per-agent", 50, "distinct issues each agent cycles through")
 	flag.IntVar(&o.idleWatchers, "idle-watchers", 10000, "idle WatchIssues streams opened to measure memory per watcher (0: skip)")
+	flag.DurationVar(&o.connectSpread, "connect-spread", 5*time.Second, "agents connect at random times within this period")
 	flag.IntVar(&o.watchers, "watchers", 2, "WatchIssues streams reading every change during the load")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -212,6 +214,9 @@ func run(o options) error {
 	errs := make(chan error, o.agents)
 	for i := range o.agents {
 		awg.Go(func() {
+			// Agents connect over the first seconds, as a fleet does
+			// after a controller restart (jittered reconnect backoff).
+			time.Sleep(time.Duration(rand.Int64N(int64(o.connectSpread) + 1)))
 			if err := fleet.agent(ctx, addr, i); err != nil {
 				errs <- fmt.Errorf("agent %d: %w", i, err)
 			}

@@ -43,6 +43,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now time.Time) ([
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	clear(s.txStmts)    // they closed with the previous transaction
 	changes, err := fn(tx, s.now())
 	if err != nil {
 		return err
@@ -63,7 +64,6 @@ func (s *Store) changePos(ctx context.Context, tx *sql.Tx) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read change position: %w", err)
 	}
-	defer st.Close()
 	var pos int64
 	if err := st.QueryRowContext(ctx).Scan(&pos); err != nil {
 		return 0, fmt.Errorf("read change position: %w", err)

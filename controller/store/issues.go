@@ -156,7 +156,6 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare event insert: %w", err)
 	}
-	defer insertEvent.Close()
 	upsertIssue, err := s.prepare(ctx, tx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
 			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -172,7 +171,6 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare issue upsert: %w", err)
 	}
-	defer upsertIssue.Close()
 
 	for _, ev := range fresh {
 		is := ev.Issue

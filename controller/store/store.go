@@ -32,8 +32,9 @@ type Store struct {
 	commitMu sync.Mutex
 	pub      Publisher
 
-	// stmts caches prepared statements by their SQL (see prepare).
-	stmts sync.Map
+	// txStmts are the statements prepared in the transaction of write
+	// (guarded by commitMu; see prepare).
+	txStmts map[string]*sql.Stmt
 }
 
 // Option changes how Open builds a Store.
@@ -70,8 +71,11 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
+	// Enough connections that readers (watch catch-ups, lists, the
+	// desired config of a new stream) never wait for writers, which hold
+	// a connection while they wait for SQLite's write lock.
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(0)
 	s := &Store{db: db, path: path, logger: logger, now: time.Now}
 	for _, o := range opts {
@@ -97,30 +101,28 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	return s, nil
 }
 
-// prepare returns query prepared for tx. The statement is prepared once
-// per connection and reused by later transactions: SQLite's prepare costs
-// as much as running a small statement, and ingest runs the same few
-// statements for every batch.
+// prepare returns query prepared for tx, once per transaction: SQLite's
+// prepare costs as much as running a small statement, and a group commit
+// runs the same few statements for every batch it carries. Only for the
+// transaction of write (commitMu held); the statement closes with it, so
+// callers must not close it.
 func (s *Store) prepare(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	st, ok := s.stmts.Load(query)
-	if !ok {
-		prepared, err := s.db.PrepareContext(ctx, query)
-		if err != nil {
-			return nil, err
-		}
-		if st, ok = s.stmts.LoadOrStore(query, prepared); ok {
-			prepared.Close()
-		}
+	if s.txStmts == nil {
+		s.txStmts = map[string]*sql.Stmt{}
 	}
-	return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	if st, ok := s.txStmts[query]; ok {
+		return st, nil
+	}
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.txStmts[query] = st
+	return st, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	s.stmts.Range(func(_, st any) bool {
-		st.(*sql.Stmt).Close()
-		return true
-	})
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}
