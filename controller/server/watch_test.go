@@ -291,6 +291,7 @@ func TestStreamsHeartbeatWhileIngestWaitsAndCommitsGroup(t *testing.T) {
 	const locked = 1500 * time.Millisecond
 	type tally struct {
 		heartbeats int
+		longest    time.Duration
 		err        error
 	}
 	results := make(chan tally, agents)
@@ -298,8 +299,11 @@ func TestStreamsHeartbeatWhileIngestWaitsAndCommitsGroup(t *testing.T) {
 		go func() {
 			var tl tally
 			deadline := time.Now().Add(locked)
+			last := time.Now()
 			for time.Now().Before(deadline) {
 				m, err := a.stream.Recv()
+				tl.longest = max(tl.longest, time.Since(last))
+				last = time.Now()
 				if err != nil {
 					tl.err = err
 					break
@@ -321,6 +325,11 @@ func TestStreamsHeartbeatWhileIngestWaitsAndCommitsGroup(t *testing.T) {
 		}
 		if min := int(locked/hb) / 2; tl.heartbeats < min {
 			t.Fatalf("an agent got %d heartbeats in %s with a %s interval; want at least %d", tl.heartbeats, locked, hb, min)
+		}
+		// Heartbeats go out after 3/4 of an interval of silence; allow
+		// for scheduling under -race on a shared machine.
+		if tl.longest > 2*hb {
+			t.Fatalf("an agent heard nothing for %s; heartbeat interval %s", tl.longest, hb)
 		}
 	}
 	unlock()

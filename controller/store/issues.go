@@ -157,14 +157,15 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 		return IngestResult{}, fmt.Errorf("prepare event insert: %w", err)
 	}
 	upsertIssue, err := s.prepare(ctx, tx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
-			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type, change_pos)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			device = excluded.device, kind = excluded.kind, severity = excluded.severity, state = excluded.state,
 			summary = excluded.summary, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
 			resolved_at = excluded.resolved_at, attributes = excluded.attributes, object = excluded.object,
 			fingerprint = excluded.fingerprint, caused_by = excluded.caused_by, update_time = excluded.update_time,
-			last_log_id = excluded.last_log_id, last_seq = excluded.last_seq, change_type = excluded.change_type
+			last_log_id = excluded.last_log_id, last_seq = excluded.last_seq, change_type = excluded.change_type,
+			change_pos = excluded.change_pos
 		WHERE issues.agent_id = excluded.agent_id
 			AND (issues.last_log_id <> excluded.last_log_id OR issues.last_seq < excluded.last_seq)
 		RETURNING `+issueColumns)
@@ -193,15 +194,15 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			}
 			attrs = string(b)
 		}
+		pos, err := s.nextPos(ctx, tx)
+		if err != nil {
+			return IngestResult{}, err
+		}
 		stored, err := scanIssue(upsertIssue.QueryRowContext(ctx, is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
 			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
-			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type)))
+			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type), int64(pos)))
 		switch {
 		case err == nil:
-			pos, err := s.changePos(ctx, tx)
-			if err != nil {
-				return IngestResult{}, err
-			}
 			res.Changed = append(res.Changed, Change{Type: ev.Type, Issue: stored, Pos: pos})
 		case errors.Is(err, sql.ErrNoRows):
 			// Not written: either a later event already wrote the issue, or

@@ -22,14 +22,18 @@ UPDATE issues SET change_pos = r.n, change_type = CASE issues.state WHEN 2 THEN 
 
 CREATE UNIQUE INDEX issues_change_pos ON issues (change_pos) WHERE change_pos > 0;
 
+-- A writer may take the position itself (UPDATE change_position ...
+-- RETURNING pos) and write it with the row: then the triggers do nothing.
 CREATE TRIGGER issues_change_pos_insert AFTER INSERT ON issues
+WHEN NEW.change_pos = 0
 BEGIN
 	UPDATE change_position SET pos = pos + 1 WHERE id = 1;
 	UPDATE issues SET change_pos = (SELECT pos FROM change_position WHERE id = 1) WHERE id = NEW.id;
 END;
 
 -- The WHEN clause keeps the trigger's own write of change_pos from firing it
--- again (should recursive triggers ever be turned on).
+-- again (should recursive triggers ever be turned on), and leaves a writer
+-- that set change_pos itself alone.
 CREATE TRIGGER issues_change_pos_update AFTER UPDATE ON issues
 WHEN NEW.change_pos = OLD.change_pos
 BEGIN
