@@ -271,13 +271,22 @@ func lockDatabase(t *testing.T, e *env) (unlock func()) {
 // of several agents that waited are committed together, each agent acked
 // after the commit holding its batch.
 func TestStreamsHeartbeatWhileIngestWaitsAndCommitsGroup(t *testing.T) {
-	const hb = 100 * time.Millisecond
+	const hb = 200 * time.Millisecond
 	e := start(t, Config{HeartbeatInterval: hb}, 0)
 	const agents = 20
 	as := make([]*agent, agents)
+	// The agents send no heartbeats: their hellos go out together, so
+	// that none is silent for 3 intervals before its batch.
 	for i := range as {
 		as[i] = dial(t, e)
-		as[i].welcome(fmt.Sprintf("a%d", i), "L1")
+	}
+	for i, a := range as {
+		a.send(hello(fmt.Sprintf("a%d", i), "L1"))
+	}
+	for _, a := range as {
+		if m, err := a.recv(); err != nil || m.GetWelcome() == nil {
+			t.Fatalf("want welcome, got %v, %v", m, err)
+		}
 	}
 	unlock := lockDatabase(t, e)
 	for i, a := range as {
