@@ -57,6 +57,24 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now time.Time) ([
 	return nil
 }
 
+// queryRow and exec run a statement of write's transaction through the
+// statement cache of prepare.
+func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	st, err := s.prepare(ctx, tx, query)
+	if err != nil {
+		return tx.QueryRowContext(ctx, query, args...) // reports the error on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.prepare(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
 // changePos returns the position the last write of an issue row in tx took
 // (assigned by the triggers of migration 0003).
 func (s *Store) changePos(ctx context.Context, tx *sql.Tx) (uint64, error) {
@@ -192,12 +210,12 @@ func (s *Store) IngestGroup(ctx context.Context, reqs []IngestRequest, statuses 
 			if out[i].Err != nil {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT batch`); err != nil {
+			if _, err := s.exec(ctx, tx, `SAVEPOINT batch`); err != nil {
 				return nil, fmt.Errorf("savepoint: %w", err)
 			}
 			res, err := s.ingest(ctx, tx, now, r.AgentID, r.LogID, r.Events)
 			if err != nil {
-				if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO batch`); rerr != nil {
+				if _, rerr := s.exec(ctx, tx, `ROLLBACK TO batch`); rerr != nil {
 					return nil, fmt.Errorf("roll back batch of agent %s: %w (after %w)", r.AgentID, rerr, err)
 				}
 				out[i].Err = fmt.Errorf("ingest agent %s log %s: %w", r.AgentID, r.LogID, err)
@@ -205,7 +223,7 @@ func (s *Store) IngestGroup(ctx context.Context, reqs []IngestRequest, statuses 
 				out[i].Result = res
 				changes = append(changes, res.Changed...)
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE batch`); err != nil {
+			if _, err := s.exec(ctx, tx, `RELEASE batch`); err != nil {
 				return nil, fmt.Errorf("release savepoint: %w", err)
 			}
 		}

@@ -111,14 +111,14 @@ func (s *Store) Ingest(ctx context.Context, agentID, logID string, events []Even
 // ingest applies one batch inside tx (see Ingest); the caller commits.
 func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, logID string, events []Event) (IngestResult, error) {
 	var one int
-	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM agents WHERE id = ?`, agentID).Scan(&one); err != nil {
+	if err := s.queryRow(ctx, tx, `SELECT 1 FROM agents WHERE id = ?`, agentID).Scan(&one); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return IngestResult{}, fmt.Errorf("agent: %w", ErrNotFound)
 		}
 		return IngestResult{}, fmt.Errorf("read agent: %w", err)
 	}
 	var wm int64
-	err := tx.QueryRowContext(ctx, `SELECT seq FROM log_watermarks WHERE agent_id = ? AND log_id = ?`, agentID, logID).Scan(&wm)
+	err := s.queryRow(ctx, tx, `SELECT seq FROM log_watermarks WHERE agent_id = ? AND log_id = ?`, agentID, logID).Scan(&wm)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return IngestResult{}, fmt.Errorf("read watermark: %w", err)
 	}
@@ -131,7 +131,7 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 		}
 		fresh = append(fresh, ev)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen = ? WHERE id = ?`, now.UnixNano(), agentID); err != nil {
+	if _, err := s.exec(ctx, tx, `UPDATE agents SET last_seen = ? WHERE id = ?`, now.UnixNano(), agentID); err != nil {
 		return IngestResult{}, fmt.Errorf("update agent last seen: %w", err)
 	}
 	if len(fresh) == 0 {
@@ -145,7 +145,7 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 		prev = ev.Seq
 	}
 	res.Watermark = prev
-	if _, err := tx.ExecContext(ctx, `INSERT INTO log_watermarks (agent_id, log_id, seq, update_time) VALUES (?, ?, ?, ?)
+	if _, err := s.exec(ctx, tx, `INSERT INTO log_watermarks (agent_id, log_id, seq, update_time) VALUES (?, ?, ?, ?)
 		ON CONFLICT (agent_id, log_id) DO UPDATE SET seq = excluded.seq, update_time = excluded.update_time`,
 		agentID, logID, int64(res.Watermark), now.UnixNano()); err != nil {
 		return IngestResult{}, fmt.Errorf("advance watermark: %w", err)
@@ -208,7 +208,7 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			// Not written: either a later event already wrote the issue, or
 			// the id belongs to another agent, which is bad input.
 			var owner string
-			if err := tx.QueryRowContext(ctx, `SELECT agent_id FROM issues WHERE id = ?`, is.ID).Scan(&owner); err != nil {
+			if err := s.queryRow(ctx, tx, `SELECT agent_id FROM issues WHERE id = ?`, is.ID).Scan(&owner); err != nil {
 				return IngestResult{}, fmt.Errorf("read owner of issue %s: %w", is.ID, err)
 			}
 			if owner != agentID {
