@@ -71,9 +71,16 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// MaxBatchEvents is the most events an agent may send in one batch.
 	MaxBatchEvents int
-	// WatchBuffer is how many changes a WatchIssues stream may fall behind
-	// before it is ended.
+	// WatchBuffer is how many of the newest changes the watch hub keeps in
+	// memory, shared by every WatchIssues stream; a stream further behind
+	// catches up from the database.
 	WatchBuffer int
+	// WatchSendTimeout ends a WatchIssues stream whose client reads nothing
+	// for this long; MaxWatchers and MaxWatchersPerCaller cap the streams
+	// in total and per caller. Zero takes the server's defaults.
+	WatchSendTimeout     time.Duration
+	MaxWatchers          int
+	MaxWatchersPerCaller int
 	// MaxRecvMsgSize bounds one gRPC message each way, in bytes.
 	MaxRecvMsgSize int
 	// MaxBatchBytes bounds one encoded event batch; told to agents, at
@@ -91,9 +98,13 @@ func DefaultConfig() Config {
 		HeartbeatInterval: server.DefaultHeartbeatInterval,
 		MaxBatchEvents:    server.DefaultMaxBatchEvents,
 		WatchBuffer:       watch.DefaultBuffer,
-		MaxRecvMsgSize:    server.DefaultMaxMsgSize,
-		MaxBatchBytes:     server.DefaultMaxBatchBytes,
-		ShutdownTimeout:   10 * time.Second,
+
+		WatchSendTimeout:     server.DefaultWatchSendTimeout,
+		MaxWatchers:          server.DefaultMaxWatchers,
+		MaxWatchersPerCaller: server.DefaultMaxWatchersPerCaller,
+		MaxRecvMsgSize:       server.DefaultMaxMsgSize,
+		MaxBatchBytes:        server.DefaultMaxBatchBytes,
+		ShutdownTimeout:      10 * time.Second,
 
 		MaxConnectionAge:      30 * time.Minute,
 		MaxConnectionAgeGrace: time.Minute,
@@ -147,6 +158,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatchEvents < 1 || c.MaxBatchEvents > MaxMaxBatchEvents {
 		errs = append(errs, fmt.Errorf("--max-batch-events: %d is outside 1..%d", c.MaxBatchEvents, MaxMaxBatchEvents))
+	}
+	if c.MaxWatchers < 1 || c.MaxWatchersPerCaller < 1 {
+		errs = append(errs, fmt.Errorf("--max-watchers %d, --max-watchers-per-caller %d: want at least 1", c.MaxWatchers, c.MaxWatchersPerCaller))
+	}
+	if c.WatchSendTimeout < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--watch-send-timeout: %s, want at least 100ms", c.WatchSendTimeout))
 	}
 	if c.WatchBuffer < 1 {
 		errs = append(errs, fmt.Errorf("watch buffer: %d, want at least 1", c.WatchBuffer))
@@ -412,6 +429,10 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxBatchEvents:    cfg.MaxBatchEvents,
 		MaxBatchBytes:     cfg.MaxBatchBytes,
+
+		WatchSendTimeout:     cfg.WatchSendTimeout,
+		MaxWatchers:          cfg.MaxWatchers,
+		MaxWatchersPerCaller: cfg.MaxWatchersPerCaller,
 	}, st, hub, c.logger.With("component", "grpc"))
 
 	g := grpc.NewServer(append(security,
@@ -474,6 +495,7 @@ func (c *Controller) Run(ctx context.Context) (err error) {
 	srv.Wait()
 	s := srv.Stats()
 	c.logger.Info("controller stopped", "batches", s.Batches, "replaced_streams", s.ReplacedStreams,
-		"dropped_heartbeats", s.DroppedHeartbeats, "watch_overflows", s.WatchOverflows)
+		"dropped_heartbeats", s.DroppedHeartbeats, "watch_overflows", s.WatchOverflows,
+		"group_commits", s.GroupCommits, "max_group_batches", s.MaxGroupBatches, "ingest_queue_full", s.IngestQueueFull)
 	return runErr
 }

@@ -42,6 +42,9 @@ func run(args []string) int {
 	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", "", "`file` of the 32-byte key that encrypts configurations at rest and keys their hashes; created (0600) on first start (default: controller.key next to --db)")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "heartbeat interval of agent streams, both ways")
 	fs.IntVar(&cfg.MaxBatchEvents, "max-batch-events", cfg.MaxBatchEvents, "most events an agent may send in one batch")
+	fs.IntVar(&cfg.MaxWatchers, "max-watchers", cfg.MaxWatchers, "most WatchIssues streams open at once")
+	fs.IntVar(&cfg.MaxWatchersPerCaller, "max-watchers-per-caller", cfg.MaxWatchersPerCaller, "most WatchIssues streams of one caller (token or certificate name; peer address without authentication)")
+	fs.DurationVar(&cfg.WatchSendTimeout, "watch-send-timeout", cfg.WatchSendTimeout, "end a WatchIssues stream whose client reads nothing for this long (it can resume after its last position)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -165,6 +166,7 @@ func (c *controlService) Connect(stream connectStream) error {
 	if err := stream.Send(welcome); err != nil {
 		return err
 	}
+	out.lastSent.Store(time.Now().UnixNano())
 
 	// From here on the sender is the stream's only writer.
 	var wg sync.WaitGroup
@@ -196,21 +198,40 @@ func (c *controlService) Connect(stream connectStream) error {
 		return err
 	}
 
-	// The agent's open-issue set, applied once complete.
-	open := &openSet{}
+	// Batches are committed by the server's group-commit writer; this
+	// stream's ingester waits for each commit and acks it, so the loop
+	// below keeps reading, heartbeating and pushing configuration while
+	// the agent's batches wait for the database. It stops reading the
+	// agent's messages while its queue is full (gRPC flow control then
+	// holds the agent back).
+	ing := &streamIngest{s: s, log: log, agentID: info.ID, logID: hello.GetLogId(), out: out,
+		ctx: ctx, queue: make(chan ingestItem, ingestWindow), stop: make(chan struct{}), failed: make(chan error, 1)}
+	wg.Go(ing.run)
+	defer close(ing.stop)
 
-	ticker := time.NewTicker(s.cfg.HeartbeatInterval)
+	// The ticker runs at half the heartbeat interval and a heartbeat goes
+	// out when nothing was sent for a quarter of it, so the agent never
+	// waits longer than about 3/4 of the interval for a message, whatever
+	// the scheduling delays; a stream busy with acks sends no heartbeat.
+	ticker := time.NewTicker(s.cfg.HeartbeatInterval / 2)
 	defer ticker.Stop()
 	silentLimit := silentHeartbeats * s.cfg.HeartbeatInterval
 	lastMsg := time.Now()
 	for {
+		in := msgs
+		if len(ing.queue) == cap(ing.queue) {
+			in = nil
+		}
 		select {
-		case m := <-msgs:
+		case m := <-in:
 			lastMsg = time.Now()
-			if err := c.handle(ctx, log, hello, m, out, open); err != nil {
+			if err := c.handle(ctx, log, hello, m, out, ing); err != nil {
 				log.Info("agent stream ended", "err", err)
 				return err
 			}
+		case err := <-ing.failed:
+			log.Info("agent stream ended", "err", err)
+			return err
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				log.Info("agent closed its stream")
@@ -219,11 +240,18 @@ func (c *controlService) Connect(stream connectStream) error {
 			log.Info("agent stream broke", "err", err)
 			return err
 		case now := <-ticker.C:
+			if ing.pending.Load() > 0 {
+				// Its batches wait for the database: the agent is not
+				// silent, we are not reading it.
+				lastMsg = now
+			}
 			if silent := now.Sub(lastMsg); silent > silentLimit {
 				log.Warn("agent silent: ending its stream", "silent", silent.Round(time.Millisecond))
 				return status.Errorf(codes.DeadlineExceeded, "no message from the agent for %s (%d heartbeat intervals)", silent.Round(time.Millisecond), silentHeartbeats)
 			}
-			out.heartbeat(&netaiopsv1.Heartbeat{Time: timestamppb.Now()})
+			if now.Sub(time.Unix(0, out.lastSent.Load())) >= s.cfg.HeartbeatInterval/4 {
+				out.heartbeat(&netaiopsv1.Heartbeat{Time: timestamppb.Now()})
+			}
 		case <-st.configChanged:
 			if err := syncConfig(); err != nil {
 				return err
@@ -239,6 +267,76 @@ func (c *controlService) Connect(stream connectStream) error {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		}
+	}
+}
+
+// ingestWindow bounds the batches of one stream waiting for their commit:
+// the agent's default window (uplink.DefaultMaxInFlight is 4).
+const ingestWindow = 4
+
+// ingestItem is one batch of events, or (open set) the agent's complete
+// open-issue set, which must be applied after the batches before it.
+type ingestItem struct {
+	events []store.Event
+	open   *store.OpenSet
+}
+
+// streamIngest hands one stream's batches to the group-commit writer in
+// order, waits for each commit and acks it; an open-issue set queued
+// between batches is applied in its turn.
+type streamIngest struct {
+	s              *Server
+	ctx            context.Context // the stream's
+	log            *slog.Logger
+	agentID, logID string
+	out            *sender
+	open           openSet // the set being received (handle)
+	queue          chan ingestItem
+	stop           chan struct{} // closed when the stream's handler returns
+	failed         chan error    // the error that ends the stream
+	pending        atomic.Int32  // batches queued and not yet acked
+}
+
+func (ig *streamIngest) run() {
+	s := ig.s
+	for {
+		var item ingestItem
+		select {
+		case item = <-ig.queue:
+		case <-ig.stop:
+			return
+		}
+		if item.open != nil {
+			if err := s.reconcile(ig.ctx, ig.log, ig.agentID, *item.open); err != nil {
+				ig.failed <- err
+				return
+			}
+			continue
+		}
+		evs := item.events
+		reply, ok := s.ingest.submit(store.IngestRequest{AgentID: ig.agentID, LogID: ig.logID, Events: evs}, ig.stop)
+		if !ok {
+			return
+		}
+		var o store.IngestOutcome
+		select {
+		case o = <-reply:
+		case <-ig.stop:
+			return
+		}
+		if o.Err != nil {
+			ig.failed <- s.streamStoreError("ingest", o.Err)
+			return
+		}
+		res := o.Result
+		s.batches.Add(1)
+		for _, g := range res.Gaps {
+			ig.log.Warn("agent skipped events: it dropped them", "after_seq", g.After, "next_seq", g.Next, "missing", g.Next-g.After-1)
+		}
+		ig.log.Debug("batch stored", "events", len(evs), "stored", res.Stored, "replayed", res.Replayed,
+			"changed", len(res.Changed), "watermark", res.Watermark)
+		ig.out.ack(&netaiopsv1.Ack{LogId: ig.logID, AckedSeq: res.Watermark})
+		ig.pending.Add(-1)
 	}
 }
 
@@ -292,22 +390,25 @@ func msgKind(m *netaiopsv1.ConnectRequest) string {
 }
 
 // handle processes one message after the hello; an error ends the stream.
-func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, m *netaiopsv1.ConnectRequest, out *sender,
-	open *openSet) error {
+func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, m *netaiopsv1.ConnectRequest, out *sender, ing *streamIngest) error {
 	s := c.s
 	switch msg := m.GetMsg().(type) {
 	case *netaiopsv1.ConnectRequest_Events:
-		return c.ingest(ctx, log, hello, msg.Events, out)
+		return c.ingest(hello, msg.Events, ing)
 	case *netaiopsv1.ConnectRequest_OpenIssues:
-		if err := open.add(hello, msg.OpenIssues); err != nil {
+		set, err := ing.open.add(hello, msg.OpenIssues)
+		if err != nil || set == nil {
 			return err
 		}
-		return s.reconcile(ctx, log, hello.GetAgentId(), open)
+		// After the batches queued before it (the loop only reads a
+		// message when the queue has room).
+		ing.queue <- ingestItem{open: set}
+		return nil
 	case *netaiopsv1.ConnectRequest_Heartbeat:
+		// Level-triggered: the newest state is written with the next group
+		// commit.
 		hb := msg.Heartbeat
-		if err := s.store.Heartbeat(ctx, hello.GetAgentId(), hb.GetPendingEvents(), hb.GetDroppedEvents()); err != nil {
-			return s.streamStoreError("heartbeat", err)
-		}
+		s.ingest.status(store.AgentStatus{AgentID: hello.GetAgentId(), Pending: hb.GetPendingEvents(), Dropped: hb.GetDroppedEvents()})
 		return nil
 	case *netaiopsv1.ConnectRequest_ConfigStatus:
 		cs := msg.ConfigStatus
@@ -338,7 +439,9 @@ func (c *controlService) handle(ctx context.Context, log *slog.Logger, hello *ne
 	}
 }
 
-func (c *controlService) ingest(ctx context.Context, log *slog.Logger, hello *netaiopsv1.Hello, b *netaiopsv1.EventBatch, out *sender) error {
+// ingest checks a batch and queues it to the stream's ingester (the loop
+// only reads a message when the queue has room).
+func (c *controlService) ingest(hello *netaiopsv1.Hello, b *netaiopsv1.EventBatch, ing *streamIngest) error {
 	s := c.s
 	if b.GetLogId() != hello.GetLogId() {
 		return status.Errorf(codes.InvalidArgument, "events.log_id: %q is not the hello's log_id %q", limits.Truncate(b.GetLogId(), limits.MaxIDBytes), hello.GetLogId())
@@ -350,18 +453,8 @@ func (c *controlService) ingest(ctx context.Context, log *slog.Logger, hello *ne
 	if err != nil {
 		return status.Error(codes.InvalidArgument, "events: "+err.Error())
 	}
-	res, err := s.store.Ingest(ctx, hello.GetAgentId(), hello.GetLogId(), evs)
-	if err != nil {
-		return s.streamStoreError("ingest", err)
-	}
-	s.batches.Add(1)
-	for _, g := range res.Gaps {
-		log.Warn("agent skipped events: it dropped them", "after_seq", g.After, "next_seq", g.Next, "missing", g.Next-g.After-1)
-	}
-	log.Debug("batch stored", "events", len(evs), "stored", res.Stored, "replayed", res.Replayed,
-		"changed", len(res.Changed), "watermark", res.Watermark)
-	out.ack(&netaiopsv1.Ack{LogId: hello.GetLogId(), AckedSeq: res.Watermark})
-	s.hub.Publish(res.Changed...)
+	ing.pending.Add(1)
+	ing.queue <- ingestItem{events: evs}
 	return nil
 }
 
@@ -397,6 +490,8 @@ type sender struct {
 	stop       chan struct{}
 	failed     chan struct{}
 	err        error // set before failed is closed
+	// lastSent is when the last message went out (Unix nanoseconds).
+	lastSent atomic.Int64
 }
 
 func newSender(stream connectStream, queue int, drop func(uint64) uint64) *sender {
@@ -501,5 +596,6 @@ func (o *sender) send(m *netaiopsv1.ConnectResponse) error {
 		close(o.failed)
 		return err
 	}
+	o.lastSent.Store(time.Now().UnixNano())
 	return nil
 }

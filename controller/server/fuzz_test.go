@@ -41,6 +41,7 @@ func FuzzIngest(f *testing.F) {
 		f.Fatal(err)
 	}
 	srv := New(Config{}, st, watch.New(0), logger)
+	f.Cleanup(func() { srv.Shutdown(); srv.Wait() })
 
 	for _, b := range fuzzSeeds() {
 		data, err := proto.Marshal(b)

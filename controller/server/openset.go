@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/netaiops/netaiops/collector/limits"
 	"github.com/netaiops/netaiops/controller/store"
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
@@ -18,48 +19,48 @@ import (
 const MaxOpenIssues = 200_000
 
 // openSet collects an agent's OpenIssues messages on one stream. The agent
-// sends a set after the events it reflects (docs/stream.md), so a complete
-// set is applied at once.
+// sends a set after the events it reflects (docs/stream.md); the stream's
+// ingester applies it after the batches received before it.
 type openSet struct {
 	building *store.OpenSet // messages received so far, nil between sets
-	ready    *store.OpenSet // complete, not yet applied
 }
 
-// add takes one message; a set is complete with its last message (more false).
-func (o *openSet) add(hello *netaiopsv1.Hello, m *netaiopsv1.OpenIssues) error {
+// add takes one message and returns the set it completes (its last
+// message, more false), else nil.
+func (o *openSet) add(hello *netaiopsv1.Hello, m *netaiopsv1.OpenIssues) (*store.OpenSet, error) {
 	if m.GetLogId() != hello.GetLogId() {
-		return status.Errorf(codes.InvalidArgument, "open_issues.log_id: %q is not the hello's log_id %q", m.GetLogId(), hello.GetLogId())
+		return nil, status.Errorf(codes.InvalidArgument, "open_issues.log_id: %q is not the hello's log_id %q",
+			limits.Truncate(m.GetLogId(), limits.MaxIDBytes), hello.GetLogId())
 	}
 	if o.building == nil {
 		o.building = &store.OpenSet{LogID: m.GetLogId(), AsOfSeq: m.GetAsOfSeq(), IDs: map[string]bool{}}
 	} else if m.GetAsOfSeq() != o.building.AsOfSeq {
-		return status.Errorf(codes.InvalidArgument, "open_issues.as_of_seq: %d, but the set being sent is as of seq %d", m.GetAsOfSeq(), o.building.AsOfSeq)
+		return nil, status.Errorf(codes.InvalidArgument, "open_issues.as_of_seq: %d, but the set being sent is as of seq %d", m.GetAsOfSeq(), o.building.AsOfSeq)
 	}
 	for i, r := range m.GetIssues() {
-		if r.GetId() == "" {
-			return status.Errorf(codes.InvalidArgument, "open_issues.issues[%d].id: required", i)
+		switch n := len(r.GetId()); {
+		case n == 0:
+			return nil, status.Errorf(codes.InvalidArgument, "open_issues.issues[%d].id: required", i)
+		case n > limits.MaxIDBytes:
+			return nil, status.Errorf(codes.InvalidArgument, "open_issues.issues[%d].id: %d bytes, at most %d", i, n, limits.MaxIDBytes)
 		}
 		o.building.IDs[r.GetId()] = true
 	}
 	if n := len(o.building.IDs); n > MaxOpenIssues {
 		o.building = nil
-		return status.Errorf(codes.InvalidArgument, "open_issues: more than %d open issues in one set", MaxOpenIssues)
+		return nil, status.Errorf(codes.InvalidArgument, "open_issues: more than %d open issues in one set", MaxOpenIssues)
 	}
-	if !m.GetMore() {
-		o.ready, o.building = o.building, nil
+	if m.GetMore() {
+		return nil, nil
 	}
-	return nil
+	set := o.building
+	o.building = nil
+	return set, nil
 }
 
 // reconcile applies a complete set, resolving the agent's open issues it
-// does not hold, and publishes the resolutions. It does nothing while no
-// set is complete.
-func (s *Server) reconcile(ctx context.Context, log *slog.Logger, agentID string, o *openSet) error {
-	if o.ready == nil {
-		return nil
-	}
-	set := *o.ready
-	o.ready = nil
+// does not hold; the store publishes the resolutions to watchers.
+func (s *Server) reconcile(ctx context.Context, log *slog.Logger, agentID string, set store.OpenSet) error {
 	changes, err := s.store.ReconcileOpen(ctx, agentID, set)
 	if err != nil {
 		return s.streamStoreError("reconcile open issues", err)
@@ -68,6 +69,5 @@ func (s *Server) reconcile(ctx context.Context, log *slog.Logger, agentID string
 		log.Info("resolved issues the agent no longer holds open", "resolved", len(changes), "agent_open", len(set.IDs), "as_of_seq", set.AsOfSeq)
 	}
 	s.reconciled.Add(uint64(len(changes)))
-	s.hub.Publish(changes...)
 	return nil
 }

@@ -72,7 +72,7 @@ func TestOpenIssuesReconcile(t *testing.T) {
 	}
 	b.send(openIssues("log-1", 4, true, "i1"))
 	b.send(openIssues("log-1", 4, false, "i4"))
-	waitFor(t, "i2 and i3 resolved", func() bool {
+	waitFor(t, 10*time.Second, "i2 and i3 resolved", func() bool {
 		got := openIDs(t, e)
 		return len(got) == 3 && got["i1"] && got["i4"] && got["i5"]
 	})
@@ -97,15 +97,4 @@ func TestOpenIssuesReconcile(t *testing.T) {
 	c.send(openIssues("log-9", 4, false))
 	_, err = c.recv()
 	wantCode(t, err, codes.InvalidArgument, "open_issues.log_id")
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -38,6 +38,18 @@ const (
 	MaxCommandTimeout     = time.Minute
 	// MaxConfigBytes bounds a configuration document.
 	MaxConfigBytes = 1 << 20
+	// DefaultWatchSendTimeout ends a WatchIssues stream whose client
+	// accepts no message for this long (it stopped reading).
+	DefaultWatchSendTimeout = 30 * time.Second
+	// DefaultMaxWatchers bounds the WatchIssues streams open at once, and
+	// DefaultMaxWatchersPerCaller those of one caller (token or
+	// certificate name; peer IP address when authentication is off).
+	DefaultMaxWatchers          = 2000
+	DefaultMaxWatchersPerCaller = 64
+	// DefaultIngestQueue bounds the batches waiting for the group-commit
+	// writer; DefaultMaxGroupEvents bounds the events of one commit.
+	DefaultIngestQueue    = 4096
+	DefaultMaxGroupEvents = 20000
 )
 
 // Config tunes the services. Zero fields take the defaults.
@@ -57,6 +69,19 @@ type Config struct {
 	SendQueue int
 	// MaxBatchBytes bounds one encoded event batch; told to agents.
 	MaxBatchBytes int
+	// WatchSendTimeout ends a WatchIssues stream whose client accepts no
+	// message for this long, with its position to resume after.
+	WatchSendTimeout time.Duration
+	// MaxWatchers and MaxWatchersPerCaller cap WatchIssues streams in
+	// total and per caller; more are refused with ResourceExhausted.
+	MaxWatchers          int
+	MaxWatchersPerCaller int
+	// IngestQueue bounds the batches (of all agents) waiting to be
+	// committed; a stream whose batch finds it full waits (and stops
+	// reading its agent), counted in Stats.IngestQueueFull.
+	IngestQueue int
+	// MaxGroupEvents bounds the events one group commit carries.
+	MaxGroupEvents int
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +99,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatchBytes <= 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.WatchSendTimeout <= 0 {
+		c.WatchSendTimeout = DefaultWatchSendTimeout
+	}
+	if c.MaxWatchers <= 0 {
+		c.MaxWatchers = DefaultMaxWatchers
+	}
+	if c.MaxWatchersPerCaller <= 0 {
+		c.MaxWatchersPerCaller = DefaultMaxWatchersPerCaller
+	}
+	if c.IngestQueue <= 0 {
+		c.IngestQueue = DefaultIngestQueue
+	}
+	if c.MaxGroupEvents <= 0 {
+		c.MaxGroupEvents = DefaultMaxGroupEvents
 	}
 	return c
 }
@@ -101,24 +141,50 @@ type Server struct {
 	// only once its handler has returned, so they outlive handlers and are
 	// waited for in Wait.
 	readers sync.WaitGroup
+	// writers are the goroutines that send WatchIssues streams; a writer
+	// blocked in Send returns only once its handler has returned.
+	writers sync.WaitGroup
 
-	droppedSends atomic.Uint64
-	batches      atomic.Uint64
-	replaced     atomic.Uint64
-	reconciled   atomic.Uint64 // issues resolved because the agent's open set lacked them
+	// watchMu guards the counts of open WatchIssues streams.
+	watchMu       sync.Mutex
+	watchTotal    int
+	watchByCaller map[string]int
+
+	ingest *groupWriter
+
+	droppedSends  atomic.Uint64
+	batches       atomic.Uint64
+	replaced      atomic.Uint64
+	watchRefused  atomic.Uint64
+	watchCutOff   atomic.Uint64
+	watchCaughtUp atomic.Uint64
+	reconciled    atomic.Uint64 // issues resolved because the agent's open set lacked them
 }
 
 // New builds the services over a store and a watch hub.
+//
+// New makes the store publish its commits to the hub, and starts the
+// group-commit writer: Wait waits for it after Shutdown.
 func New(cfg Config, st *store.Store, hub *watch.Hub, logger *slog.Logger) *Server {
-	return &Server{
-		cfg:      cfg.withDefaults(),
-		store:    st,
-		hub:      hub,
-		logger:   logger,
-		shutdown: make(chan struct{}),
-		streams:  map[string]*agentStream{},
-		pending:  map[uint64]*pendingCommand{},
+	s := &Server{
+		cfg:           cfg.withDefaults(),
+		store:         st,
+		hub:           hub,
+		logger:        logger,
+		shutdown:      make(chan struct{}),
+		streams:       map[string]*agentStream{},
+		pending:       map[uint64]*pendingCommand{},
+		watchByCaller: map[string]int{},
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.SetPublisher(ctx, hub); err != nil {
+		// The hub then starts at position 0: a watcher that resumes from
+		// an older position catches up from the store all the same.
+		logger.Error("watch hub: read the newest change position", "err", err)
+	}
+	s.ingest = newGroupWriter(s.cfg, st, logger, s.shutdown)
+	return s
 }
 
 // ServiceNames are the fully qualified names of the registered services.
@@ -143,7 +209,11 @@ func (s *Server) Shutdown() {
 
 // Wait returns when every goroutine the services started has ended. Call it
 // after the grpc.Server stopped.
-func (s *Server) Wait() { s.readers.Wait() }
+func (s *Server) Wait() {
+	s.readers.Wait()
+	s.writers.Wait()
+	s.ingest.wait()
+}
 
 // Stats are counters of the services, for logs and tests.
 type Stats struct {
@@ -152,7 +222,18 @@ type Stats struct {
 	ReplacedStreams   uint64
 	DroppedHeartbeats uint64
 	Watchers          int
-	WatchOverflows    uint64
+	// WatchOverflows counts watch streams ended for not reading.
+	WatchOverflows uint64
+	// WatchRefused counts watch streams refused by the caps;
+	// WatchCaughtUp counts catch-ups from the store.
+	WatchRefused  uint64
+	WatchCaughtUp uint64
+	// Group commits: how many, the batches they carried, the largest, and
+	// the times a batch found the ingest queue full.
+	GroupCommits    uint64
+	GroupedBatches  uint64
+	MaxGroupBatches uint64
+	IngestQueueFull uint64
 	// ReconciledIssues counts open issues resolved because the agent's
 	// open-issue set, sent on connect, did not hold them.
 	ReconciledIssues uint64
@@ -169,7 +250,13 @@ func (s *Server) Stats() Stats {
 		ReplacedStreams:   s.replaced.Load(),
 		DroppedHeartbeats: s.droppedSends.Load(),
 		Watchers:          s.hub.Watchers(),
-		WatchOverflows:    s.hub.Overflows(),
+		WatchOverflows:    s.watchCutOff.Load(),
+		WatchRefused:      s.watchRefused.Load(),
+		WatchCaughtUp:     s.watchCaughtUp.Load(),
+		GroupCommits:      s.ingest.commits.Load(),
+		GroupedBatches:    s.ingest.grouped.Load(),
+		MaxGroupBatches:   s.ingest.maxGroup.Load(),
+		IngestQueueFull:   s.ingest.full.Load(),
 		ReconciledIssues:  s.reconciled.Load(),
 	}
 }

@@ -27,6 +27,7 @@ import (
 type env struct {
 	srv    *Server
 	store  *store.Store
+	dbPath string
 	conn   *grpc.ClientConn
 	ctl    netaiopsv1.ControlServiceClient
 	issues netaiopsv1.IssueServiceClient
@@ -40,7 +41,8 @@ func start(t *testing.T, cfg Config, watchBuffer int) *env {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "controller.db"), logger)
+	dbPath := filepath.Join(t.TempDir(), "controller.db")
+	st, err := store.Open(context.Background(), dbPath, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func start(t *testing.T, cfg Config, watchBuffer int) *env {
 		srv.Wait()
 		st.Close()
 	})
-	return &env{srv: srv, store: st, conn: conn,
+	return &env{srv: srv, store: st, dbPath: dbPath, conn: conn,
 		ctl:    netaiopsv1.NewControlServiceClient(conn),
 		issues: netaiopsv1.NewIssueServiceClient(conn),
 		fleet:  netaiopsv1.NewFleetServiceClient(conn)}
@@ -423,40 +425,6 @@ func TestWatchIssuesSeesIngestAndAck(t *testing.T) {
 		t.Fatalf("watch got %v, %v; want i2 acknowledged", m, err)
 	}
 	a.end()
-}
-
-func TestSlowWatcherEndsWithResourceExhausted(t *testing.T) {
-	e := start(t, Config{HeartbeatInterval: time.Hour}, 4)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	watch, err := e.issues.WatchIssues(ctx, &netaiopsv1.WatchIssuesRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := watch.Header(); err != nil {
-		t.Fatal(err)
-	}
-	changes := make([]store.Change, 20000)
-	for i := range changes {
-		changes[i] = store.Change{Type: store.EventUpdated, Issue: store.Issue{ID: fmt.Sprint(i), Device: "sw1", Kind: "k"}}
-	}
-	start := time.Now()
-	e.srv.hub.Publish(changes...) // never blocks, however slow the watcher
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("publish took %s", d)
-	}
-	n := 0
-	for {
-		_, err := watch.Recv()
-		if err != nil {
-			wantCode(t, err, codes.ResourceExhausted, "watcher fell more than 4 changes behind")
-			break
-		}
-		n++
-	}
-	if n >= len(changes) || e.srv.Stats().WatchOverflows != 1 {
-		t.Fatalf("received %d of %d changes, overflows %d", n, len(changes), e.srv.Stats().WatchOverflows)
-	}
 }
 
 func TestIssueAndFleetBadRequests(t *testing.T) {

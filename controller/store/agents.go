@@ -108,7 +108,14 @@ func (s *Store) DisconnectAll(ctx context.Context) error {
 // When the agent's count of dropped events grew, it raises the agent's
 // agent_events_dropped issue.
 func (s *Store) Heartbeat(ctx context.Context, agentID string, pending, dropped uint64) error {
-	if err := s.heartbeat(ctx, agentID, pending, dropped); err != nil {
+	err := s.write(ctx, func(tx *sql.Tx, now time.Time) ([]Change, error) {
+		ch, ok, err := s.heartbeat(ctx, tx, now, agentID, pending, dropped)
+		if err != nil || !ok {
+			return nil, err
+		}
+		return []Change{ch}, nil
+	})
+	if err != nil {
 		return fmt.Errorf("heartbeat agent %s: %w", agentID, err)
 	}
 	return nil

@@ -35,7 +35,7 @@ func droppedIssueID(agentID, logID string) string {
 // issue of the agent's log: reported is the agent's own cumulative drop
 // count (kept when it grew), missing the seqs just found skipped (added).
 // It returns the change, or ok false when nothing grew.
-func raiseEventsDropped(ctx context.Context, tx *sql.Tx, agentID, logID string, reported, missing uint64, now time.Time) (ch Change, ok bool, err error) {
+func (s *Store) raiseEventsDropped(ctx context.Context, tx *sql.Tx, agentID, logID string, reported, missing uint64, now time.Time) (ch Change, ok bool, err error) {
 	id := droppedIssueID(agentID, logID)
 	old, err := scanIssue(tx.QueryRowContext(ctx, `SELECT `+issueColumns+` FROM issues WHERE id = ?`, id))
 	exists := err == nil
@@ -61,60 +61,55 @@ func raiseEventsDropped(ctx context.Context, tx *sql.Tx, agentID, logID string, 
 		return Change{}, false, fmt.Errorf("encode %s attributes: %w", KindEventsDropped, err)
 	}
 	summary := fmt.Sprintf("agent %s lost issue events: %d dropped from its full outbox, %d seqs never received", agentID, newReported, newMissing)
-	is, err := scanIssue(tx.QueryRowContext(ctx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
-			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, '', ?, '', 0)
-		ON CONFLICT (id) DO UPDATE SET state = excluded.state, summary = excluded.summary, last_seen = excluded.last_seen,
-			resolved_at = NULL, attributes = excluded.attributes, update_time = excluded.update_time
-		RETURNING `+issueColumns,
-		id, agentID, agentID, KindEventsDropped, int64(SeverityMajor), int64(StateOpen), summary,
-		now.UnixNano(), now.UnixNano(), string(attrJSON), logID, KindEventsDropped+"/"+agentID+"/"+logID, now.UnixNano()))
-	if err != nil {
-		return Change{}, false, fmt.Errorf("upsert %s issue: %w", KindEventsDropped, err)
-	}
 	typ := EventUpdated
 	if !exists {
 		typ = EventOpened
 	}
-	return Change{Type: typ, Issue: is}, true, nil
+	is, err := scanIssue(tx.QueryRowContext(ctx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
+			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, '', ?, '', 0, ?)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state, summary = excluded.summary, last_seen = excluded.last_seen,
+			resolved_at = NULL, attributes = excluded.attributes, update_time = excluded.update_time, change_type = excluded.change_type
+		RETURNING `+issueColumns,
+		id, agentID, agentID, KindEventsDropped, int64(SeverityMajor), int64(StateOpen), summary,
+		now.UnixNano(), now.UnixNano(), string(attrJSON), logID, KindEventsDropped+"/"+agentID+"/"+logID, now.UnixNano(), int64(typ)))
+	if err != nil {
+		return Change{}, false, fmt.Errorf("upsert %s issue: %w", KindEventsDropped, err)
+	}
+	pos, err := s.changePos(ctx, tx)
+	if err != nil {
+		return Change{}, false, err
+	}
+	return Change{Type: typ, Issue: is, Pos: pos}, true, nil
 }
 
-// heartbeat stores the reported queue state in one transaction with the
-// agent_events_dropped issue it may raise.
-func (s *Store) heartbeat(ctx context.Context, agentID string, pending, dropped uint64) error {
-	now := s.now()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
+// heartbeat stores, inside tx, the reported queue state with the
+// agent_events_dropped issue it may raise (returned, ok true).
+func (s *Store) heartbeat(ctx context.Context, tx *sql.Tx, now time.Time, agentID string, pending, dropped uint64) (ch Change, ok bool, err error) {
 	var (
 		before int64
 		logID  string
 	)
 	err = tx.QueryRowContext(ctx, `SELECT dropped_events, log_id FROM agents WHERE id = ?`, agentID).Scan(&before, &logID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil // never said hello: nothing to record
+		return Change{}, false, nil // never said hello: nothing to record
 	}
 	if err != nil {
-		return fmt.Errorf("read agent: %w", err)
+		return Change{}, false, fmt.Errorf("read agent: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE agents SET pending_events = ?, dropped_events = ?, last_seen = ? WHERE id = ?`,
 		clampInt64(pending), clampInt64(dropped), now.UnixNano(), agentID); err != nil {
-		return fmt.Errorf("update agent: %w", err)
+		return Change{}, false, fmt.Errorf("update agent: %w", err)
 	}
 	if clampInt64(dropped) > before {
-		ch, ok, err := raiseEventsDropped(ctx, tx, agentID, logID, dropped, 0, now)
+		ch, ok, err = s.raiseEventsDropped(ctx, tx, agentID, logID, dropped, 0, now)
 		if err != nil {
-			return err
+			return Change{}, false, err
 		}
 		if ok {
 			s.logger.Warn("agent dropped issue events: its outbox was full", "agent", agentID, "log_id", logID,
 				"dropped_events", dropped, "issue", ch.Issue.ID)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return ch, ok, nil
 }

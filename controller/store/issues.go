@@ -110,35 +110,27 @@ func validateBatch(agentID, logID string, events []Event) error {
 // Skipped seqs (a gap: the agent dropped events) raise the agent's
 // agent_events_dropped issue in the same transaction; it is the last of
 // Changed. The agent must have connected before. A bad batch (an ArgError)
-// stores nothing.
+// stores nothing. IngestGroup does the same for several batches in one
+// transaction.
 func (s *Store) Ingest(ctx context.Context, agentID, logID string, events []Event) (IngestResult, error) {
-	if err := validateBatch(agentID, logID, events); err != nil {
-		return IngestResult{}, fmt.Errorf("ingest agent %s log %s: %w", agentID, logID, err)
-	}
-	res, err := s.ingest(ctx, agentID, logID, events)
+	out, err := s.IngestGroup(ctx, []IngestRequest{{AgentID: agentID, LogID: logID, Events: events}}, nil)
 	if err != nil {
-		return IngestResult{}, fmt.Errorf("ingest agent %s log %s: %w", agentID, logID, err)
+		return IngestResult{}, err
 	}
-	return res, nil
+	return out[0].Result, out[0].Err
 }
 
-func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Event) (IngestResult, error) {
-	now := s.now()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return IngestResult{}, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-
+// ingest applies one batch inside tx (see Ingest); the caller commits.
+func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, logID string, events []Event) (IngestResult, error) {
 	var one int
-	if err := tx.QueryRowContext(ctx, `SELECT 1 FROM agents WHERE id = ?`, agentID).Scan(&one); err != nil {
+	if err := s.queryRow(ctx, tx, `SELECT 1 FROM agents WHERE id = ?`, agentID).Scan(&one); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return IngestResult{}, fmt.Errorf("agent: %w", ErrNotFound)
 		}
 		return IngestResult{}, fmt.Errorf("read agent: %w", err)
 	}
 	var wm int64
-	err = tx.QueryRowContext(ctx, `SELECT seq FROM log_watermarks WHERE agent_id = ? AND log_id = ?`, agentID, logID).Scan(&wm)
+	err := s.queryRow(ctx, tx, `SELECT seq FROM log_watermarks WHERE agent_id = ? AND log_id = ?`, agentID, logID).Scan(&wm)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return IngestResult{}, fmt.Errorf("read watermark: %w", err)
 	}
@@ -157,13 +149,10 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		}
 		fresh = append(fresh, ev)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen = ? WHERE id = ?`, now.UnixNano(), agentID); err != nil {
+	if _, err := s.exec(ctx, tx, `UPDATE agents SET last_seen = ? WHERE id = ?`, now.UnixNano(), agentID); err != nil {
 		return IngestResult{}, fmt.Errorf("update agent last seen: %w", err)
 	}
 	if len(fresh) == 0 {
-		if err := tx.Commit(); err != nil {
-			return IngestResult{}, fmt.Errorf("commit: %w", err)
-		}
 		return res, nil
 	}
 	prev := res.Watermark
@@ -174,34 +163,33 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		prev = ev.Seq
 	}
 	res.Watermark = prev
-	if _, err := tx.ExecContext(ctx, `INSERT INTO log_watermarks (agent_id, log_id, seq, update_time) VALUES (?, ?, ?, ?)
+	if _, err := s.exec(ctx, tx, `INSERT INTO log_watermarks (agent_id, log_id, seq, update_time) VALUES (?, ?, ?, ?)
 		ON CONFLICT (agent_id, log_id) DO UPDATE SET seq = excluded.seq, update_time = excluded.update_time`,
 		agentID, logID, int64(res.Watermark), now.UnixNano()); err != nil {
 		return IngestResult{}, fmt.Errorf("advance watermark: %w", err)
 	}
 
-	insertEvent, err := tx.PrepareContext(ctx, `INSERT INTO issue_events (agent_id, log_id, seq, issue_id, type, time, payload, received_at)
+	insertEvent, err := s.prepare(ctx, tx, `INSERT INTO issue_events (agent_id, log_id, seq, issue_id, type, time, payload, received_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare event insert: %w", err)
 	}
-	defer insertEvent.Close()
-	upsertIssue, err := tx.PrepareContext(ctx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
-			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	upsertIssue, err := s.prepare(ctx, tx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
+			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type, change_pos)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 			device = excluded.device, kind = excluded.kind, severity = excluded.severity, state = excluded.state,
 			summary = excluded.summary, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
 			resolved_at = excluded.resolved_at, attributes = excluded.attributes, object = excluded.object,
 			fingerprint = excluded.fingerprint, caused_by = excluded.caused_by, update_time = excluded.update_time,
-			last_log_id = excluded.last_log_id, last_seq = excluded.last_seq
+			last_log_id = excluded.last_log_id, last_seq = excluded.last_seq, change_type = excluded.change_type,
+			change_pos = excluded.change_pos
 		WHERE issues.agent_id = excluded.agent_id
 			AND (issues.last_log_id <> excluded.last_log_id OR issues.last_seq < excluded.last_seq)
 		RETURNING `+issueColumns)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare issue upsert: %w", err)
 	}
-	defer upsertIssue.Close()
 
 	for _, ev := range fresh {
 		is := ev.Issue
@@ -237,23 +225,27 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 			if at.IsZero() {
 				at = now
 			}
-			old, err := supersede(ctx, tx, agentID, is.Fingerprint, is.ID, at, now)
+			old, err := s.supersede(ctx, tx, agentID, is.Fingerprint, is.ID, at, now)
 			if err != nil {
 				return IngestResult{}, fmt.Errorf("seq %d: %w", ev.Seq, err)
 			}
 			res.Changed = append(res.Changed, old...)
 		}
+		pos, err := s.nextPos(ctx, tx)
+		if err != nil {
+			return IngestResult{}, err
+		}
 		stored, err := scanIssue(upsertIssue.QueryRowContext(ctx, is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
 			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
-			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq)))
+			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type), int64(pos)))
 		switch {
 		case err == nil:
-			res.Changed = append(res.Changed, Change{Type: ev.Type, Issue: stored})
+			res.Changed = append(res.Changed, Change{Type: ev.Type, Issue: stored, Pos: pos})
 		case errors.Is(err, sql.ErrNoRows):
 			// Not written: either a later event already wrote the issue, or
 			// the id belongs to another agent, which is bad input.
 			var owner string
-			if err := tx.QueryRowContext(ctx, `SELECT agent_id FROM issues WHERE id = ?`, is.ID).Scan(&owner); err != nil {
+			if err := s.queryRow(ctx, tx, `SELECT agent_id FROM issues WHERE id = ?`, is.ID).Scan(&owner); err != nil {
 				return IngestResult{}, fmt.Errorf("read owner of issue %s: %w", is.ID, err)
 			}
 			if owner != agentID {
@@ -269,7 +261,7 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 		for _, g := range res.Gaps {
 			missing += g.Next - g.After - 1
 		}
-		ch, ok, err := raiseEventsDropped(ctx, tx, agentID, logID, 0, missing, now)
+		ch, ok, err := s.raiseEventsDropped(ctx, tx, agentID, logID, 0, missing, now)
 		if err != nil {
 			return IngestResult{}, err
 		}
@@ -277,40 +269,76 @@ func (s *Store) ingest(ctx context.Context, agentID, logID string, events []Even
 			res.Changed = append(res.Changed, ch)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return IngestResult{}, fmt.Errorf("commit: %w", err)
-	}
 	return res, nil
 }
 
 // supersede resolves, inside tx, the agent's open issues of fingerprint
-// other than keepID, as superseded by keepID at at.
-func supersede(ctx context.Context, tx *sql.Tx, agentID, fingerprint, keepID string, at, now time.Time) ([]Change, error) {
-	rows, err := tx.QueryContext(ctx, `UPDATE issues
-		SET state = ?, resolved_at = ?, last_seen = MAX(COALESCE(last_seen, 0), ?), update_time = ?,
-			attributes = json_set(attributes, '$.resolution', ?, '$.superseded_by', ?)
-		WHERE agent_id = ? AND fingerprint = ? AND state = ? AND id <> ?
-		RETURNING `+issueColumns,
-		int64(StateResolved), at.UnixNano(), at.UnixNano(), now.UnixNano(),
-		ResolutionSuperseded, keepID, agentID, fingerprint, int64(StateOpen), keepID)
+// other than keepID, as superseded by keepID at at. Each takes a change
+// position, so watchers see the resolution.
+func (s *Store) supersede(ctx context.Context, tx *sql.Tx, agentID, fingerprint, keepID string, at, now time.Time) ([]Change, error) {
+	ids, err := openIDs(ctx, s.queryRow, tx, `SELECT id FROM issues WHERE agent_id = ? AND fingerprint = ? AND state = 1 AND id <> ?`,
+		agentID, fingerprint, keepID) // state = 1 literally: the partial index issues_open_fingerprint serves it
 	if err != nil {
 		return nil, fmt.Errorf("supersede open issues of %s: %w", fingerprint, err)
 	}
-	return scanChanges(rows, EventResolved)
+	var out []Change
+	for _, id := range ids {
+		ch, err := s.resolveOpen(ctx, tx, id, at, now, `json_set(attributes, '$.resolution', ?, '$.superseded_by', ?)`,
+			ResolutionSuperseded, keepID)
+		if err != nil {
+			return nil, fmt.Errorf("supersede issue %s: %w", id, err)
+		}
+		out = append(out, ch)
+	}
+	return out, nil
 }
 
-// scanChanges reads the issues of an UPDATE ... RETURNING as changes of type t.
-func scanChanges(rows *sql.Rows, t EventType) ([]Change, error) {
+// openIDs runs a query of issue ids. The common case (no row) costs one
+// prepared statement: the first id is read with queryRow, the rest, rare,
+// with a plain query.
+func openIDs(ctx context.Context, queryRow func(context.Context, *sql.Tx, string, ...any) *sql.Row, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	var first string
+	if err := queryRow(ctx, tx, query+` ORDER BY id LIMIT 1`, args...).Scan(&first); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, query+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	var out []Change
+	var ids []string
 	for rows.Next() {
-		is, err := scanIssue(rows)
-		if err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		out = append(out, Change{Type: t, Issue: is})
+		ids = append(ids, id)
 	}
-	return out, rows.Err()
+	return ids, rows.Err()
+}
+
+// resolveOpen resolves one open issue at at with the attributes expression
+// attrsExpr (over args), taking the next change position.
+func (s *Store) resolveOpen(ctx context.Context, tx *sql.Tx, id string, at, now time.Time, attrsExpr string, args ...any) (Change, error) {
+	pos, err := s.nextPos(ctx, tx)
+	if err != nil {
+		return Change{}, err
+	}
+	q := `UPDATE issues
+		SET state = ?, resolved_at = ?, last_seen = MAX(COALESCE(last_seen, 0), ?), update_time = ?,
+			change_type = ?, change_pos = ?, attributes = ` + attrsExpr + `
+		WHERE id = ? AND state = ?
+		RETURNING ` + issueColumns
+	all := append([]any{int64(StateResolved), at.UnixNano(), at.UnixNano(), now.UnixNano(), int64(EventResolved), int64(pos)}, args...)
+	all = append(all, id, int64(StateOpen))
+	is, err := scanIssue(tx.QueryRowContext(ctx, q, all...))
+	if err != nil {
+		return Change{}, err
+	}
+	return Change{Type: EventResolved, Issue: is, Pos: pos}, nil
 }
 
 // Resolutions the controller itself gives issues (attribute "resolution").
@@ -336,51 +364,45 @@ type OpenSet struct {
 // those last written by an event of set.LogID at or below set.AsOfSeq, or
 // by any other log of the agent (a log it lost). Issues the controller
 // raised itself (agent_events_dropped) are left alone. The caller applies a
-// set only once every event up to AsOfSeq is stored (see docs/stream.md).
-// It returns the resolutions, in id order.
+// set once every event up to AsOfSeq that the agent still held is stored
+// (docs/stream.md). The resolutions are published like every change; they
+// are returned in id order.
 func (s *Store) ReconcileOpen(ctx context.Context, agentID string, set OpenSet) ([]Change, error) {
-	now := s.now()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("reconcile open issues of agent %s: begin: %w", agentID, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	rows, err := tx.QueryContext(ctx, `SELECT id FROM issues
-		WHERE agent_id = ? AND state = ? AND last_log_id <> ''
-			AND (last_log_id <> ? OR last_seq <= ?)
-		ORDER BY id`, agentID, int64(StateOpen), set.LogID, clampInt64(set.AsOfSeq))
-	if err != nil {
-		return nil, fmt.Errorf("reconcile open issues of agent %s: %w", agentID, err)
-	}
-	var stale []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reconcile open issues of agent %s: %w", agentID, err)
-		}
-		if !set.IDs[id] {
-			stale = append(stale, id)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reconcile open issues of agent %s: %w", agentID, err)
-	}
 	var out []Change
-	for _, id := range stale {
-		is, err := scanIssue(tx.QueryRowContext(ctx, `UPDATE issues
-			SET state = ?, resolved_at = ?, update_time = ?, attributes = json_set(attributes, '$.resolution', ?)
-			WHERE id = ? AND state = ?
-			RETURNING `+issueColumns,
-			int64(StateResolved), now.UnixNano(), now.UnixNano(), ResolutionNotOpenAtAgent, id, int64(StateOpen)))
+	err := s.write(ctx, func(tx *sql.Tx, now time.Time) ([]Change, error) {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM issues
+			WHERE agent_id = ? AND state = ? AND last_log_id <> ''
+				AND (last_log_id <> ? OR last_seq <= ?)
+			ORDER BY id`, agentID, int64(StateOpen), set.LogID, clampInt64(set.AsOfSeq))
 		if err != nil {
-			return nil, fmt.Errorf("reconcile open issues of agent %s: resolve %s: %w", agentID, id, err)
+			return nil, err
 		}
-		out = append(out, Change{Type: EventResolved, Issue: is})
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("reconcile open issues of agent %s: commit: %w", agentID, err)
+		var stale []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if !set.IDs[id] {
+				stale = append(stale, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		for _, id := range stale {
+			ch, err := s.resolveOpen(ctx, tx, id, now, now, `json_set(attributes, '$.resolution', ?)`, ResolutionNotOpenAtAgent)
+			if err != nil {
+				return nil, fmt.Errorf("resolve %s: %w", id, err)
+			}
+			out = append(out, ch)
+		}
+		return out, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile open issues of agent %s: %w", agentID, err)
 	}
 	return out, nil
 }
@@ -410,13 +432,24 @@ func (s *Store) GetIssue(ctx context.Context, id string) (Issue, error) {
 // Acknowledge marks an issue as seen by an operator. Acknowledging an issue
 // already acknowledged changes nothing and reports changed false.
 func (s *Store) Acknowledge(ctx context.Context, id, by string) (is Issue, changed bool, err error) {
-	now := s.now().UnixNano()
-	is, err = scanIssue(s.db.QueryRowContext(ctx, `UPDATE issues
-		SET acknowledged = 1, acknowledged_by = ?, acknowledged_at = ?, update_time = ?
-		WHERE id = ? AND acknowledged = 0
-		RETURNING `+issueColumns, by, now, now, id))
+	var ch Change
+	err = s.write(ctx, func(tx *sql.Tx, now time.Time) ([]Change, error) {
+		is, err := scanIssue(tx.QueryRowContext(ctx, `UPDATE issues
+			SET acknowledged = 1, acknowledged_by = ?, acknowledged_at = ?, update_time = ?, change_type = ?
+			WHERE id = ? AND acknowledged = 0
+			RETURNING `+issueColumns, by, now.UnixNano(), now.UnixNano(), int64(EventUpdated), id))
+		if err != nil {
+			return nil, err
+		}
+		pos, err := s.changePos(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		ch = Change{Type: EventUpdated, Issue: is, Pos: pos}
+		return []Change{ch}, nil
+	})
 	if err == nil {
-		return is, true, nil
+		return ch.Issue, true, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return Issue{}, false, fmt.Errorf("acknowledge issue %q: %w", id, err)

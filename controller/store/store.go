@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -20,12 +21,22 @@ import (
 
 // Store is an open controller database. It is safe for concurrent use.
 type Store struct {
-	db      *sql.DB
-	path    string
-	logger  *slog.Logger
-	now     func() time.Time
+	db     *sql.DB
+	path   string
+	logger *slog.Logger
+	now    func() time.Time
+
 	keyFile string
 	secrets *secrets // encrypts configuration documents, computes their hashes
+
+	// commitMu serialises the transactions that write issues with the
+	// publication of their changes (see write).
+	commitMu sync.Mutex
+	pub      Publisher
+
+	// txStmts are the statements prepared in the transaction of write
+	// (guarded by commitMu; see prepare).
+	txStmts map[string]*sql.Stmt
 }
 
 // Option changes how Open builds a Store.
@@ -62,6 +73,12 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	// the events; NORMAL in WAL mode could lose the last commits to a
 	// power loss.
 	q.Add("_pragma", "synchronous(FULL)")
+	// Group commits put each agent's batch under a savepoint: keep the
+	// statement journals they need in memory, not in temporary files.
+	q.Add("_pragma", "temp_store(MEMORY)")
+	// 16 MiB of page cache per connection (the default is 2 MiB): ingest
+	// reads the indexes of issues and events for every event.
+	q.Add("_pragma", "cache_size(-16384)")
 	// Write transactions take the write lock at BEGIN, so two writers never
 	// deadlock upgrading read locks; busy_timeout makes them queue.
 	q.Set("_txlock", "immediate")
@@ -70,8 +87,11 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
+	// Enough connections that readers (watch catch-ups, lists, the
+	// desired config of a new stream) never wait for writers, which hold
+	// a connection while they wait for SQLite's write lock.
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(0)
 	s.db = db
 	if err := db.PingContext(ctx); err != nil {
@@ -96,6 +116,26 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// prepare returns query prepared for tx, once per transaction: SQLite's
+// prepare costs as much as running a small statement, and a group commit
+// runs the same few statements for every batch it carries. Only for the
+// transaction of write (commitMu held); the statement closes with it, so
+// callers must not close it.
+func (s *Store) prepare(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if s.txStmts == nil {
+		s.txStmts = map[string]*sql.Stmt{}
+	}
+	if st, ok := s.txStmts[query]; ok {
+		return st, nil
+	}
+	st, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.txStmts[query] = st
+	return st, nil
 }
 
 // Close closes the database.

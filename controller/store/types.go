@@ -74,6 +74,9 @@ type Event struct {
 type Change struct {
 	Type  EventType
 	Issue Issue
+	// Pos is the change's position: every write of an issue takes the next
+	// number of one global counter, in commit order (see ChangesAfter).
+	Pos uint64
 }
 
 // Gap is a run of seqs an agent never sent: every seq after After and

@@ -260,11 +260,16 @@ func (x *GetIssueResponse) GetIssue() *Issue {
 type WatchIssuesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty fields match everything; the same filters as ListIssues.
-	State         IssueState `protobuf:"varint,1,opt,name=state,proto3,enum=netaiops.v1.IssueState" json:"state,omitempty"`
-	Kind          string     `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Severity      Severity   `protobuf:"varint,3,opt,name=severity,proto3,enum=netaiops.v1.Severity" json:"severity,omitempty"`
-	AgentId       string     `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	Device        string     `protobuf:"bytes,5,opt,name=device,proto3" json:"device,omitempty"`
+	State    IssueState `protobuf:"varint,1,opt,name=state,proto3,enum=netaiops.v1.IssueState" json:"state,omitempty"`
+	Kind     string     `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Severity Severity   `protobuf:"varint,3,opt,name=severity,proto3,enum=netaiops.v1.Severity" json:"severity,omitempty"`
+	AgentId  string     `protobuf:"bytes,4,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Device   string     `protobuf:"bytes,5,opt,name=device,proto3" json:"device,omitempty"`
+	// Resume after this position (a response's position, the header
+	// netaiops-watch-position, or the position of a watch that was ended):
+	// first every issue changed since then, each once in its newest state,
+	// then live changes. 0: changes from now on only.
+	ResumeAfter   uint64 `protobuf:"varint,6,opt,name=resume_after,json=resumeAfter,proto3" json:"resume_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -334,10 +339,20 @@ func (x *WatchIssuesRequest) GetDevice() string {
 	return ""
 }
 
+func (x *WatchIssuesRequest) GetResumeAfter() uint64 {
+	if x != nil {
+		return x.ResumeAfter
+	}
+	return 0
+}
+
 type WatchIssuesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          IssueEventType         `protobuf:"varint,1,opt,name=type,proto3,enum=netaiops.v1.IssueEventType" json:"type,omitempty"`
-	Issue         *Issue                 `protobuf:"bytes,2,opt,name=issue,proto3" json:"issue,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  IssueEventType         `protobuf:"varint,1,opt,name=type,proto3,enum=netaiops.v1.IssueEventType" json:"type,omitempty"`
+	Issue *Issue                 `protobuf:"bytes,2,opt,name=issue,proto3" json:"issue,omitempty"`
+	// The change's position in the controller's change log: increasing along
+	// the stream; pass it as resume_after to continue after this change.
+	Position      uint64 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +399,13 @@ func (x *WatchIssuesResponse) GetIssue() *Issue {
 		return x.Issue
 	}
 	return nil
+}
+
+func (x *WatchIssuesResponse) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
 }
 
 type AcknowledgeIssueRequest struct {
@@ -503,16 +525,18 @@ const file_netaiops_v1_issue_service_proto_rawDesc = "" +
 	"\x0fGetIssueRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"<\n" +
 	"\x10GetIssueResponse\x12(\n" +
-	"\x05issue\x18\x01 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\"\xbd\x01\n" +
+	"\x05issue\x18\x01 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\"\xe0\x01\n" +
 	"\x12WatchIssuesRequest\x12-\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x17.netaiops.v1.IssueStateR\x05state\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x121\n" +
 	"\bseverity\x18\x03 \x01(\x0e2\x15.netaiops.v1.SeverityR\bseverity\x12\x19\n" +
 	"\bagent_id\x18\x04 \x01(\tR\aagentId\x12\x16\n" +
-	"\x06device\x18\x05 \x01(\tR\x06device\"p\n" +
+	"\x06device\x18\x05 \x01(\tR\x06device\x12!\n" +
+	"\fresume_after\x18\x06 \x01(\x04R\vresumeAfter\"\x8c\x01\n" +
 	"\x13WatchIssuesResponse\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.netaiops.v1.IssueEventTypeR\x04type\x12(\n" +
-	"\x05issue\x18\x02 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\"9\n" +
+	"\x05issue\x18\x02 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\x12\x1a\n" +
+	"\bposition\x18\x03 \x01(\x04R\bposition\"9\n" +
 	"\x17AcknowledgeIssueRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
 	"\x02by\x18\x02 \x01(\tR\x02by\"D\n" +

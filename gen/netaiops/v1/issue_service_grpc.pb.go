@@ -36,7 +36,11 @@ type IssueServiceClient interface {
 	ListIssues(ctx context.Context, in *ListIssuesRequest, opts ...grpc.CallOption) (*ListIssuesResponse, error)
 	// GetIssue returns one issue by id.
 	GetIssue(ctx context.Context, in *GetIssueRequest, opts ...grpc.CallOption) (*GetIssueResponse, error)
-	// WatchIssues streams every change from now on that matches the filter.
+	// WatchIssues streams every change from now on (or after resume_after)
+	// that matches the filter. A watcher that falls behind catches up from the
+	// store; one that reads nothing for the server's send timeout is ended
+	// with RESOURCE_EXHAUSTED, its message and the trailer
+	// netaiops-resume-after giving the position to resume after.
 	WatchIssues(ctx context.Context, in *WatchIssuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchIssuesResponse], error)
 	// AcknowledgeIssue marks an issue as seen by an operator.
 	AcknowledgeIssue(ctx context.Context, in *AcknowledgeIssueRequest, opts ...grpc.CallOption) (*AcknowledgeIssueResponse, error)
@@ -110,7 +114,11 @@ type IssueServiceServer interface {
 	ListIssues(context.Context, *ListIssuesRequest) (*ListIssuesResponse, error)
 	// GetIssue returns one issue by id.
 	GetIssue(context.Context, *GetIssueRequest) (*GetIssueResponse, error)
-	// WatchIssues streams every change from now on that matches the filter.
+	// WatchIssues streams every change from now on (or after resume_after)
+	// that matches the filter. A watcher that falls behind catches up from the
+	// store; one that reads nothing for the server's send timeout is ended
+	// with RESOURCE_EXHAUSTED, its message and the trailer
+	// netaiops-resume-after giving the position to resume after.
 	WatchIssues(*WatchIssuesRequest, grpc.ServerStreamingServer[WatchIssuesResponse]) error
 	// AcknowledgeIssue marks an issue as seen by an operator.
 	AcknowledgeIssue(context.Context, *AcknowledgeIssueRequest) (*AcknowledgeIssueResponse, error)
