@@ -105,6 +105,20 @@ func (s *Store) nextPos(ctx context.Context, tx *sql.Tx) (uint64, error) {
 	return uint64(pos), nil
 }
 
+// takePositions takes n consecutive change positions and returns the
+// first (n 0: the next one, not taken).
+func (s *Store) takePositions(ctx context.Context, tx *sql.Tx, n int) (uint64, error) {
+	st, err := s.prepare(ctx, tx, `UPDATE change_position SET pos = pos + ? WHERE id = 1 RETURNING pos`)
+	if err != nil {
+		return 0, fmt.Errorf("take change positions: %w", err)
+	}
+	var last int64
+	if err := st.QueryRowContext(ctx, int64(n)).Scan(&last); err != nil {
+		return 0, fmt.Errorf("take change positions: %w", err)
+	}
+	return uint64(last) - uint64(n) + 1, nil
+}
+
 // Head returns the position of the newest stored change (0 if none).
 func (s *Store) Head(ctx context.Context) (uint64, error) {
 	var pos int64

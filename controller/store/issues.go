@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -186,12 +188,18 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			change_pos = excluded.change_pos
 		WHERE issues.agent_id = excluded.agent_id
 			AND (issues.last_log_id <> excluded.last_log_id OR issues.last_seq < excluded.last_seq)
-		RETURNING `+issueColumns)
+		RETURNING acknowledged, acknowledged_by, acknowledged_at`)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare issue upsert: %w", err)
 	}
 
-	for _, ev := range fresh {
+	// One block of change positions for the batch; a supersession takes
+	// its own after it, and Changed is put in position order at the end.
+	base, err := s.takePositions(ctx, tx, len(fresh))
+	if err != nil {
+		return IngestResult{}, err
+	}
+	for i, ev := range fresh {
 		is := ev.Issue
 		is.AgentID = agentID
 		if is.Fingerprint == "" {
@@ -217,30 +225,37 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			}
 			attrs = string(b)
 		}
-		if is.State == StateOpen {
+		pos := base + uint64(i)
+		args := []any{is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
+			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
+			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type), int64(pos)}
+		var ack ackState
+		err = upsertIssue.QueryRowContext(ctx, args...).Scan(&ack.acknowledged, &ack.by, &ack.at)
+		if err != nil && is.State == StateOpen && isOpenFingerprintConflict(err) {
 			// One open issue per condition and agent: a new occurrence
 			// (an agent that restarted without its state, say) ends the
-			// older one, which the agent no longer tracks.
+			// older one, which the agent no longer tracks. Rare, so it is
+			// tried only when the store refuses the second open issue.
 			at := ev.Time
 			if at.IsZero() {
 				at = now
 			}
-			old, err := s.supersede(ctx, tx, agentID, is.Fingerprint, is.ID, at, now)
-			if err != nil {
-				return IngestResult{}, fmt.Errorf("seq %d: %w", ev.Seq, err)
+			old, serr := s.supersede(ctx, tx, agentID, is.Fingerprint, is.ID, at, now)
+			if serr != nil {
+				return IngestResult{}, fmt.Errorf("seq %d: %w", ev.Seq, serr)
 			}
 			res.Changed = append(res.Changed, old...)
+			// After the resolution, so that watchers see it first (the
+			// block's position is left as a gap).
+			if pos, err = s.nextPos(ctx, tx); err != nil {
+				return IngestResult{}, err
+			}
+			args[len(args)-1] = int64(pos)
+			err = upsertIssue.QueryRowContext(ctx, args...).Scan(&ack.acknowledged, &ack.by, &ack.at)
 		}
-		pos, err := s.nextPos(ctx, tx)
-		if err != nil {
-			return IngestResult{}, err
-		}
-		stored, err := scanIssue(upsertIssue.QueryRowContext(ctx, is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
-			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
-			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type), int64(pos)))
 		switch {
 		case err == nil:
-			res.Changed = append(res.Changed, Change{Type: ev.Type, Issue: stored, Pos: pos})
+			res.Changed = append(res.Changed, Change{Type: ev.Type, Issue: ack.stored(is, now), Pos: pos})
 		case errors.Is(err, sql.ErrNoRows):
 			// Not written: either a later event already wrote the issue, or
 			// the id belongs to another agent, which is bad input.
@@ -269,7 +284,41 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			res.Changed = append(res.Changed, ch)
 		}
 	}
+	slices.SortStableFunc(res.Changed, func(a, b Change) int { return cmp.Compare(a.Pos, b.Pos) })
 	return res, nil
+}
+
+// ackState is what the upsert of an event returns: the operator's
+// acknowledgement, which events never change. The rest of the stored issue
+// is the event's snapshot, as written.
+type ackState struct {
+	acknowledged bool
+	by           string
+	at           sql.NullInt64
+}
+
+// stored is the issue as the upsert wrote it (what scanIssue would read
+// back, without reading it back).
+func (a ackState) stored(is Issue, now time.Time) Issue {
+	is.Acknowledged, is.AcknowledgedBy, is.AcknowledgedAt = a.acknowledged, a.by, fromNanos(a.at)
+	is.UpdateTime = time.Unix(0, now.UnixNano()).UTC()
+	if !is.FirstSeen.IsZero() {
+		is.FirstSeen = time.Unix(0, is.FirstSeen.UnixNano()).UTC()
+	}
+	is.LastSeen = fromNanos(nanos(is.LastSeen))
+	is.ResolvedAt = fromNanos(nanos(is.ResolvedAt))
+	if len(is.Attributes) == 0 {
+		is.Attributes = nil
+	}
+	return is
+}
+
+// isOpenFingerprintConflict reports whether err is the store refusing a
+// second open issue of one fingerprint and agent (index
+// issues_open_fingerprint).
+func isOpenFingerprintConflict(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") && strings.Contains(msg, "issues.fingerprint")
 }
 
 // supersede resolves, inside tx, the agent's open issues of fingerprint

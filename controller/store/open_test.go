@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -155,5 +156,37 @@ func TestMigrationResolvesDuplicateOpenIssues(t *testing.T) {
 	old, err := s.GetIssue(ctx, "first")
 	if err != nil || old.State != StateResolved || old.Attributes["resolution"] == "" || old.ResolvedAt.IsZero() {
 		t.Errorf("first after migration = %+v, %v", old, err)
+	}
+}
+
+// The changes Ingest returns (built from the event, not read back) are the
+// issues as stored, acknowledgement included.
+func TestIngestChangesAreWhatIsStored(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, "")
+	mustConnect(t, s, "a1", "log-1")
+	mustIngest(t, s, "a1", "log-1", ev(1, EventOpened, "i1", StateOpen, "down"))
+	if _, _, err := s.Acknowledge(ctx, "i1", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	e2 := ev(2, EventUpdated, "i1", StateOpen, "still down")
+	e2.Issue.Attributes = nil
+	e3 := ev(3, EventOpened, "i2", StateOpen, "other")
+	e3.Issue.FirstSeen = e3.Issue.FirstSeen.Local() // any location: stored as UTC
+	res := mustIngest(t, s, "a1", "log-1", e2, e3)
+	if len(res.Changed) != 2 {
+		t.Fatalf("Changed = %+v", res.Changed)
+	}
+	for _, ch := range res.Changed {
+		stored, err := s.GetIssue(ctx, ch.Issue.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ch.Issue, stored) {
+			t.Errorf("change of %s:\n%+v\nstored:\n%+v", ch.Issue.ID, ch.Issue, stored)
+		}
+	}
+	if !res.Changed[0].Issue.Acknowledged || res.Changed[0].Issue.AcknowledgedBy != "alice" {
+		t.Errorf("the update lost the acknowledgement: %+v", res.Changed[0].Issue)
 	}
 }
