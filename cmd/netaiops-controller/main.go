@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +47,7 @@ func run(args []string) int {
 	fs.IntVar(&cfg.MaxWatchersPerCaller, "max-watchers-per-caller", cfg.MaxWatchersPerCaller, "most WatchIssues streams of one caller (token or certificate name; peer address without authentication)")
 	fs.DurationVar(&cfg.WatchSendTimeout, "watch-send-timeout", cfg.WatchSendTimeout, "end a WatchIssues stream whose client reads nothing for this long (it can resume after its last position)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile (go tool pprof) of the whole run to `file` (diagnostics)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -62,6 +64,19 @@ func run(args []string) int {
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(os.Stderr, "netaiops-controller: %v\n", err)
 		return 2
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "netaiops-controller: --cpu-profile: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -36,6 +36,7 @@ import (
 
 type options struct {
 	controller     string
+	controllerArgs string
 	agents         int
 	duration       time.Duration
 	heartbeat      time.Duration
@@ -52,6 +53,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.controller, "controller", "bin/netaiops-controller", "netaiops-controller binary")
+	flag.StringVar(&o.controllerArgs, "controller-args", "", "more flags for the controller, space-separated (e.g. \"--cpu-profile /tmp/ctl.prof\")")
 	flag.IntVar(&o.agents, "agents", 1000, "simulated agents, one connection each")
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "how long agents send at the steady rate")
 	flag.DurationVar(&o.heartbeat, "heartbeat", 2*time.Second, "heartbeat interval of the agent streams")
@@ -120,6 +122,7 @@ func run(o options) error {
 	cmd := exec.Command(o.controller, "--insecure", "--listen", addr, "--db", filepath.Join(dir, "controller.db"),
 		"--heartbeat-interval", o.heartbeat.String(), "--log-level", "warn",
 		"--max-watchers", strconv.Itoa(maxWatchers), "--max-watchers-per-caller", strconv.Itoa(maxWatchers))
+	cmd.Args = append(cmd.Args, strings.Fields(o.controllerArgs)...)
 	logf, err := os.Create(filepath.Join(dir, "controller.log"))
 	if err != nil {
 		return err
