@@ -279,7 +279,7 @@ func lockDatabase(t *testing.T, e *env) (unlock func()) {
 // of several agents that waited are committed together, each agent acked
 // after the commit holding its batch.
 func TestStreamsHeartbeatWhileIngestWaitsAndCommitsGroup(t *testing.T) {
-	const hb = 200 * time.Millisecond
+	const hb = 300 * time.Millisecond // 3 silent intervals (900ms) end a stream: room for a loaded machine
 	e := start(t, Config{HeartbeatInterval: hb}, 0)
 	const agents = 20
 	as := make([]*agent, agents)

@@ -176,19 +176,22 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare event insert: %w", err)
 	}
+	// An issue's identity (device, kind, object, fingerprint, first_seen)
+	// is fixed with its id: an update writes only what can change, so SQLite
+	// maintains only the indexes of those columns.
 	upsertIssue, err := s.prepare(ctx, tx, `INSERT INTO issues (id, agent_id, device, kind, severity, state, summary,
 			first_seen, last_seen, resolved_at, attributes, object, fingerprint, caused_by, update_time, last_log_id, last_seq, change_type, change_pos)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
-			device = excluded.device, kind = excluded.kind, severity = excluded.severity, state = excluded.state,
-			summary = excluded.summary, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-			resolved_at = excluded.resolved_at, attributes = excluded.attributes, object = excluded.object,
-			fingerprint = excluded.fingerprint, caused_by = excluded.caused_by, update_time = excluded.update_time,
+			severity = excluded.severity, state = excluded.state,
+			summary = excluded.summary, last_seen = excluded.last_seen,
+			resolved_at = excluded.resolved_at, attributes = excluded.attributes,
+			caused_by = excluded.caused_by, update_time = excluded.update_time,
 			last_log_id = excluded.last_log_id, last_seq = excluded.last_seq, change_type = excluded.change_type,
 			change_pos = excluded.change_pos
 		WHERE issues.agent_id = excluded.agent_id
 			AND (issues.last_log_id <> excluded.last_log_id OR issues.last_seq < excluded.last_seq)
-		RETURNING acknowledged, acknowledged_by, acknowledged_at`)
+		RETURNING device, kind, first_seen, object, fingerprint, acknowledged, acknowledged_by, acknowledged_at`)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare issue upsert: %w", err)
 	}
@@ -229,8 +232,8 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 		args := []any{is.ID, agentID, is.Device, is.Kind, int64(is.Severity),
 			int64(is.State), is.Summary, nanosOrZero(is.FirstSeen), nanos(is.LastSeen), nanos(is.ResolvedAt), attrs,
 			is.Object, is.Fingerprint, is.CausedBy, now.UnixNano(), logID, int64(ev.Seq), int64(ev.Type), int64(pos)}
-		var ack ackState
-		err = upsertIssue.QueryRowContext(ctx, args...).Scan(&ack.acknowledged, &ack.by, &ack.at)
+		var ack storedCols
+		err = ack.scan(upsertIssue.QueryRowContext(ctx, args...))
 		if err != nil && is.State == StateOpen && isOpenFingerprintConflict(err) {
 			// One open issue per condition and agent: a new occurrence
 			// (an agent that restarted without its state, say) ends the
@@ -251,7 +254,7 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 				return IngestResult{}, err
 			}
 			args[len(args)-1] = int64(pos)
-			err = upsertIssue.QueryRowContext(ctx, args...).Scan(&ack.acknowledged, &ack.by, &ack.at)
+			err = ack.scan(upsertIssue.QueryRowContext(ctx, args...))
 		}
 		switch {
 		case err == nil:
@@ -288,23 +291,31 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 	return res, nil
 }
 
-// ackState is what the upsert of an event returns: the operator's
-// acknowledgement, which events never change. The rest of the stored issue
-// is the event's snapshot, as written.
-type ackState struct {
-	acknowledged bool
-	by           string
-	at           sql.NullInt64
+// storedCols is what the upsert of an event returns: the issue's identity
+// as first stored and the operator's acknowledgement, which events never
+// change. The rest of the stored issue is the event's snapshot, as written.
+type storedCols struct {
+	device, kind, object, fingerprint string
+	firstSeen                         int64
+	acknowledged                      bool
+	by                                string
+	at                                sql.NullInt64
+}
+
+func (c *storedCols) scan(r *sql.Row) error {
+	return r.Scan(&c.device, &c.kind, &c.firstSeen, &c.object, &c.fingerprint, &c.acknowledged, &c.by, &c.at)
 }
 
 // stored is the issue as the upsert wrote it (what scanIssue would read
 // back, without reading it back).
-func (a ackState) stored(is Issue, now time.Time) Issue {
-	is.Acknowledged, is.AcknowledgedBy, is.AcknowledgedAt = a.acknowledged, a.by, fromNanos(a.at)
-	is.UpdateTime = time.Unix(0, now.UnixNano()).UTC()
-	if !is.FirstSeen.IsZero() {
-		is.FirstSeen = time.Unix(0, is.FirstSeen.UnixNano()).UTC()
+func (c storedCols) stored(is Issue, now time.Time) Issue {
+	is.Device, is.Kind, is.Object, is.Fingerprint = c.device, c.kind, c.object, c.fingerprint
+	is.FirstSeen = time.Time{}
+	if c.firstSeen != 0 {
+		is.FirstSeen = time.Unix(0, c.firstSeen).UTC()
 	}
+	is.Acknowledged, is.AcknowledgedBy, is.AcknowledgedAt = c.acknowledged, c.by, fromNanos(c.at)
+	is.UpdateTime = time.Unix(0, now.UnixNano()).UTC()
 	is.LastSeen = fromNanos(nanos(is.LastSeen))
 	is.ResolvedAt = fromNanos(nanos(is.ResolvedAt))
 	if len(is.Attributes) == 0 {
