@@ -124,12 +124,14 @@ func (s *Store) Ingest(ctx context.Context, agentID, logID string, events []Even
 
 // ingest applies one batch inside tx (see Ingest); the caller commits.
 func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, logID string, events []Event) (IngestResult, error) {
+	// The agent must exist; its last_seen moves (rolled back with a batch
+	// that fails).
 	var one int
-	if err := s.queryRow(ctx, tx, `SELECT 1 FROM agents WHERE id = ?`, agentID).Scan(&one); err != nil {
+	if err := s.queryRow(ctx, tx, `UPDATE agents SET last_seen = ? WHERE id = ? RETURNING 1`, now.UnixNano(), agentID).Scan(&one); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return IngestResult{}, fmt.Errorf("agent: %w", ErrNotFound)
 		}
-		return IngestResult{}, fmt.Errorf("read agent: %w", err)
+		return IngestResult{}, fmt.Errorf("update agent last seen: %w", err)
 	}
 	var wm int64
 	err := s.queryRow(ctx, tx, `SELECT seq FROM log_watermarks WHERE agent_id = ? AND log_id = ?`, agentID, logID).Scan(&wm)
@@ -150,9 +152,6 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			return IngestResult{}, err
 		}
 		fresh = append(fresh, ev)
-	}
-	if _, err := s.exec(ctx, tx, `UPDATE agents SET last_seen = ? WHERE id = ?`, now.UnixNano(), agentID); err != nil {
-		return IngestResult{}, fmt.Errorf("update agent last seen: %w", err)
 	}
 	if len(fresh) == 0 {
 		return res, nil
