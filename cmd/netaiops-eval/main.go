@@ -6,7 +6,11 @@
 //	netaiops-eval nab --data ../shared/nab/data --out var/nab
 //
 // writes var/nab/netaiops/<category>/netaiops_<file>.csv for every
-// <category>/<file>.csv under --data.
+// <category>/<file>.csv under --data, through the agent's detection path
+// with its shipped defaults, and var/nab/thresholds.json holding the
+// shipped threshold (the default min_score) for nabscore -thresholds. With
+// --labels (NAB's combined_windows.json) it also prints NAB's scores:
+// in-sample, cross-validated and at the shipped threshold.
 package main
 
 import (
@@ -15,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 func main() {
@@ -26,7 +31,7 @@ func main() {
 	}
 }
 
-const usage = `usage: netaiops-eval nab --data DIR --out DIR`
+const usage = `usage: netaiops-eval nab --data DIR --out DIR [--labels FILE]`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -38,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fs.SetOutput(stderr)
 		data := fs.String("data", "", "NAB data directory holding <category>/<file>.csv")
 		out := fs.String("out", "", "results directory; files go to OUT/netaiops/<category>/netaiops_<file>.csv")
+		labels := fs.String("labels", "", "NAB's combined_windows.json; when set, print NAB's scores")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
@@ -50,6 +56,28 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "scored %d files, %d rows, in %v (%.0f rows/s)\n",
 			st.files, st.rows, st.elapsed.Round(1e6), float64(st.rows)/st.elapsed.Seconds())
+		shipped, err := shippedThreshold()
+		if err != nil {
+			return err
+		}
+		if *labels == "" {
+			return nil
+		}
+		w, err := readLabels(*labels)
+		if err != nil {
+			return err
+		}
+		files, err := labelFiles(st.results, w)
+		if err != nil {
+			return err
+		}
+		rs := evaluate(files, shipped)
+		printReport(stdout, rs, len(files), shipped)
+		thr := filepath.Join(*out, "thresholds.json")
+		if err := writeThresholds(thr, rs, shipped); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (the shipped threshold %v for every profile)\n", thr, shipped)
 		return nil
 	default:
 		return fmt.Errorf("unknown subcommand %q; %s", args[0], usage)
