@@ -31,7 +31,8 @@ func TestNABWritesResultsInNABLayout(t *testing.T) {
 		if i == 300 {
 			v = "1e3"
 		}
-		fmt.Fprintf(&in, "2014-04-01 %02d:%02d:00,%s\n", i/60%24, i%60, v)
+		m := i * 5 // NAB's cadence: the warm-up is 150 steps of 5 minutes
+		fmt.Fprintf(&in, "2014-04-%02d %02d:%02d:00,%s\n", 1+m/1440, m/60%24, m%60, v)
 	}
 	writeFile(t, filepath.Join(data, "realKnownCause", "cpu.csv"), in.String())
 	var stdout strings.Builder

@@ -81,7 +81,7 @@ func TestSetFutureSampleAndClockStep(t *testing.T) {
 	at := t0
 	for range 200 { // past the warm-up
 		poll(at)
-		at = at.Add(10 * time.Second)
+		at = at.Add(step)
 	}
 	// One sample of series 3 dated a year ahead.
 	if _, err := s.Update(3, at.Add(365*24*time.Hour), 1); err != nil {
@@ -89,7 +89,7 @@ func TestSetFutureSampleAndClockStep(t *testing.T) {
 	}
 	for range 20 {
 		poll(at)
-		at = at.Add(10 * time.Second)
+		at = at.Add(step)
 	}
 	// A new series arrives: every series is live, none may go.
 	if _, err := s.Update(100, at, 1); !errors.Is(err, ErrFull) {
@@ -100,7 +100,7 @@ func TestSetFutureSampleAndClockStep(t *testing.T) {
 	at = at.Add(24 * time.Hour)
 	for range 3 {
 		poll(at)
-		at = at.Add(10 * time.Second)
+		at = at.Add(step)
 	}
 	if st := s.Stats(); st.Evicted != 0 || st.Series != n {
 		t.Fatalf("stats %+v, want %d series and none evicted", st, n)
