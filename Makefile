@@ -118,7 +118,14 @@ clean:
 NAB_DIR ?= ../shared/nab
 NABSCORE_DIR ?= ../shared/tools/nabscore
 
-.PHONY: eval-nab bench-detect
+.PHONY: eval-nab eval-net bench-detect
+
+# eval-net runs network-shaped series with injected, labelled faults
+# (saturation, drop to ~0, level shift, memory leak, error bursts) at the
+# agent's 10 s cadence through the agent's engine and shipped defaults, and
+# prints recall, precision and time-to-detect per fault kind.
+eval-net:
+	@set -e; mkdir -p bin; $(GO) build -o bin/netaiops-eval ./cmd/netaiops-eval; bin/netaiops-eval net
 
 eval-nab:
 	@if [ ! -d "$(NAB_DIR)/data" ] || [ ! -d "$(NABSCORE_DIR)" ]; then \

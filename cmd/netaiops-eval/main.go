@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 func main() {
@@ -31,7 +32,8 @@ func main() {
 	}
 }
 
-const usage = `usage: netaiops-eval nab --data DIR --out DIR [--labels FILE]`
+const usage = `usage: netaiops-eval nab --data DIR --out DIR [--labels FILE]
+       netaiops-eval net [--series N] [--days N] [--interval D] [--seed N]`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -78,6 +80,32 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "wrote %s (the shipped threshold %v for every profile)\n", thr, shipped)
+		return nil
+	case "net":
+		fs := flag.NewFlagSet("net", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		series := fs.Int("series", 8, "series per fault kind, and healthy series per metric")
+		days := fs.Int("days", 4, "days simulated; faults fall on days 2 and 3, after the 12.5-hour warm-up")
+		interval := fs.Duration("interval", 10*time.Second, "poll interval")
+		seed := fs.Uint64("seed", 1, "random seed")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		switch {
+		case fs.NArg() != 0:
+			return errors.New(usage)
+		case *series < 1:
+			return fmt.Errorf("--series: must be at least 1, got %d", *series)
+		case *days < 3:
+			return fmt.Errorf("--days: must be at least 3 (faults fall on days 2 and 3), got %d", *days)
+		case *interval < time.Second || *interval > 5*time.Minute:
+			return fmt.Errorf("--interval: must be from 1s to 5m, got %v", *interval)
+		}
+		res, healthy, err := runNet(*series, *days, *interval, *seed)
+		if err != nil {
+			return err
+		}
+		printNet(stdout, res, healthy, *series, *days, *interval)
 		return nil
 	default:
 		return fmt.Errorf("unknown subcommand %q; %s", args[0], usage)

@@ -319,14 +319,17 @@ func (d *Detector) update(ts int64, v float64) Result {
 	}
 	decay := 1 - k*(1-recordDecay)
 	r := record(&d.recN, d.shortN, decay, k)
-	rl := max(record(&d.recL, devL, decay, k), record(&d.recM, devM, decay, k))
+	// devL is one sample's deviation, not an average: at a fast cadence
+	// its extremes come as often as the samples, so its record is set at
+	// once, as at 5 minutes, or every sample's luck would break it.
+	rl := max(record(&d.recL, devL, decay, 1), record(&d.recM, devM, decay, k))
 	// ... and off what it has shown at this time of day (this slot and
 	// its neighbours, for jitter): a nightly job is not news.
 	r = min(r, d.shortN/(max(sl.recN, s0.recN, s1.recN, sh.recN).get()+recordFloor))
 	rl = min(rl, max(devL, devM)/(max(sl.recL, s0.recL, s1.recL, sh.recL).get()+recordFloor))
 	slotDecay := 1 - k*(1-slotRecordDecay)
 	sn.recN = toSigmas(raise(sn.recN.get(), d.shortN, slotDecay, k))
-	sn.recL = toSigmas(raise(sn.recL.get(), max(devL, devM), slotDecay, k))
+	sn.recL = toSigmas(max(raise(sn.recL.get(), devL, slotDecay, 1), raise(sn.recL.get(), devM, slotDecay, k)))
 	if rl > r {
 		r = rl
 		res = evidence(Level, predL, x, sigL)
