@@ -111,7 +111,7 @@ func runNet(series, days int, interval time.Duration, seed uint64) ([]netResult,
 		for i := range series {
 			s := &sim{device: fmt.Sprintf("%s-%d", fk.name, i), kind: k, metric: fk.metric, skind: fk.kind,
 				base: 1e7 * (1 + 9*r.Float64()), dur: fk.dur, fault: fk.fault,
-				r: rand.New(rand.NewPCG(seed, uint64(100*k+i+2))), offset: time.Duration(r.IntN(int(interval / time.Second))) * time.Second}
+				r: rand.New(rand.NewPCG(seed, uint64(100*k+i+2))), offset: time.Duration(r.IntN(int(interval/time.Second))) * time.Second}
 			s.start = begin.Add(24*time.Hour + time.Duration(r.Int64N(int64(2*24*time.Hour-fk.dur)))).Truncate(time.Second)
 			sims = append(sims, s)
 		}
@@ -123,7 +123,7 @@ func runNet(series, days int, interval time.Duration, seed uint64) ([]netResult,
 		for i := range series {
 			sims = append(sims, &sim{device: fmt.Sprintf("healthy-%s-%d", m.metric, i), kind: -1, metric: m.metric, skind: m.kind,
 				base: 1e7 * (1 + 9*r.Float64()), healthy: true, r: rand.New(rand.NewPCG(seed, uint64(10000+i))),
-				offset: time.Duration(r.IntN(int(interval / time.Second))) * time.Second})
+				offset: time.Duration(r.IntN(int(interval/time.Second))) * time.Second})
 		}
 	}
 	for _, s := range sims {
