@@ -57,6 +57,8 @@ const (
 	normScale       = 1.2533       // sigma / mean absolute deviation of a normal law
 	minRelScale     = 1e-4         // scale floor relative to the level's magnitude
 	maxValue        = 1e30         // values are clamped to ±maxValue, so no difference of two overflows float32
+	gapFactor       = 8            // an interval this many times the usual one is a gap in the data
+	alphaInterval   = 0.1          // per sample: the usual interval follows the last ~10
 	absurd          = 100          // sigmas: a jump beyond maxDev moves a learnt level by at most this many of its sigmas
 	absScale        = 1e-9         // absolute scale floor
 	recordDecay     = 0.9998       // per sample; the record memory halves in ~3500 samples
@@ -126,11 +128,11 @@ type Result struct {
 // Detector scores one series. Its zero value is ready to use; it holds no
 // pointers, never allocates and its size is fixed: StateBytes.
 type Detector struct {
-	n     uint32  // samples seen
-	w     float32 // steps of history: each sample adds its weight
-	since float32 // steps since the last alarm
-	first int64   // unix seconds of the first sample
-	last  int64   // unix seconds of the latest sample
+	interval float32 // seconds: the series' usual interval between samples
+	w        float32 // steps of history: each sample adds its weight
+	since    float32 // steps since the last alarm
+	first    int64   // unix seconds of the first sample
+	last     int64   // unix seconds of the latest sample
 
 	prev   float32 // channel N: the value a step ago (the previous value at 5-minute samples or slower)
 	maeN   float32 // channel N: mean absolute step
@@ -194,21 +196,30 @@ func (d *Detector) Update(t time.Time, v float64) Result {
 func (d *Detector) update(ts int64, v float64) Result {
 	if !(math.Abs(v) <= math.MaxFloat32) { // also false for NaN
 		e := float64(d.prev)
-		return Result{Expected: e, Lower: e, Upper: e, Learning: d.n < warmup}
+		return Result{Expected: e, Lower: e, Upper: e, Learning: d.w < warmup}
 	}
 	x := float32(max(-maxValue, min(v, maxValue)))
-	if d.n == 0 {
-		d.n, d.w = 1, 1
+	if d.w == 0 {
+		d.w = 1
 		d.first, d.last = ts, ts
 		d.prev, d.slevel, d.long, d.mid = x, x, x, x
 		return Result{Expected: v, Lower: v, Upper: v, Learning: true}
 	}
-	d.n++
 	// k: this sample's weight in steps, (0, 1].
+	dt := ts - d.last
 	k := float32(1)
-	if dt := ts - d.last; dt < stepSeconds {
+	if dt < stepSeconds {
 		k = float32(max(dt, 1)) / stepSeconds
 	}
+	// A gap: more than gapFactor times the series' usual interval since
+	// the previous sample. The previous value is then too old to measure
+	// a step from (a daily cycle moved on while no sample came).
+	fdt := float32(max(dt, 1))
+	gap := d.interval > 0 && fdt > gapFactor*d.interval
+	if d.interval == 0 {
+		d.interval = fdt
+	}
+	d.interval += alphaInterval * (min(fdt, gapFactor*d.interval) - d.interval)
 	d.last = ts
 	d.w += k
 	b0, b1, w1 := slots(ts)
@@ -223,6 +234,9 @@ func (d *Detector) update(ts int64, v float64) Result {
 	aShort, aMid := k*alphaShort, k*alphaMid
 
 	// Channel N: the step from the previous value.
+	if gap {
+		d.prev = x // the step channel starts again from this sample
+	}
 	eN := x - d.prev
 	sigN := normScale*d.maeN + floor
 	// A jump (a step beyond clipErr sigmas) moves the levels the models
@@ -458,7 +472,7 @@ func weekSlot(ts int64) int {
 // rests on enough samples to be trusted, so one spike does not blow up the
 // scale that judges the next.
 func (d *Detector) clip(e, mae float32) float32 {
-	if d.n > trackFrom && e > clipErr*mae {
+	if d.w > trackFrom && e > clipErr*mae {
 		return clipErr * mae
 	}
 	return e

@@ -61,7 +61,10 @@
 // the detections are the same at either cadence
 // (TestSameDetectionsAt10sAnd5m). A sample never weighs more than one
 // step, whatever the gap before it: slower series count in samples. A
-// sample dated before the previous one weighs one second.
+// sample dated before the previous one weighs one second. After a gap (more
+// than 8 times the series' usual interval, which follows the last ~10
+// intervals) the step channel starts again from the new sample: the value
+// before the gap is too old to measure a step from.
 //
 // # Robustness
 //

@@ -23,37 +23,41 @@ func feed(d *Detector, from int, v []float64, dt time.Duration) []float64 {
 // value. Before, the huge value dragged the learnt levels by ~1e9 and the
 // series stayed blind for weeks.
 func TestHugeValueBlindsAtMostRefractory(t *testing.T) {
-	const n, huge = 3000, 1000
-	shiftAt := huge + refractory + 20 // steps of 5 minutes
-	mk := func(withHuge bool) []float64 {
-		return series(n, 5, func(i int) float64 {
-			switch {
-			case withHuge && i == huge:
-				return 1e12
-			case i >= shiftAt:
-				return 110
+	for _, dt := range []time.Duration{step, 10 * time.Second} {
+		per := int(step / dt) // samples per step
+		n, huge := 3000*per, 1000*per
+		shiftAt := huge + (refractory+20)*per
+		mk := func(withHuge bool) []float64 {
+			return series(n, 5, func(i int) float64 {
+				switch {
+				case withHuge && i == huge:
+					return 1e12
+				case i >= shiftAt:
+					return 110
+				}
+				return 100
+			})
+		}
+		var clean, hit Detector
+		want := feed(&clean, 0, mk(false), dt)
+		got := feed(&hit, 0, mk(true), dt)
+		if got[huge] < 0.5 {
+			t.Errorf("cadence %v: the huge value scored %.3f, want an alarm (>= 0.5)", dt, got[huge])
+		}
+		w, _ := maxIn(want, shiftAt, shiftAt+10*per)
+		g, at := maxIn(got, shiftAt, shiftAt+10*per)
+		t.Logf("cadence %v: shift %v after the huge value: %.3f at %d (%.3f without the huge value)", dt,
+			time.Duration(shiftAt-huge)*dt, g, at, w)
+		if w < 0.5 {
+			t.Fatalf("cadence %v: without the huge value the shift scores %.3f: the test needs a detected shift", dt, w)
+		}
+		if g < 0.5 {
+			t.Errorf("cadence %v: after the huge value and its refractory period the shift scores %.3f, want an alarm (>= 0.5)", dt, g)
+		}
+		for _, f := range floatFields(&hit) {
+			if math.Abs(float64(f.v)) > 1e6 {
+				t.Errorf("cadence %v: %s = %g after the huge value: it was learnt", dt, f.name, f.v)
 			}
-			return 100
-		})
-	}
-	var clean, hit Detector
-	want := feed(&clean, 0, mk(false), step)
-	got := feed(&hit, 0, mk(true), step)
-	if got[huge] < 0.5 {
-		t.Errorf("the huge value scored %.3f, want an alarm (>= 0.5)", got[huge])
-	}
-	w, _ := maxIn(want, shiftAt, shiftAt+10)
-	g, at := maxIn(got, shiftAt, shiftAt+10)
-	t.Logf("shift %d steps after the huge value: %.3f at %d (%.3f without the huge value)", shiftAt-huge, g, at, w)
-	if w < 0.5 {
-		t.Fatalf("without the huge value the shift scores %.3f: the test needs a detected shift", w)
-	}
-	if g < 0.5 {
-		t.Errorf("after the huge value and its refractory period the shift scores %.3f, want an alarm (>= 0.5)", g)
-	}
-	for _, f := range floatFields(&hit) {
-		if math.Abs(float64(f.v)) > 1e6 {
-			t.Errorf("%s = %g after the huge value: it was learnt", f.name, f.v)
 		}
 	}
 }
@@ -117,8 +121,9 @@ func TestExtremeValuesLeaveNoNaN(t *testing.T) {
 // TestSameDetectionsAt10sAnd5m feeds one signal, a daily cycle with noise
 // plus three events (a level shift for two hours, a drop to near zero for
 // an hour, a surge for 30 minutes), sampled every 10 seconds and every 5
-// minutes. Both detect the same events, each within 10 minutes of its
-// start, and nothing else after the warm-up.
+// minutes, and irregularly (1 s to 60 s apart, with a 2-hour gap). All
+// detect the same events, each within 10 minutes of its start, and nothing
+// else.
 func TestSameDetectionsAt10sAnd5m(t *testing.T) {
 	const days = 6
 	start := t0
@@ -140,19 +145,29 @@ func TestSameDetectionsAt10sAnd5m(t *testing.T) {
 		}
 		return v
 	}
+	// dt 0: irregular, 1 s to 60 s apart, with a 2-hour gap on day 2.
 	detect := func(dt time.Duration) []time.Duration {
 		r := rand.New(rand.NewPCG(8, 9))
+		jitter := rand.New(rand.NewPCG(10, 11))
 		var d Detector
 		var alarms []time.Duration
-		for el := time.Duration(0); el < days*24*time.Hour; el += dt {
+		for el := time.Duration(0); el < days*24*time.Hour; {
 			res := d.Update(start.Add(el), signal(el, r))
 			if res.Score >= 0.5 {
 				alarms = append(alarms, el)
 			}
+			next := dt
+			if dt == 0 {
+				next = time.Duration(1+jitter.IntN(60)) * time.Second
+				if el < 2*24*time.Hour && el+next >= 2*24*time.Hour {
+					next += 2 * time.Hour
+				}
+			}
+			el += next
 		}
 		return alarms
 	}
-	for _, dt := range []time.Duration{10 * time.Second, step} {
+	for _, dt := range []time.Duration{10 * time.Second, step, 0} {
 		alarms := detect(dt)
 		t.Logf("cadence %v: alarms at %v", dt, alarms)
 		found := make([]bool, len(events))
