@@ -84,9 +84,10 @@
 // 100 000 series the rest is cache and TLB misses on the series' state,
 // which Set.UpdateBatch overlaps across the series of a poll. `make
 // bench-detect` (100 000 series) on a shared 2-core machine measured per
-// CPU second, in one run: 7.6 million updates one by one and 9.7 million in
-// batches when series come in poll order, 2.8 and 5.4 million in shuffled
-// order (the worst case for caches); no allocation. (Earlier runs on a
+// CPU second, in two runs: 7.6 to 8.0 million updates one by one and 9.7
+// to 12.8 million in batches when series come in poll order, 2.8 to 3.2 and
+// 5.4 to 6.2 million in shuffled order (the worst case for caches); no
+// allocation. (Earlier runs on a
 // more loaded machine: 4.7 to 5.7 million in poll order.)
 //
 // # Quality
