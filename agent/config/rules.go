@@ -41,9 +41,9 @@ const (
 //	  anomalies:
 //	    - metric: ifHCInOctets
 //	      match: {ifName: "uplink.*"}
-//	      min_score: 0.9
+//	      min_score: 0.5         # the evaluated operating point (make eval-nab)
 //	      min_deviation: 3
-//	      for: 2m
+//	      for: 0s
 //	      keep_firing_for: 10m
 //	  topology:
 //	    roots: [core-sw1]         # LLDP neighbours are oriented away from these
@@ -87,7 +87,7 @@ type ThresholdRule struct {
 type AnomalyRule struct {
 	Metric        string            `yaml:"metric"`
 	Match         map[string]string `yaml:"match,omitempty"`
-	MinScore      float64           `yaml:"min_score"`     // (0,1]; default 0.9
+	MinScore      float64           `yaml:"min_score"`     // (0,1]; default 0.5 (detect.DefaultMinScore)
 	MinDeviation  float64           `yaml:"min_deviation"` // robust sigmas; default 3
 	For           time.Duration     `yaml:"for"`
 	KeepFiringFor time.Duration     `yaml:"keep_firing_for"`

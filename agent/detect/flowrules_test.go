@@ -229,7 +229,7 @@ func TestFlowAnomalies(t *testing.T) {
 	e := New("edge-1", Options{})
 	r := rand.New(rand.NewPCG(1, 2))
 	i := 0
-	for ; i < 300; i++ {
+	for ; i < 5000; i++ {
 		if c := e.ObserveFlows(capDev, snap(i, noisy(r))); len(c) != 0 {
 			t.Fatalf("baseline interval %d: %v", i, c)
 		}
@@ -262,7 +262,7 @@ func TestFlowAnomalies(t *testing.T) {
 	// The same spike under min_bytes_per_second raises nothing.
 	e = New("edge-1", Options{Flows: FlowOptions{TrafficSpike: TrafficSpikeOptions{MinBytesPerSecond: 1e9}, HighFlowCount: HighFlowCountOptions{Disabled: true}}})
 	r = rand.New(rand.NewPCG(1, 2))
-	for i = 0; i < 300; i++ {
+	for i = 0; i < 5000; i++ {
 		e.ObserveFlows(capDev, snap(i, noisy(r)))
 	}
 	if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { noisy(r)(s); s.Bytes *= 40; s.Active = 30000 })); len(c) != 0 {

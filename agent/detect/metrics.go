@@ -11,9 +11,21 @@ import (
 	"github.com/netaiops/netaiops/collector"
 )
 
-// anomalyIdle is how long a scored series may go without a sample before
-// the default scorer forgets it.
+// anomalyIdle is how long a scored series must have gone without a sample
+// before the default scorer may give its slot to a new series; it keeps it
+// while there is room.
 const anomalyIdle = time.Hour
+
+// NewScorer returns the scorer the engine makes when Options.Scorer is nil:
+// an anomaly.Set of maxSeries series (0 or less: DefaultMaxAnomalySeries).
+// netaiops-eval scores benchmarks with it, so that what is measured is what
+// the agent runs.
+func NewScorer(maxSeries int) *anomaly.Set {
+	if maxSeries <= 0 {
+		maxSeries = DefaultMaxAnomalySeries
+	}
+	return anomaly.NewSet(maxSeries, anomalyIdle)
+}
 
 // cond is the state of one rule condition of one fingerprint, as in
 // Prometheus: pending from activeSince while it holds, firing once it held
@@ -304,7 +316,7 @@ func (e *Engine) anomalyRules(c *changes, d *deviceState, device string, at time
 			continue
 		}
 		if e.scorer == nil {
-			e.scorer = anomaly.NewSet(e.opts.MaxAnomalySeries, anomalyIdle)
+			e.scorer = NewScorer(e.opts.MaxAnomalySeries)
 		}
 		res, err := e.scorer.Update(seriesKey(device, v.metric, v.labels), at, v.v)
 		if err != nil {

@@ -290,9 +290,9 @@ func TestAnomalyRealScorer(t *testing.T) {
 	total := 0.0
 	var opened []Change
 	ls := []string{"ifIndex", "1", "ifName", "eth0"}
-	for i := 0; i < 400; i++ {
+	for i := 0; i < 5000; i++ {
 		r := 1e6 + float64((i*7919)%13)*1e4 // bytes/s, a little jitter
-		if i >= 300 {
+		if i >= 4800 {
 			r = 1e7
 		}
 		total += r * 10
@@ -301,7 +301,7 @@ func TestAnomalyRealScorer(t *testing.T) {
 			ss = append(ss, rate("ifHCInOctets_rate", r, ls...))
 		}
 		for _, c := range e.Observe(poll(dev, i, ss...)) {
-			if i < 300 {
+			if i < 4800 {
 				t.Fatalf("change before the step at %d: %+v", i, c)
 			}
 			opened = append(opened, c)

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/netaiops/netaiops/agent/detect"
 )
 
 func writeFile(t *testing.T, path, text string) {
@@ -28,7 +31,8 @@ func TestNABWritesResultsInNABLayout(t *testing.T) {
 		if i == 300 {
 			v = "1e3"
 		}
-		fmt.Fprintf(&in, "2014-04-01 %02d:%02d:00,%s\n", i/60%24, i%60, v)
+		m := i * 5 // NAB's cadence: the warm-up is 150 steps of 5 minutes
+		fmt.Fprintf(&in, "2014-04-%02d %02d:%02d:00,%s\n", 1+m/1440, m/60%24, m%60, v)
 	}
 	writeFile(t, filepath.Join(data, "realKnownCause", "cpu.csv"), in.String())
 	var stdout strings.Builder
@@ -69,7 +73,6 @@ func TestNABBadCSVNamesFileAndLine(t *testing.T) {
 		{"fields", "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,1,2\n", "line 3: want 2 fields"},
 		{"timestamp", "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01T00:05,1\n", "line 3: timestamp \"2014-04-01T00:05\""},
 		{"value", "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,x\n", "line 3: value"},
-		{"order", "timestamp,value\n2014-04-01 00:05:00,1\n2014-04-01 00:00:00,1\n", "line 3: timestamp 2014-04-01 00:00:00 is before"},
 		{"empty", "", "line 1: empty file"},
 	}
 	for _, c := range cases {
@@ -88,6 +91,111 @@ func TestNABBadCSVNamesFileAndLine(t *testing.T) {
 	}
 }
 
+// TestNABTimestampBackwards: a row dated before the previous one (NAB's
+// machine_temperature_system_failure.csv has one) is handled as the agent
+// handles a poll older than the last: not scored (score 0), and the rows
+// after it are scored as usual; it is not a fatal error.
+func TestNABTimestampBackwards(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("timestamp,value\n")
+	for i := range 400 {
+		min := i * 5
+		v := "10"
+		switch i {
+		case 200:
+			min = 199*5 - 60 // an hour back
+		case 300:
+			v = "1e3"
+		}
+		fmt.Fprintf(&in, "2014-04-%02d %02d:%02d:00,%s\n", 1+min/1440, min/60%24, min%60, v)
+	}
+	var out strings.Builder
+	fr, err := score(strings.NewReader(in.String()), &out)
+	if err != nil {
+		t.Fatalf("a timestamp going backwards: %v", err)
+	}
+	if len(fr.ts) != 400 {
+		t.Fatalf("%d rows scored, want 400", len(fr.ts))
+	}
+	if fr.scores[200] != 0 {
+		t.Errorf("the row dated back scored %v, want 0 (not scored, as the agent ignores an older poll)", fr.scores[200])
+	}
+	if fr.scores[300] < 0.5 {
+		t.Errorf("the spike after it scored %v, want an alarm (>= 0.5)", fr.scores[300])
+	}
+}
+
+// TestNABScoresAndThresholds: with labels, the eval prints the in-sample,
+// cross-validated and shipped-threshold scores and writes thresholds.json
+// holding the shipped threshold, in the shape nabscore reads.
+func TestNABScoresAndThresholds(t *testing.T) {
+	data, out := t.TempDir(), t.TempDir()
+	labels := `{`
+	for _, cat := range []string{"catA", "catB"} {
+		for f := range 2 {
+			var in strings.Builder
+			in.WriteString("timestamp,value\n")
+			spike := 250 // the same in every file: every fold fits the same threshold
+			for i := range 400 {
+				v := fmt.Sprint(10 + i%3)
+				if i == spike {
+					v = "1e3"
+				}
+				fmt.Fprintf(&in, "2014-04-%02d %02d:%02d:00,%s\n", 1+i*5/1440, i*5/60%24, i*5%60, v)
+			}
+			rel := fmt.Sprintf("%s/f%d.csv", cat, f)
+			writeFile(t, filepath.Join(data, rel), in.String())
+			if len(labels) > 1 {
+				labels += ","
+			}
+			at := func(i int) string {
+				return fmt.Sprintf("2014-04-%02d %02d:%02d:00.000000", 1+i*5/1440, i*5/60%24, i*5%60)
+			}
+			labels += fmt.Sprintf("%q: [[%q, %q]]", rel, at(spike-10), at(spike+10))
+		}
+	}
+	labels += "}"
+	lf := filepath.Join(t.TempDir(), "combined_windows.json")
+	writeFile(t, lf, labels)
+	var stdout strings.Builder
+	if err := run([]string{"nab", "--data", data, "--out", out, "--labels", lf}, &stdout, &stdout); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"in-sample", "CV-halves", "CV-category", "shipped@", "standard", "thresholds.json"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(out, "thresholds.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var thr map[string]map[string]struct{ Threshold float64 }
+	if err := json.Unmarshal(b, &thr); err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := shippedThreshold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"standard", "reward_low_FP_rate", "reward_low_FN_rate"} {
+		if got := thr["netaiops"][p].Threshold; got != shipped || got != detect.DefaultMinScore {
+			t.Errorf("thresholds.json %s: %v, want the shipped min_score %v", p, got, detect.DefaultMinScore)
+		}
+	}
+	// The files are alike, so every fold fits the in-sample threshold and
+	// the cross-validated scores equal the in-sample one.
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		if f := strings.Fields(l); len(f) == 6 && f[0] == "standard" {
+			if f[1] != f[3] || f[1] != f[4] {
+				t.Errorf("standard: in-sample %s, CV %s and %s; want equal on alike files", f[1], f[3], f[4])
+			}
+			return
+		}
+	}
+	t.Errorf("no standard line in:\n%s", stdout.String())
+}
+
 func TestNABNoFiles(t *testing.T) {
 	if _, err := runNAB(t.TempDir(), t.TempDir()); err == nil || !strings.Contains(err.Error(), "no <category>/<file>.csv") {
 		t.Fatalf("err %v, want one saying there are no data files", err)
@@ -103,7 +211,8 @@ func FuzzScore(f *testing.F) {
 	f.Add("timestamp,value\n2014-04-01 00:00:00,1,2\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		var out strings.Builder
-		n, err := score(strings.NewReader(in), &out)
+		fr, err := score(strings.NewReader(in), &out)
+		n := len(fr.ts)
 		if err != nil {
 			if !strings.Contains(err.Error(), "line ") {
 				t.Fatalf("error %q does not name a line", err)

@@ -7,13 +7,8 @@ import (
 	"unsafe"
 )
 
-// sweepPerUpdate is how many slots each Update inspects for idleness, so
-// eviction costs a constant amount per sample instead of a periodic pause.
-// With two per update, every slot is looked at once per capacity/2 updates.
-const sweepPerUpdate = 2
-
 // fullSweep bounds the search for an idle slot when a new series arrives and
-// the set is full.
+// the set is full; the search goes on from where the last one stopped.
 const fullSweep = 64
 
 // ErrFull is returned by Set.Update when a new series arrives, the set holds
@@ -22,9 +17,15 @@ var ErrFull = errors.New("anomaly: series set is full")
 
 // Set holds the detectors of many series in one preallocated table, keyed by
 // a 64-bit series key the caller derives (a hash of device, metric and
-// labels). Series idle for longer than the idle timeout, measured on sample
-// timestamps, are evicted a few slots per update. A Set is not safe for
-// concurrent use: one goroutine owns it.
+// labels). A series is evicted only to make room: when a new series arrives,
+// the set is full and a held series has been idle for longer than the idle
+// timeout. Memory is allocated up front, so forgetting a series while there
+// is room would save nothing and lose what it learnt: a series sampled every
+// 5 minutes, or one with a gap of a few hours, keeps its state. Idleness is
+// |now - last| on sample time, where now is the time of the latest update
+// (not the greatest seen), so one sample dated a year ahead, or a clock
+// step, makes no series look idle for longer than until the next sample.
+// A Set is not safe for concurrent use: one goroutine owns it.
 //
 // Memory is allocated once, in NewSet: StateBytes per series for the
 // detector plus 24 bytes of key and time, rounded up to whole cache lines
@@ -36,7 +37,7 @@ type Set struct {
 	slots  []slot
 	free   []int32
 	cursor int
-	now    int64 // newest sample time seen, unix seconds
+	now    int64 // time of the latest update, unix seconds
 	stats  SetStats
 }
 
@@ -68,10 +69,10 @@ type SetStats struct {
 	Dropped uint64 // samples of new series refused because the set was full
 }
 
-// NewSet returns a Set for at most capacity series; a series with no sample
-// for idle (on sample time) is forgotten and, if it comes back, learns from
-// scratch. An idle of zero keeps series until the set is full, then refuses
-// new ones.
+// NewSet returns a Set for at most capacity series. When it is full, a new
+// series takes the slot of one with no sample for longer than idle (on
+// sample time), which, if it comes back, learns from scratch. An idle of
+// zero never evicts: a full set refuses new series.
 func NewSet(capacity int, idle time.Duration) *Set {
 	capacity = max(capacity, 1)
 	// At most half full, so probe sequences stay short.
@@ -95,14 +96,11 @@ func NewSet(capacity int, idle time.Duration) *Set {
 // counted as dropped and ErrFull returned.
 func (s *Set) Update(key uint64, t time.Time, v float64) (Result, error) {
 	ts := t.Unix()
-	if ts > s.now {
-		s.now = ts
-	}
-	s.sweep(sweepPerUpdate)
+	s.now = ts
 	return s.apply(key, ts, v)
 }
 
-// apply is Update after the clock and the sweep.
+// apply is Update after the clock.
 func (s *Set) apply(key uint64, ts int64, v float64) (Result, error) {
 	i, pos := s.find(key)
 	if i < 0 {
@@ -122,9 +120,7 @@ func (s *Set) apply(key uint64, ts int64, v float64) (Result, error) {
 		s.stats.Series++
 	}
 	sl := &s.slots[i]
-	if ts > sl.last {
-		sl.last = ts
-	}
+	sl.last = ts
 	return sl.det.update(ts, v), nil
 }
 
@@ -173,20 +169,23 @@ func (s *Set) remove(p uint64) {
 	s.index[p] = 0
 }
 
-// sweep inspects the next n slots and evicts those idle for too long.
+// sweep inspects up to n slots and evicts the first idle for too long.
+// Idleness is the distance to now either way: a series whose last sample
+// was dated in the future is as idle as one that went quiet.
 func (s *Set) sweep(n int) {
 	if s.idle <= 0 {
 		return
 	}
 	for ; n > 0; n-- {
 		m := &s.slots[s.cursor]
-		if m.used && s.now-m.last > s.idle {
+		if d := s.now - m.last; m.used && (d > s.idle || -d > s.idle) {
 			_, p := s.find(m.key)
 			s.remove(p)
 			m.used = false
 			s.free = append(s.free, int32(s.cursor))
 			s.stats.Series--
 			s.stats.Evicted++
+			n = 1 // this was the last to inspect: one slot is all a new series needs
 		}
 		s.cursor++
 		if s.cursor == len(s.slots) {
@@ -232,17 +231,12 @@ func (s *Set) UpdateBatch(keys []uint64, t time.Time, values []float64, out []Re
 		}
 		batchSink = sink
 		// Phase 2: update, in input order, exactly as Update would.
-		if ts > s.now {
-			s.now = ts
-		}
+		s.now = ts
 		for j := start; j < end; j++ {
-			s.sweep(sweepPerUpdate)
 			var err error
 			if i := idx[j-start]; i >= 0 && s.slots[i].used && s.slots[i].key == keys[j] {
 				sl := &s.slots[i]
-				if ts > sl.last {
-					sl.last = ts
-				}
+				sl.last = ts
 				out[j] = sl.det.update(ts, values[j])
 			} else {
 				// a new series, or its slot changed since phase 1

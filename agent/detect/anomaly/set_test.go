@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestSetEvictsIdleSeries(t *testing.T) {
+func TestSetEvictsIdleSeriesOnlyForRoom(t *testing.T) {
 	s := NewSet(4, time.Hour)
 	for k := range uint64(4) {
 		if _, err := s.Update(k, t0, 1); err != nil {
@@ -21,24 +21,95 @@ func TestSetEvictsIdleSeries(t *testing.T) {
 	if st := s.Stats(); st.Dropped != 1 || st.Series != 4 {
 		t.Fatalf("stats %+v, want 4 series, 1 dropped", st)
 	}
-	// Series 0 keeps reporting; after two hours the others are idle and
-	// the per-update sweep evicts them.
+	// Series 0 keeps reporting; after two hours the others are idle but
+	// keep their state: nothing needs their slots.
 	for i := range 130 {
 		if _, err := s.Update(0, t0.Add(time.Duration(i)*time.Minute), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st := s.Stats()
-	if st.Series != 1 || st.Evicted != 3 {
-		t.Fatalf("stats %+v, want 1 series and 3 evicted", st)
+	if st := s.Stats(); st.Series != 4 || st.Evicted != 0 {
+		t.Fatalf("stats %+v, want 4 series and none evicted", st)
 	}
-	// An evicted series that comes back learns from scratch.
-	res, err := s.Update(1, t0.Add(131*time.Minute), 1)
-	if err != nil {
+	// A new series takes the slot of one idle series, and only one.
+	if _, err := s.Update(5, t0.Add(131*time.Minute), 1); err != nil {
+		t.Fatalf("new series with idle ones to evict: %v", err)
+	}
+	if st := s.Stats(); st.Series != 4 || st.Evicted != 1 {
+		t.Fatalf("stats %+v, want 4 series and 1 evicted", st)
+	}
+}
+
+// TestSetKeepsSparseSeries: a series sampled every 5 minutes with gaps of
+// hours (real data: NAB's files) keeps what it learnt; the old set forgot
+// it after an hour without a sample and it learnt again from scratch.
+func TestSetKeepsSparseSeries(t *testing.T) {
+	s := NewSet(2, time.Hour) // the old per-update sweep saw every slot at every update
+	at := t0
+	for i := range 400 {
+		if i == 300 {
+			at = at.Add(5 * time.Hour) // a gap in the data
+		}
+		res, err := s.Update(7, at, 100+float64(i%3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 300 && res.Learning {
+			t.Fatalf("sample %d after a 5-hour gap: learning from scratch", i)
+		}
+		at = at.Add(5 * time.Minute)
+	}
+	if st := s.Stats(); st.Evicted != 0 || st.Series != 1 {
+		t.Fatalf("stats %+v, want 1 series and none evicted", st)
+	}
+}
+
+// TestSetFutureSampleAndClockStep: one sample dated a year ahead, then a
+// clock step of a day, on a full set of live series: no series is
+// evicted, and a new series is refused rather than evict a live one.
+func TestSetFutureSampleAndClockStep(t *testing.T) {
+	const n = 8
+	s := NewSet(n, time.Hour)
+	poll := func(at time.Time) {
+		t.Helper()
+		for k := range uint64(n) {
+			if _, err := s.Update(k, at, 1); err != nil {
+				t.Fatalf("series %d at %v: %v", k, at, err)
+			}
+		}
+	}
+	at := t0
+	for range 200 { // past the warm-up
+		poll(at)
+		at = at.Add(step)
+	}
+	// One sample of series 3 dated a year ahead.
+	if _, err := s.Update(3, at.Add(365*24*time.Hour), 1); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Learning {
-		t.Error("returning series is not learning from scratch")
+	for range 20 {
+		poll(at)
+		at = at.Add(step)
+	}
+	// A new series arrives: every series is live, none may go.
+	if _, err := s.Update(100, at, 1); !errors.Is(err, ErrFull) {
+		t.Fatalf("new series after a future sample: err %v, want ErrFull", err)
+	}
+	// The clock steps a day ahead: the first series polled after the
+	// step sees the others' last samples a day old.
+	at = at.Add(24 * time.Hour)
+	for range 3 {
+		poll(at)
+		at = at.Add(step)
+	}
+	if st := s.Stats(); st.Evicted != 0 || st.Series != n {
+		t.Fatalf("stats %+v, want %d series and none evicted", st, n)
+	}
+	for k := range uint64(n) {
+		res, err := s.Update(k, at, 1)
+		if err != nil || res.Learning {
+			t.Fatalf("series %d after the clock step: learning %v, err %v: it was forgotten", k, res.Learning, err)
+		}
 	}
 }
 
