@@ -17,9 +17,8 @@ import (
 // the sum of the files' raw scores, so folds add up.
 
 type nabProfile struct {
-	name         string
-	tp, fp, fn   float64
-	thresholdKey string
+	name       string
+	tp, fp, fn float64
 }
 
 var nabProfiles = []nabProfile{
