@@ -47,6 +47,12 @@ const (
 	KindDeviceRebooted    = "device_rebooted"
 )
 
+// ClockStep is how far before a device's newest poll a poll must be to be
+// taken as the clock stepping back (NTP, an operator, a poll dated ahead)
+// rather than as a late poll, which is ignored. A device's polls come one
+// at a time, so a late one is late by well under this.
+const ClockStep = 10 * time.Minute
+
 // DefaultUnreachableAfter is how many consecutive failed polls open
 // device_unreachable when Options leave it 0.
 const DefaultUnreachableAfter = 3
@@ -124,6 +130,7 @@ type Stats struct {
 	Deferred       uint64 // failed polls an unexplained device_unreachable waited for its upstream
 	AnomalyDropped uint64 // samples not scored because the scorer was full
 	Restored       uint64 // open issues loaded from an earlier run (Restore)
+	ClockSteps     uint64 // polls taken as a clock step back (ClockStep) rather than ignored as late
 	// Devices brought in by traps from unknown senders: held now, refused
 	// (MaxTrapDevices reached), forgotten after TrapDeviceQuiet.
 	TrapDevices          int
@@ -242,8 +249,9 @@ func (e *Engine) device(name string) *deviceState {
 // ifIndex (flapping before down) and vanished interfaces by name, then
 // metric rules by fingerprint, then suppressed issues released and issues
 // of other devices attributed to a root this poll opened. A poll older than
-// the newest one already observed for its device is ignored (nil): rules
-// only move forward in time.
+// the newest one already observed for its device, by less than ClockStep,
+// is ignored (nil): rules only move forward in time. One older by more is
+// a clock step back and observed.
 //
 // Issues caused by another (interfaces and metrics of a device that is
 // unreachable or just rebooted, a device behind a link that went down) are
@@ -254,7 +262,13 @@ func (e *Engine) Observe(p collector.Poll) []Change {
 	name := p.Target.Name
 	d := e.device(name)
 	if !d.lastPoll.IsZero() && p.Time.Before(d.lastPoll) {
-		return nil
+		if d.lastPoll.Sub(p.Time) < ClockStep {
+			return nil // late: an older poll says nothing new
+		}
+		// Far older than the newest: the clock stepped back, or that poll
+		// was dated ahead. Time goes on from this poll, or one bad
+		// timestamp would silence the device until the clock caught up.
+		e.stats.ClockSteps++
 	}
 	d.lastPoll = p.Time
 	var ch changes

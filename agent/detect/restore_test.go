@@ -203,3 +203,23 @@ func TestRestoreKeepsSuppressed(t *testing.T) {
 		t.Errorf("released after settle: %v", describeAll(all))
 	}
 }
+
+// One poll dated far ahead (a device or host clock gone wrong) must not
+// silence the device until the clock catches up: a poll far older than the
+// newest is a clock step back and is judged; a merely late one is ignored.
+func TestPollDatedAheadDoesNotSilenceDevice(t *testing.T) {
+	e := New("edge-1", noRules())
+	run(e, []collector.Poll{ok(0, 100, lo, eth1Up)})
+	ahead := ok(1, 110, lo, eth1Up)
+	ahead.Time = ahead.Time.Add(365 * 24 * time.Hour)
+	e.Observe(ahead)
+	late := ok(2, 120, lo, eth1Down)
+	late.Time = ahead.Time.Add(-time.Minute) // late by a minute: ignored
+	if cs := e.Observe(late); len(cs) != 0 {
+		t.Fatalf("a late poll was judged: %v", describeAll(cs))
+	}
+	checkChanges(t, describeAll(e.Observe(ok(3, 130, lo, eth1Down))), []string{"opened interface_down/core-sw1/eth1 @3"})
+	if s := e.Stats(); s.ClockSteps != 1 {
+		t.Errorf("ClockSteps = %d, want 1", s.ClockSteps)
+	}
+}
