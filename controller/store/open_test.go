@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 )
@@ -188,5 +191,38 @@ func TestIngestChangesAreWhatIsStored(t *testing.T) {
 	}
 	if !res.Changed[0].Issue.Acknowledged || res.Changed[0].Issue.AcknowledgedBy != "alice" {
 		t.Errorf("the update lost the acknowledgement: %+v", res.Changed[0].Issue)
+	}
+}
+
+// The WAL is copied into the database file by the store's own checkpoints
+// (SQLite's automatic ones, inside a writer's commit, are off): the file
+// grows within a few seconds of a write, with no further write.
+func TestBackgroundCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.db")
+	s := openTest(t, path)
+	mustConnect(t, s, "a1", "log-1")
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := st.Size()
+	var evs []Event
+	for i := 1; i <= 400; i++ {
+		evs = append(evs, ev(uint64(i), EventOpened, fmt.Sprintf("i%d", i), StateOpen, strings.Repeat("s", 500)))
+	}
+	mustIngest(t, s, "a1", "log-1", evs...)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > before+100_000 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file %d bytes, %d before the write: the WAL was not checkpointed", st.Size(), before)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -37,6 +37,11 @@ type Store struct {
 	// txStmts are the statements prepared in the transaction of write
 	// (guarded by commitMu; see prepare).
 	txStmts map[string]*sql.Stmt
+	// stmts are the queries of write's transactions, prepared once on the
+	// database (guarded by commitMu).
+	stmts map[string]*sql.Stmt
+
+	stopCheckpoints, checkpointsDone chan struct{} // see checkpoints
 }
 
 // Option changes how Open builds a Store.
@@ -79,6 +84,11 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 	// 16 MiB of page cache per connection (the default is 2 MiB): ingest
 	// reads the indexes of issues and events for every event.
 	q.Add("_pragma", "cache_size(-16384)")
+	// Checkpoints (copying the WAL into the database file) run on a
+	// goroutine of their own (checkpoints), not inside the commit of
+	// whichever writer crosses SQLite's 1000-page mark: that writer is the
+	// group commit every agent's ack waits for.
+	q.Add("_pragma", "wal_autocheckpoint(0)")
 	// Write transactions take the write lock at BEGIN, so two writers never
 	// deadlock upgrading read locks; busy_timeout makes them queue.
 	q.Set("_txlock", "immediate")
@@ -115,31 +125,88 @@ func Open(ctx context.Context, path string, logger *slog.Logger, opts ...Option)
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go s.checkpoints()
 	return s, nil
 }
 
-// prepare returns query prepared for tx, once per transaction: SQLite's
-// prepare costs as much as running a small statement, and a group commit
-// runs the same few statements for every batch it carries. Only for the
-// transaction of write (commitMu held); the statement closes with it, so
-// callers must not close it.
+// checkpointEvery is how often the WAL is copied into the database file.
+// At ingest's pace a second of WAL is a few thousand pages at most.
+const checkpointEvery = time.Second
+
+// checkpoints runs PASSIVE checkpoints until Close: they never wait for
+// readers or writers, and what one cannot copy (pages a reader still
+// needs) the next one does.
+func (s *Store) checkpoints() {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	var failed int
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		cancel()
+		switch {
+		case err == nil:
+			failed = 0
+		case failed == 0:
+			s.logger.Warn("checkpoint the database's WAL", "path", s.path, "err", err)
+			fallthrough
+		default:
+			failed++
+		}
+	}
+}
+
+// prepare returns query prepared for tx. SQLite's prepare costs as much as
+// running a small statement, and a group commit runs the same few
+// statements for every batch it carries: each query is prepared once per
+// connection (database/sql keeps a statement's copy per connection) and
+// bound to a transaction once. Only for the transaction of write
+// (commitMu held); the statement closes with it, so callers must not close
+// it.
 func (s *Store) prepare(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
 	if s.txStmts == nil {
 		s.txStmts = map[string]*sql.Stmt{}
 	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
 	if st, ok := s.txStmts[query]; ok {
 		return st, nil
 	}
-	st, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
+	ps, ok := s.stmts[query]
+	if !ok {
+		var err error
+		if ps, err = s.db.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		s.stmts[query] = ps
 	}
+	st := tx.StmtContext(ctx, ps)
 	s.txStmts[query] = st
 	return st, nil
 }
 
-// Close closes the database.
+// Close stops the checkpoints and closes the database (SQLite checkpoints
+// the WAL as its last connection closes).
 func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		close(s.stopCheckpoints)
+		<-s.checkpointsDone
+		s.stopCheckpoints = nil
+	}
+	s.commitMu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.commitMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}
