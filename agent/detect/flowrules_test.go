@@ -107,8 +107,8 @@ func TestPortScanSweepAndKeepFiring(t *testing.T) {
 	sweeper := addr("10.0.0.66")
 	sweep := func(addrs float64) func(*flow.Snapshot) {
 		return func(s *flow.Snapshot) {
-			s.FanOut = []flow.FanOut{{Src: sweeper, Flows: uint64(addrs), DstAddrs: addrs, DstPorts: 1},
-				{Src: addr("10.0.0.7"), Flows: 3, DstAddrs: 2, DstPorts: 2}}
+			s.FanOut = []flow.FanOut{{Src: sweeper, Flows: uint64(addrs), DstAddrs: addrs, DstPorts: 1, Seen: uint64(addrs), Answered: 2},
+				{Src: addr("10.0.0.7"), Flows: 3, DstAddrs: 2, DstPorts: 2, Seen: 3, Answered: 3}}
 		}
 	}
 	if c := e.ObserveFlows(capDev, snap(0, sweep(59))); len(c) != 0 {
@@ -152,8 +152,9 @@ func TestSYNFlood(t *testing.T) {
 	flood := func(syns uint64, halfOpen int, sources float64) func(*flow.Snapshot) {
 		return func(s *flow.Snapshot) {
 			s.HalfOpen = halfOpen
-			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: sources}}
-			s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 1, DstAddrs: 1, DstPorts: 1}}
+			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: sources, Seen: syns,
+				SYNsAnswer: syns - min(syns, uint64(halfOpen)), Port: 443}}
+			s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 1, DstAddrs: 1, DstPorts: 1, Seen: 1, Target: victim}}
 		}
 	}
 	e := New("edge-1", Options{})
@@ -167,24 +168,26 @@ func TestSYNFlood(t *testing.T) {
 	if len(c) != 1 || c[0].Issue.Kind != KindSYNFlood || c[0].Issue.Object != "192.0.2.80" || c[0].Issue.Severity != SeverityCritical {
 		t.Fatalf("changes %v", c)
 	}
-	if a := c[0].Issue.Attributes; a["syns"] != "2000" || a["syns_per_second"] != "200" || a["half_open"] != "2500" ||
-		a["sources"] != "1900" || a["threshold_half_open"] != "100" {
+	if a := c[0].Issue.Attributes; a["syns"] != "2000" || a["syns_per_second"] != "200" || a["half_open"] != "2000" ||
+		a["sources"] != "1900" || a["threshold_half_open"] != "100" || a["dst_port"] != "443" ||
+		a["top_sources"] != "none above one flow (1900 distinct, likely spoofed)" {
 		t.Errorf("evidence %v", a)
 	}
 
 	// One source probing many ports of the destination is a scan, not a flood.
 	e = New("edge-1", Options{Flows: FlowOptions{SYNFlood: SYNFloodOptions{HalfOpen: -1}}})
 	scan := func(s *flow.Snapshot) {
-		s.FanIn = []flow.FanIn{{Dst: victim, Flows: 300, SYNs: 300, Sources: 1}}
-		s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 300, DstAddrs: 1, DstPorts: 290}}
+		s.FanIn = []flow.FanIn{{Dst: victim, Flows: 300, SYNs: 300, Sources: 1, Seen: 300}}
+		s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 300, DstAddrs: 1, DstPorts: 290, Seen: 300, SYNs: 300, Target: victim}}
 	}
 	c = e.ObserveFlows(capDev, snap(0, scan))
 	onlyKinds(t, c, KindPortScan)
 	if len(c) != 1 {
 		t.Fatalf("scan: %v", c)
 	}
-	// One source flooding one port is a flood (no half-open minimum here).
-	c = e.ObserveFlows(capDev, snap(1, flood(300, 0, 1)))
+	// One source flooding one port with SYNs it never completes is a
+	// flood (no half-open minimum here; half of them unanswered is).
+	c = e.ObserveFlows(capDev, snap(1, flood(300, 300, 1)))
 	if len(find(c, KindSYNFlood, "192.0.2.80")) != 1 {
 		t.Fatalf("single-source flood: %v", c)
 	}

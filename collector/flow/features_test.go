@@ -17,8 +17,7 @@ func TestFeaturesScanFloodTalkers(t *testing.T) {
 	ts := 100 * sec
 	feed := func(m Meta, n int) {
 		ts += 1e6
-		isNew, fromInit := tab.Update(&m, ts, n)
-		f.Observe(&m, n, isNew, fromInit)
+		f.Observe(&m, n, tab.Observe(&m, ts, n))
 	}
 	scanner, victim, server := byte(66), byte(10), byte(20)
 	for p := range 500 { // vertical scan

@@ -167,9 +167,10 @@ const (
 	stHalfOpen = 1 << iota
 	stFinA
 	stFinB
-	stEnded  // FIN both ways or RST
-	stLinked // in a wheel list; entries in the table are, except while their slot runs
-	stFree   // on the free list
+	stEnded    // FIN both ways or RST
+	stLinked   // in a wheel list; entries in the table are, except while their slot runs
+	stFree     // on the free list
+	stAnswered // EvEstablished reported, or never will be (a refused handshake)
 )
 
 // A flow is split in two parts kept in parallel arrays, neither holding
@@ -295,17 +296,42 @@ func (t *Table) Advance(ts int64) {
 	}
 }
 
+// Event says what one packet did to its flow (Table.Observe).
+type Event uint8
+
+const (
+	// EvNew: the packet created the flow.
+	EvNew Event = 1 << iota
+	// EvFromInitiator: the packet travels from the flow's initiator.
+	EvFromInitiator
+	// EvEstablished: with this packet the flow was answered, once per
+	// flow. A TCP flow that began with a bare SYN is answered when the
+	// initiator acknowledges (the handshake completed; seen even when only
+	// one direction is captured); any other flow when the responder first
+	// sends something other than a RST. A refused probe (RST), a spoofed
+	// SYN and an unanswered UDP probe are never answered.
+	EvEstablished
+	// EvSYN: the packet created the flow with a bare SYN.
+	EvSYN
+)
+
 // Update accounts one packet of wireLen bytes at ts (Unix ns) to its flow,
 // creating the flow if needed, and expires flows whose time has come. It
 // reports whether the flow is new and whether the packet travels from the
 // flow's initiator.
 func (t *Table) Update(m *Meta, ts int64, wireLen int) (isNew, fromInitiator bool) {
+	ev := t.Observe(m, ts, wireLen)
+	return ev&EvNew != 0, ev&EvFromInitiator != 0
+}
+
+// Observe is Update, reporting everything the packet did to its flow.
+func (t *Table) Observe(m *Meta, ts int64, wireLen int) Event {
 	k, fromA := KeyOf(m)
 	h := k.Hash()
 	return t.update(&k, uint32(h), fromA, m.TCPFlags, ts, wireLen)
 }
 
-func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wireLen int) (isNew, fromInitiator bool) {
+func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wireLen int) (ev Event) {
 	if ts > t.now {
 		t.now = ts
 		if tick := ts / t.tickNs; tick > t.curTick {
@@ -363,17 +389,22 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		if k.Proto == 6 && flags&0x12 == 0x02 {
 			e.state = stHalfOpen
 			t.stats.HalfOpen++
+			ev |= EvSYN
 		}
 		t.index[i] = tag | uint32(idx+1)
 		t.stats.Active++
 		t.stats.Created++
-		isNew = true
+		ev |= EvNew
 		t.schedule(idx, e)
 	}
 	dir := 1
 	if fromA == e.initA {
 		dir = 0
-		fromInitiator = true
+		ev |= EvFromInitiator
+	}
+	if e.state&(stAnswered|stHalfOpen) == 0 && dir == 1 && flags&0x04 == 0 {
+		e.state |= stAnswered
+		ev |= EvEstablished
 	}
 	if e.pkts[dir]++; e.pkts[dir] == 0 {
 		t.cold[idx].pktsHi[dir]++
@@ -388,16 +419,21 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		e.last = ts
 	}
 	if k.Proto == 6 && flags != 0 {
-		t.tcpState(idx, e, dir, flags)
+		ev |= t.tcpState(idx, e, dir, flags)
 	}
-	return isNew, fromInitiator
+	return ev
 }
 
-func (t *Table) tcpState(idx int32, e *hot, dir int, flags uint8) {
+func (t *Table) tcpState(idx int32, e *hot, dir int, flags uint8) (ev Event) {
 	const fin, rst, ack = 0x01, 0x04, 0x10
 	if e.state&stHalfOpen != 0 && ((dir == 0 && flags&ack != 0) || flags&rst != 0) {
 		e.state &^= stHalfOpen
 		t.stats.HalfOpen--
+		// A handshake completed; a RST ends the flow unanswered.
+		e.state |= stAnswered
+		if flags&rst == 0 {
+			ev = EvEstablished
+		}
 	}
 	if flags&fin != 0 {
 		e.state |= stFinA << dir
@@ -409,6 +445,7 @@ func (t *Table) tcpState(idx int32, e *hot, dir int, flags uint8) {
 		t.unlink(idx, e)
 		t.schedule(idx, e)
 	}
+	return ev
 }
 
 // hashOf is the hash of entry idx, recomputed from its key: cheaper to
