@@ -30,7 +30,7 @@ const (
 // (flow.FeatureConfig.Interval, 10s by default).
 const (
 	DefaultFlowKeepFiringFor   = time.Minute
-	DefaultHighFlowActive      = 100000
+	DefaultHighFlowActive      = 1 << 19 // half the flow table's default capacity
 	DefaultHighFlowNewPerSec   = 10000
 	DefaultHighFlowMinActive   = 1000
 	DefaultScanDstPorts        = 100

@@ -38,7 +38,8 @@ type Talker struct {
 	Error          uint64
 }
 
-// FanOut is a source ranked by the flows it initiated in the interval, with
+// FanOut is a source ranked by the flows it initiated in the interval (the
+// TopN heaviest, then up to TopN more with the most unanswered flows), with
 // the distinct destinations and destination ports of those flows: a port
 // scan shows as many ports on few addresses, a sweep as many addresses.
 // Flows is a count-min estimate (never below the truth, above it by more
@@ -74,7 +75,9 @@ type FanOut struct {
 // answered in the next interval counts as answered there).
 func (f *FanOut) Unanswered() uint64 { return f.Seen - min(f.Answered, f.Seen) }
 
-// FanIn is a destination ranked by the flows opened towards it, with the
+// FanIn is a destination ranked by the flows opened towards it (the TopN
+// heaviest, then up to TopN more with the most half-open and reflected
+// flows), with the
 // distinct sources of those flows and how many began with a bare SYN: a
 // (D)DoS shows as many sources, a SYN flood as many SYNs. Flows and Error
 // as in FanOut; Sources and SYNs count from when the destination entered
@@ -277,14 +280,21 @@ func (f *Features) Snapshot(capture string, start, end time.Time, tab TableStats
 			Bytes: f.talkers.count[c], Packets: f.talkers.aux[c], Error: cmErr})
 	}
 	flowErr := uint64(float64(f.newFlows) * math.E / cmWidth)
-	for _, c := range f.fanOut.top(f.cfg.TopN) {
+	// The heaviest sources by new flows, then the ones with the most
+	// unanswered flows among the rest held: a scan of a hundred ports is
+	// light next to a busy proxy, and must not fall off the list.
+	for _, c := range f.fanOut.topBy(f.cfg.TopN, func(c int32) uint64 { x := &f.fanOut.ext[c]; return x.flows - min(x.answered, x.flows) }) {
 		x := &f.fanOut.ext[c]
 		s.FanOut = append(s.FanOut, FanOut{Src: f.fanOut.keys[c].Addr(), Flows: f.fanOut.count[c],
 			Error: flowErr, DstAddrs: f.fanOut.hllA[c].estimate(), DstPorts: f.fanOut.hllB[c].estimate(),
 			Seen: x.flows, SYNs: x.syns, Answered: x.answered, SYNsAnswer: x.synAns,
 			Target: x.peer.Addr(), Port: x.port, DstLo: x.lo.Addr(), DstHi: x.hi.Addr()})
 	}
-	for _, c := range f.fanIn.top(f.cfg.TopN) {
+	// Likewise destinations, then the most half-open or reflected.
+	for _, c := range f.fanIn.topBy(f.cfg.TopN, func(c int32) uint64 {
+		x := &f.fanIn.ext[c]
+		return x.syns - min(x.synAns, x.syns) + x.refl
+	}) {
 		x := &f.fanIn.ext[c]
 		s.FanIn = append(s.FanIn, FanIn{Dst: f.fanIn.keys[c].Addr(), Flows: f.fanIn.count[c],
 			Error: flowErr, Sources: f.fanIn.hllA[c].estimate(), SYNs: f.fanIn.aux[c],

@@ -494,3 +494,23 @@ func (s *spaceSaving) top(n int) []int32 {
 	}
 	return idx
 }
+
+// topBy is top(n), then up to n more of the other counters ranked by
+// score, those scoring 0 left out.
+func (s *spaceSaving) topBy(n int, score func(int32) uint64) []int32 {
+	all := s.top(len(s.keys))
+	if len(all) <= n {
+		return all
+	}
+	rest := all[n:]
+	for i := 1; i < len(rest); i++ {
+		for j := i; j > 0 && score(rest[j]) > score(rest[j-1]); j-- {
+			rest[j], rest[j-1] = rest[j-1], rest[j]
+		}
+	}
+	k := 0
+	for k < len(rest) && k < n && score(rest[k]) > 0 {
+		k++
+	}
+	return all[:n+k]
+}

@@ -395,12 +395,14 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		t.stats.Active++
 		t.stats.Created++
 		ev |= EvNew
-		t.schedule(idx, e)
 	}
 	dir := 1
 	if fromA == e.initA {
 		dir = 0
 		ev |= EvFromInitiator
+	}
+	if e.pkts == [2]uint16{} && ev&EvNew == 0 && t.empty(idx, e) {
+		t.cold[idx].first = ts // the first packet after an active timeout's record
 	}
 	if e.state&(stAnswered|stHalfOpen) == 0 && dir == 1 && flags&0x04 == 0 {
 		e.state |= stAnswered
@@ -417,6 +419,9 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 	e.flags[dir] |= flags
 	if ts > e.last {
 		e.last = ts
+	}
+	if ev&EvNew != 0 {
+		t.schedule(idx, e) // counted first: a flow with packets has an active deadline
 	}
 	if k.Proto == 6 && flags != 0 {
 		ev |= t.tcpState(idx, e, dir, flags)
@@ -487,10 +492,19 @@ func (t *Table) deadline(idx int32, e *hot) (int64, EndReason) {
 		idle, why = t.endNs, EndTCP
 	}
 	d := e.last + idle
-	if a := t.cold[idx].first + t.actNs; a < d {
+	// The active timeout cuts long flows into records; a flow silent since
+	// its last record has nothing to cut and ends when idle, however short
+	// the active timeout.
+	if a := t.cold[idx].first + t.actNs; a < d && !t.empty(idx, e) {
 		return a, EndActive
 	}
 	return d, why
+}
+
+// empty reports whether the flow counted no packet since its last record
+// (an active timeout restarted it).
+func (t *Table) empty(idx int32, e *hot) bool {
+	return e.pkts == [2]uint16{} && t.cold[idx].pktsHi == [2]uint32{}
 }
 
 // schedule puts the entry in the wheel slot of its deadline, or of the
@@ -572,7 +586,9 @@ func (t *Table) runSlot(s int64, now int64) {
 // end reports the flow, removes it from index and wheel and frees the entry.
 // An active-timeout end restarts the flow's counters instead of removing it.
 func (t *Table) end(idx int32, e *hot, why EndReason) {
-	t.report(idx, e, why)
+	if !t.empty(idx, e) {
+		t.report(idx, e, why) // an empty flow was reported whole already
+	}
 	c := &t.cold[idx]
 	if why == EndActive {
 		t.stats.EndedActive++

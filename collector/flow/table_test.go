@@ -270,3 +270,49 @@ func TestTableCounterCarries(t *testing.T) {
 		t.Errorf("after restart: %+v", r)
 	}
 }
+
+// An active timeout shorter than the idle timeout: a silent flow is cut
+// once, with its packets, then idle-expires; it is never re-exported with
+// zero counts every tick. Packets after a cut start the next record at
+// their own time.
+func TestTableActiveTimeoutBelowIdle(t *testing.T) {
+	var ended []Record
+	tab := NewTable(TableConfig{IdleTimeout: 30 * time.Second, ActiveTimeout: 5 * time.Second,
+		OnEnd: func(r *Record) { ended = append(ended, *r) }})
+	t0 := 100 * sec
+	quiet := meta4(1, 2, 1000, 53, 17, 0)
+	talky := meta4(3, 4, 1000, 5000, 17, 0)
+	tab.Update(&quiet, t0, 100)
+	tab.Update(&quiet, t0+sec, 100)
+	tab.Update(&talky, t0, 100)
+	tab.Update(&talky, t0+7*sec, 100) // after its first cut at +5s
+	for i := int64(8); i <= 60; i++ {
+		tab.Advance(t0 + i*sec)
+	}
+	for _, r := range ended {
+		if r.Packets == [2]uint64{} {
+			t.Errorf("record with zero counts: %+v", r)
+		}
+	}
+	var q, k []Record
+	for _, r := range ended {
+		if r.Key.Proto == 17 && r.Key.PortA == 53 || r.Key.PortB == 53 {
+			q = append(q, r)
+		} else {
+			k = append(k, r)
+		}
+	}
+	if len(q) != 1 || q[0].End != EndActive || q[0].Packets[0] != 2 {
+		t.Errorf("quiet flow records %+v", q)
+	}
+	if len(k) != 2 || k[0].End != EndActive || k[0].Packets[0] != 1 || k[1].End != EndActive || k[1].Packets[0] != 1 ||
+		k[1].First != t0+7*sec {
+		t.Errorf("talky flow records %+v", k)
+	}
+	if tab.Len() != 0 {
+		t.Errorf("%d flows left after they went idle", tab.Len())
+	}
+	if st := tab.Stats(); st.EndedIdle != 2 || st.EndedActive != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -76,17 +76,17 @@ func BenignEnterprise(seed int64, d time.Duration) EnterpriseConfig {
 		FailShare: 0.015, CDNBurstEvery: 37 * time.Second, CDNBurstFlows: 400, BackupPPS: 2000, Snaplen: 96}
 }
 
-// EnterpriseAttacks are one attack of every kind, spread over the first
-// seven minutes so that each is alone in its intervals.
+// EnterpriseAttacks are one attack of every kind, 30 seconds apart from
+// 31s on, each over within its 10-second interval: the last ends by 3m11s.
 func EnterpriseAttacks() []Attack {
 	a := netip.MustParseAddr
 	return []Attack{
-		{Kind: TCPVerticalScan, At: 65 * time.Second, Rate: 200, Count: 1000, Attacker: a("10.1.77.7"), Victim: a("10.2.0.5")},
-		{Kind: TCPSweep, At: 125 * time.Second, Rate: 100, Count: 2000, Attacker: a("10.1.66.6"), Victim: a("10.2.0.0"), Port: 445},
-		{Kind: UDPVerticalScan, At: 185 * time.Second, Rate: 20, Count: 150, Attacker: a("192.0.2.66"), Victim: a("10.2.0.7")},
-		{Kind: UDPSweep, At: 245 * time.Second, Rate: 60, Count: 1200, Attacker: a("10.1.55.5"), Victim: a("10.2.4.0"), Port: 161},
-		{Kind: SYNFlood, At: 305 * time.Second, Rate: 1500, Count: 60000, Victim: a("10.2.0.3"), Port: 443},
-		{Kind: DNSAmplification, At: 365 * time.Second, Rate: 2000, Count: 40000, Victim: a("10.1.3.3")},
+		{Kind: TCPVerticalScan, At: 31 * time.Second, Rate: 200, Count: 1000, Attacker: a("10.1.77.7"), Victim: a("10.2.0.5")},
+		{Kind: TCPSweep, At: 61 * time.Second, Rate: 100, Count: 800, Attacker: a("10.1.66.6"), Victim: a("10.2.0.0"), Port: 445},
+		{Kind: UDPVerticalScan, At: 91 * time.Second, Rate: 14, Count: 120, Attacker: a("192.0.2.66"), Victim: a("10.2.0.7")},
+		{Kind: UDPSweep, At: 121 * time.Second, Rate: 60, Count: 480, Attacker: a("10.1.55.5"), Victim: a("10.2.4.0"), Port: 161},
+		{Kind: SYNFlood, At: 151 * time.Second, Rate: 1500, Count: 12000, Victim: a("10.2.0.3"), Port: 443},
+		{Kind: DNSAmplification, At: 181 * time.Second, Rate: 2000, Count: 16000, Victim: a("10.1.3.3")},
 	}
 }
 
