@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/gopacket/layers"
 	"github.com/netaiops/netaiops/collector/flow"
 	"github.com/netaiops/netaiops/collector/flow/synth"
 )
@@ -315,5 +317,119 @@ func TestFlowSamplesReachMetricRules(t *testing.T) {
 	c := e.ObserveFlows(capDev, snap(0, nil)) // 1000 packets in 10s
 	if len(c) != 1 || c[0].Issue.Kind != "busy_capture" || c[0].Issue.Device != capDev || c[0].Issue.Object != `{capture="eth1"}` {
 		t.Fatalf("changes %v", c)
+	}
+}
+
+// meterRun feeds frames (one per millisecond from t0) through a real meter
+// and engine and returns the changes, the capture ended after the last.
+func meterRun(t *testing.T, e *Engine, frames []synth.Frame) []Change {
+	t.Helper()
+	const dev = "edge-1:unit"
+	var all []Change
+	var last time.Time
+	m := flow.NewMeter(flow.MeterConfig{Name: "unit"}, layers.LinkTypeEthernet, slog.New(slog.DiscardHandler), func(s *flow.Snapshot) {
+		all = append(all, e.ObserveFlows(dev, s)...)
+		last = s.End
+	})
+	t0 := at(0).UnixNano()
+	buf := make([]byte, 0, 256)
+	for i := range frames {
+		out, wire := synth.Append(buf[:0], &frames[i])
+		m.Packet(out, t0+int64(i)*int64(time.Millisecond), wire)
+	}
+	m.Finish()
+	return append(all, e.EndCapture(dev, last)...)
+}
+
+// A SYN flood on a port while a scanner probes the same host: the flood
+// names the port, counts neither the scanner's SYNs nor the clients'
+// completed handshakes as half-open, and does not list the scanner among
+// its sources; the scanner is a port_scan naming its target.
+func TestSYNFloodEvidenceWithConcurrentScan(t *testing.T) {
+	victim, scanner, client := addr("192.0.2.80"), addr("198.51.100.9"), addr("203.0.113.5")
+	rng := rand.New(rand.NewPCG(3, 4))
+	var fs []synth.Frame
+	for i := range 2000 {
+		if i < 300 { // the scan, interleaved
+			fs = append(fs, synth.Frame{Src: scanner, Dst: victim, Proto: 6, SrcPort: 40000, DstPort: uint16(1000 + i), TCPFlags: 0x02},
+				synth.Frame{Src: victim, Dst: scanner, Proto: 6, SrcPort: uint16(1000 + i), DstPort: 40000, TCPFlags: 0x14})
+		}
+		if i < 50 { // clients that complete their handshakes
+			p := uint16(30000 + i)
+			fs = append(fs, synth.Frame{Src: client, Dst: victim, Proto: 6, SrcPort: p, DstPort: 80, TCPFlags: 0x02},
+				synth.Frame{Src: victim, Dst: client, Proto: 6, SrcPort: 80, DstPort: p, TCPFlags: 0x12},
+				synth.Frame{Src: client, Dst: victim, Proto: 6, SrcPort: p, DstPort: 80, TCPFlags: 0x10})
+		}
+		src := netip.AddrFrom4([4]byte{100, byte(rng.IntN(256)), byte(rng.IntN(256)), byte(1 + rng.IntN(254))})
+		fs = append(fs, synth.Frame{Src: src, Dst: victim, Proto: 6, SrcPort: uint16(1024 + i), DstPort: 80, TCPFlags: 0x02},
+			synth.Frame{Src: victim, Dst: src, Proto: 6, SrcPort: 80, DstPort: uint16(1024 + i), TCPFlags: 0x12})
+	}
+	all := meterRun(t, New("edge-1", Options{}), fs)
+	onlyKinds(t, all, KindPortScan, KindSYNFlood)
+	flood := find(all, KindSYNFlood, victim.String())
+	if len(flood) != 2 || flood[0].Type != Opened {
+		t.Fatalf("syn_flood changes: %s", describeIssues(all))
+	}
+	a := flood[0].Issue.Attributes
+	if a["dst_port"] != "80" || a["syns"] != "2050" || a["half_open"] != "2000" || a["handshakes_completed"] != "50" ||
+		a["excluded_scanners"] != scanner.String() || a["excluded_scan_syns"] != "300" ||
+		strings.Contains(a["top_sources"], scanner.String()) || !strings.Contains(flood[0].Issue.Summary, "192.0.2.80:80") {
+		t.Errorf("syn_flood evidence %s %v", flood[0].Issue.Summary, a)
+	}
+	scan := find(all, KindPortScan, scanner.String())
+	if len(scan) != 2 || scan[0].Issue.Attributes["target"] != victim.String() || scan[0].Issue.Attributes["unanswered"] != "300" ||
+		!strings.Contains(scan[0].Issue.Summary, "(192.0.2.80)") {
+		t.Errorf("port_scan: %s", describeIssues(scan))
+	}
+	if len(find(all, KindPortScan, client.String())) != 0 {
+		t.Errorf("the clients were taken for a scanner")
+	}
+}
+
+// A flood that keeps growing is UPDATED with its new figures once they
+// move by half again; small moves are not news.
+func TestSYNFloodGrowingUpdates(t *testing.T) {
+	victim := addr("192.0.2.80")
+	flood := func(syns uint64) func(*flow.Snapshot) {
+		return func(s *flow.Snapshot) {
+			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: float64(syns), Seen: syns, Port: 443}}
+		}
+	}
+	e := New("edge-1", Options{})
+	c := e.ObserveFlows(capDev, snap(0, flood(200)))
+	if len(c) != 1 || c[0].Type != Opened || !strings.Contains(c[0].Issue.Summary, "200 bare SYNs") {
+		t.Fatalf("open: %s", describeIssues(c))
+	}
+	if c := e.ObserveFlows(capDev, snap(1, flood(250))); len(c) != 0 {
+		t.Fatalf("a small move announced: %s", describeIssues(c))
+	}
+	c = e.ObserveFlows(capDev, snap(2, flood(900)))
+	if len(c) != 1 || c[0].Type != Updated || !strings.Contains(c[0].Issue.Summary, "900 bare SYNs") ||
+		c[0].Issue.Attributes["syns"] != "900" || c[0].Issue.Severity != SeverityMajor {
+		t.Fatalf("growth: %s", describeIssues(c))
+	}
+	c = e.ObserveFlows(capDev, snap(3, flood(1000)))
+	if len(c) != 1 || c[0].Type != Updated || c[0].Issue.Severity != SeverityCritical {
+		t.Fatalf("escalation: %s", describeIssues(c))
+	}
+	if c := e.ObserveFlows(capDev, snap(4, flood(1100))); len(c) != 0 {
+		t.Fatalf("same again: %s", describeIssues(c))
+	}
+}
+
+// A UDP scan of 101 ports, alone in its interval, is reported: small
+// distinct sets are counted exactly (a sketch read 93 against 100).
+func TestUDPScan101Ports(t *testing.T) {
+	scanner, target := addr("198.51.100.7"), addr("192.0.2.7")
+	var fs []synth.Frame
+	for p := range 101 {
+		fs = append(fs, synth.Frame{Src: scanner, Dst: target, Proto: 17, SrcPort: 50000, DstPort: uint16(7000 + p), Payload: 8},
+			synth.Frame{Src: target, Dst: scanner, Proto: 1, ICMPType: 3, ICMPCode: 3, Payload: 36})
+	}
+	all := meterRun(t, New("edge-1", Options{}), fs)
+	scan := find(all, KindPortScan, scanner.String())
+	if len(scan) != 2 || scan[0].Type != Opened || scan[0].Issue.Attributes["dst_ports"] != "101" ||
+		scan[0].Issue.Attributes["target"] != target.String() {
+		t.Fatalf("changes: %s", describeIssues(all))
 	}
 }

@@ -316,3 +316,64 @@ func TestTableActiveTimeoutBelowIdle(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// probeLengths are the longest and the mean distance of the table's flows
+// from their home slot in the index.
+func probeLengths(t *Table) (longest int, mean float64) {
+	total, n := 0, 0
+	for i, s := range t.index {
+		if s == 0 {
+			continue
+		}
+		home := t.hashOf(s&^t.tagMask-1) & t.mask
+		d := int((uint32(i) - home) & t.mask)
+		longest = max(longest, d)
+		total += d
+		n++
+	}
+	return longest, float64(total) / float64(max(n, 1))
+}
+
+// Keys crafted to share a home slot under a known hash seed (here 0, what
+// a fixed-constant hash gives every table) pile into one probe chain of a
+// table with that seed; a table's own random seed spreads them.
+func TestTableHashFloodResistance(t *testing.T) {
+	const n, slots = 2000, 4096 // the index holds 2000 flows in 4096 slots
+	var crafted []Meta
+	m := meta4(1, 2, 0, 80, 6, 0x02)
+	for p := uint32(0); len(crafted) < n; p++ {
+		m.Src[2], m.Src[3] = byte(p>>24), byte(p>>16)
+		m.SrcPort = uint16(p)
+		k, _ := KeyOf(&m)
+		if k.Hash(0)&(slots-1) == 0 {
+			crafted = append(crafted, m)
+		}
+	}
+	fill := func(tab *Table) (int, float64, time.Duration) {
+		start := time.Now()
+		for i := range crafted {
+			tab.Update(&crafted[i], sec+int64(i), 60)
+		}
+		el := time.Since(start)
+		if tab.Len() != n || len(tab.index) != slots {
+			t.Fatalf("table holds %d flows in %d slots", tab.Len(), len(tab.index))
+		}
+		l, mean := probeLengths(tab)
+		return l, mean, el
+	}
+	fixed := NewTable(TableConfig{})
+	fixed.seed = 0
+	fl, fm, ft := fill(fixed)
+	seeded := NewTable(TableConfig{})
+	sl, sm, st := fill(seeded)
+	t.Logf("fixed seed: longest probe %d, mean %.1f, %s; random seed: longest %d, mean %.2f, %s", fl, fm, ft, sl, sm, st)
+	if fl < n/2 {
+		t.Fatalf("the crafted keys do not collide under seed 0 (longest probe %d): the test proves nothing", fl)
+	}
+	if sl > 64 || sm > 2 {
+		t.Errorf("random seed: longest probe %d, mean %.2f; want at most 64 and 2", sl, sm)
+	}
+	if NewTable(TableConfig{}).seed == seeded.seed {
+		t.Errorf("two tables drew the same seed")
+	}
+}
