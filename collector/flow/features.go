@@ -286,8 +286,10 @@ func (f *Features) Snapshot(capture string, start, end time.Time, tab TableStats
 	for _, c := range f.fanOut.topBy(f.cfg.TopN, func(c int32) uint64 { x := &f.fanOut.ext[c]; return x.flows - min(x.answered, x.flows) }) {
 		x := &f.fanOut.ext[c]
 		s.FanOut = append(s.FanOut, FanOut{Src: f.fanOut.keys[c].Addr(), Flows: f.fanOut.count[c],
-			Error: flowErr, DstAddrs: f.fanOut.hllA[c].estimate(), DstPorts: f.fanOut.hllB[c].estimate(),
-			Seen: x.flows, SYNs: x.syns, Answered: x.answered, SYNsAnswer: x.synAns,
+			// A flow has one destination: the flows seen bound the sketch.
+			Error: flowErr, DstAddrs: min(f.fanOut.hllA[c].estimate(), float64(x.flows)),
+			DstPorts: min(f.fanOut.hllB[c].estimate(), float64(x.flows)),
+			Seen:     x.flows, SYNs: x.syns, Answered: x.answered, SYNsAnswer: x.synAns,
 			Target: x.peer.Addr(), Port: x.port, DstLo: x.lo.Addr(), DstHi: x.hi.Addr()})
 	}
 	// Likewise destinations, then the most half-open or reflected.
@@ -297,7 +299,7 @@ func (f *Features) Snapshot(capture string, start, end time.Time, tab TableStats
 	}) {
 		x := &f.fanIn.ext[c]
 		s.FanIn = append(s.FanIn, FanIn{Dst: f.fanIn.keys[c].Addr(), Flows: f.fanIn.count[c],
-			Error: flowErr, Sources: f.fanIn.hllA[c].estimate(), SYNs: f.fanIn.aux[c],
+			Error: flowErr, Sources: min(f.fanIn.hllA[c].estimate(), float64(x.flows)), SYNs: f.fanIn.aux[c],
 			Seen: x.flows, Answered: x.answered, SYNsAnswer: x.synAns, Source: x.peer.Addr(), Port: x.port,
 			Reflected: x.refl, ReflectedBytes: x.reflB, ReflectPort: x.reflPort})
 	}
