@@ -12,7 +12,7 @@ import (
 // rate, and holds every injected attack's packets.
 func TestEnterpriseIsSeededAndInOrder(t *testing.T) {
 	run := func(seed int64, attacks []Attack) (sum [32]byte, frames int, attackFrames map[AttackKind]int) {
-		cfg := BenignEnterprise(seed, 12*time.Second)
+		cfg := BenignEnterprise(seed, 8*time.Second)
 		cfg.Attacks = attacks
 		g := NewEnterprise(cfg)
 		h := sha256.New()
@@ -51,9 +51,9 @@ func TestEnterpriseIsSeededAndInOrder(t *testing.T) {
 	if a != b || a == c {
 		t.Errorf("seeding: same seed equal %v, other seed equal %v", a == b, a == c)
 	}
-	// 5 000 flows/s of 2 to 11 packets, plus the backup's 3 000 packets/s.
-	if n < 12*5000*4 || n > 12*5000*12 {
-		t.Errorf("%d frames in 12s", n)
+	// 5 000 flows/s of 2 to 11 packets, plus the backup's 3 000 packets/s, for 8s.
+	if n < 8*5000*4 || n > 8*5000*12 {
+		t.Errorf("%d frames in 8s", n)
 	}
 	var attacks []Attack
 	for i, a := range EnterpriseAttacks() {
