@@ -15,8 +15,8 @@ import (
 
 // Issue kinds raised by the flow rules. Their device is the capture point
 // (the agent names it "<agent id>:<interface or pcap file>"); their object
-// is the source (port_scan) or destination (syn_flood) address, or "" for
-// the capture point as a whole.
+// is the source (port_scan) or destination (syn_flood, udp_reflection)
+// address, or "" for the capture point as a whole.
 const (
 	KindHighFlowCount = "high_flow_count"
 	KindPortScan      = "port_scan"
@@ -281,6 +281,9 @@ func (e *Engine) ObserveFlows(device string, s *flow.Snapshot) []Change {
 			is.Attributes = carried(is, withSince(fc.attrs, fc.activeSince))
 			// Figures that moved far from the announced ones are news: a
 			// growing flood says how big it is now.
+			if fc.announced == 0 { // an issue carried over from an earlier run
+				fc.announced = fc.figure
+			}
 			moved := fc.announced > 0 && (fc.figure >= DefaultUpdateGrowth*fc.announced || fc.figure*DefaultUpdateGrowth <= fc.announced)
 			if fc.sev != is.Severity || moved {
 				is.Severity, is.Summary = fc.sev, fc.summary

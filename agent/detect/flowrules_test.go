@@ -433,3 +433,26 @@ func TestUDPScan101Ports(t *testing.T) {
 		t.Fatalf("changes: %s", describeIssues(all))
 	}
 }
+
+// A flood carried over from an earlier run continues silently at the
+// figure it had, and is UPDATED when it grows past it by half.
+func TestSYNFloodRestoredThenGrows(t *testing.T) {
+	victim := addr("192.0.2.80")
+	flood := func(syns uint64) func(*flow.Snapshot) {
+		return func(s *flow.Snapshot) {
+			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: float64(syns), Seen: syns, Port: 443}}
+		}
+	}
+	e := New("edge-1", Options{})
+	if c := e.ObserveFlows(capDev, snap(0, flood(300))); len(c) != 1 || c[0].Type != Opened {
+		t.Fatalf("open: %s", describeIssues(c))
+	}
+	e = restart(e, Options{}, at(2))
+	if c := e.ObserveFlows(capDev, snap(3, flood(350))); len(c) != 0 {
+		t.Fatalf("after the restart: %s", describeIssues(c))
+	}
+	c := e.ObserveFlows(capDev, snap(4, flood(600)))
+	if len(c) != 1 || c[0].Type != Updated || c[0].Issue.Attributes["syns"] != "600" {
+		t.Fatalf("growth after the restart: %s", describeIssues(c))
+	}
+}
