@@ -26,6 +26,7 @@ const (
 	DefaultMaxFlows          = 1 << 20
 	DefaultHighFlowNewPerSec = 10000.0
 	DefaultHighFlowMinActive = 1000
+	DefaultHighFlowMinRatio  = 1.5
 	DefaultMinScoreFlows     = 0.9
 	DefaultScanDstPorts      = 100.0
 	DefaultScanDstAddrs      = 200.0
@@ -58,7 +59,7 @@ const (
 //	  top_n: 10                   # sources and destinations reported per interval
 //	  rules:                      # thresholds are per interval unless named per second
 //	    keep_firing_for: 1m       # an issue resolves after its condition was false this long
-//	    high_flow_count: {active_flows: 524288, new_flows_per_second: 10000, anomaly: true, min_active: 1000, min_score: 0.9}
+//	    high_flow_count: {active_flows: 524288, new_flows_per_second: 10000, anomaly: true, min_active: 1000, min_score: 0.9, min_ratio: 1.5}
 //	    port_scan: {dst_ports: 100, dst_addrs: 200, unanswered: 0.5}
 //	    syn_flood: {syns: 100, half_open: 100}
 //	    udp_reflection: {flows: 1000, sources: 20}
@@ -104,6 +105,7 @@ type HighFlowCountRule struct {
 	Anomaly           *bool   `yaml:"anomaly,omitempty"` // nil: true
 	MinActive         int     `yaml:"min_active"`
 	MinScore          float64 `yaml:"min_score"`
+	MinRatio          float64 `yaml:"min_ratio"` // the anomaly also needs this many times the expected count
 }
 
 // PortScanRule opens port_scan for a source that, in one interval, opened
@@ -191,6 +193,7 @@ func (c *Config) setFlowDefaults() {
 	setDefault(c, "high_flow_count.new_flows_per_second", &r.HighFlowCount.NewFlowsPerSecond, DefaultHighFlowNewPerSec)
 	setDefault(c, "high_flow_count.min_active", &r.HighFlowCount.MinActive, DefaultHighFlowMinActive)
 	setDefault(c, "high_flow_count.min_score", &r.HighFlowCount.MinScore, DefaultMinScoreFlows)
+	setDefault(c, "high_flow_count.min_ratio", &r.HighFlowCount.MinRatio, DefaultHighFlowMinRatio)
 	setDefault(c, "port_scan.dst_ports", &r.PortScan.DstPorts, DefaultScanDstPorts)
 	setDefault(c, "port_scan.dst_addrs", &r.PortScan.DstAddrs, DefaultScanDstAddrs)
 	setDefault(c, "port_scan.unanswered", &r.PortScan.Unanswered, DefaultScanUnanswered)
@@ -311,6 +314,9 @@ func (c *Config) validateFlows(bad func(path, format string, args ...any)) {
 		bad("flows.rules.high_flow_count.min_active", "must not be negative, got %d", h.MinActive)
 	}
 	score("high_flow_count.min_score", h.MinScore)
+	if h.MinRatio < 1 {
+		bad("flows.rules.high_flow_count.min_ratio", "must be at least 1, got %s", formatNumber(h.MinRatio))
+	}
 	positive("port_scan.dst_ports", r.PortScan.DstPorts)
 	positive("port_scan.dst_addrs", r.PortScan.DstAddrs)
 	score("port_scan.unanswered", r.PortScan.Unanswered)

@@ -99,6 +99,9 @@ func describeIssues(cs []Change) string {
 	var b strings.Builder
 	for _, c := range cs {
 		fmt.Fprintf(&b, "\n  %s %s %s [%s]: %s", c.Type, c.Issue.Kind, c.Issue.Object, c.Issue.Severity, c.Issue.Summary)
+		if c.Issue.Kind == KindHighFlowCount || c.Issue.Kind == KindTrafficSpike {
+			fmt.Fprintf(&b, " (expected %s, upper %s, score %s)", c.Issue.Attributes["expected"], c.Issue.Attributes["upper"], c.Issue.Attributes["score"])
+		}
 	}
 	return b.String()
 }

@@ -29,10 +29,15 @@ const (
 // Defaults of the flow rules. Counts are per interval of the capture point
 // (flow.FeatureConfig.Interval, 10s by default).
 const (
-	DefaultFlowKeepFiringFor   = time.Minute
-	DefaultHighFlowActive      = 1 << 19 // half the flow table's default capacity
-	DefaultHighFlowNewPerSec   = 10000
-	DefaultHighFlowMinActive   = 1000
+	DefaultFlowKeepFiringFor = time.Minute
+	DefaultHighFlowActive    = 1 << 19 // half the flow table's default capacity
+	DefaultHighFlowNewPerSec = 10000
+	DefaultHighFlowMinActive = 1000
+	// DefaultHighFlowMinRatio: an anomalous flow count is news when it
+	// reaches one and a half times the usual. A busy edge's flow count is
+	// so steady that its model's band is a few percent wide: a bump of 5%
+	// scores as an anomaly and is nothing an operator acts on.
+	DefaultHighFlowMinRatio    = 1.5
 	DefaultScanDstPorts        = 100
 	DefaultScanDstAddrs        = 200
 	DefaultSYNFloodSYNs        = 100
@@ -76,7 +81,8 @@ type ReflectionOptions struct {
 // HighFlowCountOptions: high_flow_count opens when the flows in the table
 // reach ActiveFlows, new flows per second reach NewFlowsPerSecond, or
 // (unless NoAnomaly) the active flows score MinScore or more above the
-// capture point's own history while at least MinActive.
+// capture point's own history, reach MinRatio times the expected count
+// and at least MinActive.
 type HighFlowCountOptions struct {
 	Disabled          bool
 	ActiveFlows       int
@@ -84,6 +90,7 @@ type HighFlowCountOptions struct {
 	NoAnomaly         bool
 	MinActive         int
 	MinScore          float64 // 0: DefaultMinScore
+	MinRatio          float64 // of the active flows to the expected; 0: DefaultHighFlowMinRatio
 }
 
 // PortScanOptions: port_scan opens for a source that opened flows to
@@ -140,6 +147,9 @@ func (o *FlowOptions) defaults() {
 	}
 	if h.MinScore <= 0 {
 		h.MinScore = DefaultMinScore
+	}
+	if h.MinRatio <= 0 {
+		h.MinRatio = DefaultHighFlowMinRatio
 	}
 	if o.PortScan.DstPorts <= 0 {
 		o.PortScan.DstPorts = DefaultScanDstPorts
@@ -419,7 +429,7 @@ func (e *Engine) highFlowCount(hits []flowHit, device string, s *flow.Snapshot) 
 		fd := e.flows[device]
 		fp := Fingerprint(KindHighFlowCount, device, "")
 		held := fd.conds[fp] != nil && fd.conds[fp].firing
-		if scored && !res.Learning && s.Active >= o.MinActive && res.Deviation > 0 &&
+		if scored && !res.Learning && s.Active >= o.MinActive && res.Deviation > 0 && active >= o.MinRatio*res.Expected &&
 			(res.Score >= o.MinScore || (held && res.Deviation >= DefaultMinDeviation)) {
 			reasons = append(reasons, "anomaly")
 		}

@@ -456,3 +456,31 @@ func TestSYNFloodRestoredThenGrows(t *testing.T) {
 		t.Fatalf("growth after the restart: %s", describeIssues(c))
 	}
 }
+
+// A busy edge's flow count is steady: after learning it, a bump of a few
+// percent is no high_flow_count, however well it scores; one and a half
+// times the usual count is.
+func TestHighFlowCountAnomalyNeedsARealRise(t *testing.T) {
+	learnt := func() *Engine {
+		e := New("edge-1", Options{})
+		r := rand.New(rand.NewPCG(5, 6))
+		for i := range 300 {
+			a := 90000 + r.IntN(400)
+			if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { s.Active = a })); len(c) != 0 {
+				t.Fatalf("baseline interval %d: %v", i, describeIssues(c))
+			}
+		}
+		return e
+	}
+	e := learnt()
+	for i := 300; i < 303; i++ {
+		if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { s.Active = 96000 })); len(c) != 0 {
+			t.Fatalf("a 6%% bump: %v", describeIssues(c))
+		}
+	}
+	e = learnt()
+	c := e.ObserveFlows(capDev, snap(300, func(s *flow.Snapshot) { s.Active = 140000 }))
+	if len(c) != 1 || c[0].Issue.Kind != KindHighFlowCount || c[0].Issue.Attributes["reason"] != "anomaly" {
+		t.Fatalf("one and a half times the usual: %v", describeIssues(c))
+	}
+}

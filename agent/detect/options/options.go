@@ -72,7 +72,7 @@ func flowOptions(r config.FlowRules) detect.FlowOptions {
 		KeepFiringFor: r.KeepFiringFor,
 		HighFlowCount: detect.HighFlowCountOptions{Disabled: !config.On(h.Enabled), ActiveFlows: h.ActiveFlows,
 			NewFlowsPerSecond: h.NewFlowsPerSecond, NoAnomaly: !config.On(h.Anomaly), MinActive: int(none(float64(h.MinActive))),
-			MinScore: h.MinScore},
+			MinScore: h.MinScore, MinRatio: h.MinRatio},
 		PortScan: detect.PortScanOptions{Disabled: !config.On(r.PortScan.Enabled), DstPorts: r.PortScan.DstPorts,
 			DstAddrs: r.PortScan.DstAddrs, Unanswered: r.PortScan.Unanswered},
 		Reflection: detect.ReflectionOptions{Disabled: !config.On(r.Reflection.Enabled), Flows: uint64(max(r.Reflection.Flows, 0)),
