@@ -172,7 +172,7 @@ func TestFlowNoiseAttacks(t *testing.T) {
 				case synth.UDPVerticalScan:
 					wants[i] = want{KindPortScan, a.Attacker.String(), map[string]string{"shape": "vertical", "target": a.Victim.String()}}
 				case synth.TCPSweep, synth.UDPSweep:
-					wants[i] = want{KindPortScan, a.Attacker.String(), map[string]string{"shape": "sweep"}}
+					wants[i] = want{KindPortScan, a.Attacker.String(), map[string]string{"shape": "sweep", "dst_port": strconv.Itoa(int(a.Port))}}
 				case synth.SYNFlood:
 					wants[i] = want{KindSYNFlood, a.Victim.String(), map[string]string{"dst_port": strconv.Itoa(int(a.Port))}}
 				case synth.DNSAmplification:

@@ -499,10 +499,14 @@ func (e *Engine) scanners(s *flow.Snapshot) []scanner {
 // targets names what a scanner probed: its one target, or the range of a
 // sweep.
 func targets(f *flow.FanOut) string {
-	if f.DstAddrs < 1.5 || f.DstLo == f.DstHi {
-		return f.Target.String()
+	t := f.Target.String()
+	if f.DstAddrs >= 1.5 && f.DstLo != f.DstHi {
+		t = fmt.Sprintf("%s-%s", f.DstLo, f.DstHi)
 	}
-	return fmt.Sprintf("%s-%s", f.DstLo, f.DstHi)
+	if f.DstPorts < 1.5 && f.Port != 0 {
+		t += " port " + strconv.Itoa(int(f.Port))
+	}
+	return t
 }
 
 func (e *Engine) portScan(hits []flowHit, device string, s *flow.Snapshot, scans []scanner) []flowHit {
@@ -519,6 +523,9 @@ func (e *Engine) portScan(hits []flowHit, device string, s *flow.Snapshot, scans
 		a["dst_ports"] = formatValue(f.DstPorts)
 		a["dst_addrs"] = formatValue(f.DstAddrs)
 		a["target"] = targets(f)
+		if f.DstPorts < 1.5 && f.Port != 0 {
+			a["dst_port"] = strconv.Itoa(int(f.Port))
+		}
 		if f.DstAddrs < 1.5 {
 			a["dst"] = f.Target.String()
 		} else {
