@@ -180,6 +180,18 @@ bench-flow:
 # failure with twenty devices behind it and a flapping interface (target: one
 # root issue, the rest suppressed), and a week of diurnal traffic with counter
 # wraps and a reboot (target: no spurious issue). See agent/detect/noise_test.go.
+# bench-flow-noise replays a generated busy enterprise edge (5 000 new
+# flows/s: clients, busy proxies, popular servers, HTTPS/DNS/QUIC/NTP, a
+# nightly backup, CDN bursts; collector/flow/synth) through a real meter into
+# the engine with the shipped flow rules, ten minutes of traffic per mix:
+# three benign mixes (the tuning seed and two hold-outs of other seeds and
+# shapes) must raise 0 issues, and the attack mixes (TCP and UDP vertical
+# scans and sweeps, a spoofed SYN flood, a DNS amplification) exactly one
+# issue per attack, naming attacker, victim and port, within one interval.
+.PHONY: bench-flow-noise
+bench-flow-noise:
+	@set -o pipefail; NETAIOPS_FLOW_NOISE_MINUTES=$${NETAIOPS_FLOW_NOISE_MINUTES:-10} $(GO) test -run '^TestFlowNoise' -count=1 -timeout 30m -v ./agent/detect/ | grep -v '^=== RUN'
+
 .PHONY: bench-noise
 bench-noise:
 	@set -o pipefail; $(GO) test -run '^TestNoise' -count=1 -v ./agent/detect/ | grep -v '^=== RUN'

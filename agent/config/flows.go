@@ -17,12 +17,22 @@ const (
 	ReplayMax                = "max"      // replay_speed: as fast as the file can be read
 	ReplayRecorded           = "recorded" // replay_speed: at the speed the packets were captured
 
-	DefaultHighFlowActive    = 100000
+	// DefaultHighFlowActive: high_flow_count's ceiling on the flows in the
+	// table is half the table's capacity (max_flows, 1Mi by default), a
+	// warning well before the table must evict. A fixed 100 000 was a
+	// tenth of the table, and a normal 6 000 new flows/s edge holds that
+	// many with the 30s idle timeout.
+	DefaultHighFlowActive    = DefaultMaxFlows / 2
+	DefaultMaxFlows          = 1 << 20
 	DefaultHighFlowNewPerSec = 10000.0
 	DefaultHighFlowMinActive = 1000
+	DefaultHighFlowMinRatio  = 1.5
 	DefaultMinScoreFlows     = 0.9
 	DefaultScanDstPorts      = 100.0
 	DefaultScanDstAddrs      = 200.0
+	DefaultScanUnanswered    = 0.5
+	DefaultReflectionFlows   = 1000
+	DefaultReflectionSources = 20.0
 	DefaultSYNFloodSYNs      = 100
 	DefaultSYNFloodHalfOpen  = 100
 	DefaultSpikeMinBytes     = 125000.0 // 1 Mbit/s
@@ -49,9 +59,10 @@ const (
 //	  top_n: 10                   # sources and destinations reported per interval
 //	  rules:                      # thresholds are per interval unless named per second
 //	    keep_firing_for: 1m       # an issue resolves after its condition was false this long
-//	    high_flow_count: {active_flows: 100000, new_flows_per_second: 10000, anomaly: true, min_active: 1000, min_score: 0.9}
-//	    port_scan: {dst_ports: 100, dst_addrs: 200}
+//	    high_flow_count: {active_flows: 524288, new_flows_per_second: 10000, anomaly: true, min_active: 1000, min_score: 0.9, min_ratio: 1.5}
+//	    port_scan: {dst_ports: 100, dst_addrs: 200, unanswered: 0.5}
 //	    syn_flood: {syns: 100, half_open: 100}
+//	    udp_reflection: {flows: 1000, sources: 20}
 //	    traffic_spike: {min_score: 0.9, min_bytes_per_second: 125000}
 //	    capture_drops: {drops: 100}
 //
@@ -80,10 +91,11 @@ type FlowRules struct {
 	SYNFlood      SYNFloodRule      `yaml:"syn_flood"`
 	TrafficSpike  TrafficSpikeRule  `yaml:"traffic_spike"`
 	CaptureDrops  CaptureDropsRule  `yaml:"capture_drops"`
+	Reflection    ReflectionRule    `yaml:"udp_reflection"`
 }
 
 // HighFlowCountRule opens high_flow_count when the flows in the table at
-// the end of an interval exceed ActiveFlows, new flows per second exceed
+// the end of an interval exceed ActiveFlows (default: half of max_flows), new flows per second exceed
 // NewFlowsPerSecond, or (Anomaly) the active flows are anomalously high for
 // the capture point's history while at least MinActive.
 type HighFlowCountRule struct {
@@ -93,20 +105,35 @@ type HighFlowCountRule struct {
 	Anomaly           *bool   `yaml:"anomaly,omitempty"` // nil: true
 	MinActive         int     `yaml:"min_active"`
 	MinScore          float64 `yaml:"min_score"`
+	MinRatio          float64 `yaml:"min_ratio"` // the anomaly also needs this many times the expected count
 }
 
 // PortScanRule opens port_scan for a source that, in one interval, opened
 // flows to at least DstPorts distinct destination ports or DstAddrs
-// distinct destination addresses.
+// distinct destination addresses, of which at least the share Unanswered
+// got no answer (refused or silent): busy clients reach many addresses
+// too, but are answered.
 type PortScanRule struct {
-	Enabled  *bool   `yaml:"enabled,omitempty"`
-	DstPorts float64 `yaml:"dst_ports"`
-	DstAddrs float64 `yaml:"dst_addrs"`
+	Enabled    *bool   `yaml:"enabled,omitempty"`
+	DstPorts   float64 `yaml:"dst_ports"`
+	DstAddrs   float64 `yaml:"dst_addrs"`
+	Unanswered float64 `yaml:"unanswered"`
+}
+
+// ReflectionRule opens udp_reflection for a destination that, in one
+// interval, received at least Flows flows it did not ask for from the
+// service ports of UDP amplifiers (DNS, NTP, SNMP, SSDP, CLDAP, memcached,
+// chargen) of at least Sources distinct sources.
+type ReflectionRule struct {
+	Enabled *bool   `yaml:"enabled,omitempty"`
+	Flows   int     `yaml:"flows"`
+	Sources float64 `yaml:"sources"`
 }
 
 // SYNFloodRule opens syn_flood for a destination that, in one interval, was
-// sent at least SYNs flows opened by a bare SYN while the capture point held
-// at least HalfOpen half-open TCP flows.
+// sent at least SYNs flows opened by a bare SYN of which at least HalfOpen,
+// and at least half, never completed their handshake (SYNs of sources
+// scanning the destination not counted).
 type SYNFloodRule struct {
 	Enabled  *bool `yaml:"enabled,omitempty"`
 	SYNs     int   `yaml:"syns"`
@@ -158,12 +185,20 @@ func (c *Config) setFlowDefaults() {
 	}
 	r := &f.Rules
 	setDefault(c, "keep_firing_for", &r.KeepFiringFor, DefaultFlowKeepFiringFor)
-	setDefault(c, "high_flow_count.active_flows", &r.HighFlowCount.ActiveFlows, DefaultHighFlowActive)
+	active := DefaultHighFlowActive
+	if f.MaxFlows > 0 {
+		active = max(f.MaxFlows/2, 1)
+	}
+	setDefault(c, "high_flow_count.active_flows", &r.HighFlowCount.ActiveFlows, active)
 	setDefault(c, "high_flow_count.new_flows_per_second", &r.HighFlowCount.NewFlowsPerSecond, DefaultHighFlowNewPerSec)
 	setDefault(c, "high_flow_count.min_active", &r.HighFlowCount.MinActive, DefaultHighFlowMinActive)
 	setDefault(c, "high_flow_count.min_score", &r.HighFlowCount.MinScore, DefaultMinScoreFlows)
+	setDefault(c, "high_flow_count.min_ratio", &r.HighFlowCount.MinRatio, DefaultHighFlowMinRatio)
 	setDefault(c, "port_scan.dst_ports", &r.PortScan.DstPorts, DefaultScanDstPorts)
 	setDefault(c, "port_scan.dst_addrs", &r.PortScan.DstAddrs, DefaultScanDstAddrs)
+	setDefault(c, "port_scan.unanswered", &r.PortScan.Unanswered, DefaultScanUnanswered)
+	setDefault(c, "udp_reflection.flows", &r.Reflection.Flows, DefaultReflectionFlows)
+	setDefault(c, "udp_reflection.sources", &r.Reflection.Sources, DefaultReflectionSources)
 	setDefault(c, "syn_flood.syns", &r.SYNFlood.SYNs, DefaultSYNFloodSYNs)
 	setDefault(c, "syn_flood.half_open", &r.SYNFlood.HalfOpen, DefaultSYNFloodHalfOpen)
 	setDefault(c, "traffic_spike.min_score", &r.TrafficSpike.MinScore, DefaultMinScoreFlows)
@@ -240,6 +275,18 @@ func (c *Config) validateFlows(bad func(path, format string, args ...any)) {
 			bad("flows."+d.key, "must be positive, got %s (absent: the flow table's default)", d.v)
 		}
 	}
+	// A flow's records are cut every active_timeout; one shorter than
+	// idle_timeout would cut a silent flow before it could go idle.
+	idle, active := f.IdleTimeout, f.ActiveTimeout
+	if idle <= 0 {
+		idle = 30 * time.Second
+	}
+	if active <= 0 {
+		active = 30 * time.Minute
+	}
+	if f.IdleTimeout >= 0 && f.ActiveTimeout > 0 && active < idle {
+		bad("flows.active_timeout", "must not be shorter than idle_timeout (%s), got %s", idle, active)
+	}
 	if f.MaxFlows < 0 || (f.MaxFlows == 0 && c.isSet("flows.max_flows")) {
 		bad("flows.max_flows", "must be at least 1, got %d (absent: 1048576)", f.MaxFlows)
 	}
@@ -267,8 +314,14 @@ func (c *Config) validateFlows(bad func(path, format string, args ...any)) {
 		bad("flows.rules.high_flow_count.min_active", "must not be negative, got %d", h.MinActive)
 	}
 	score("high_flow_count.min_score", h.MinScore)
+	if h.MinRatio < 1 {
+		bad("flows.rules.high_flow_count.min_ratio", "must be at least 1, got %s", formatNumber(h.MinRatio))
+	}
 	positive("port_scan.dst_ports", r.PortScan.DstPorts)
 	positive("port_scan.dst_addrs", r.PortScan.DstAddrs)
+	score("port_scan.unanswered", r.PortScan.Unanswered)
+	positive("udp_reflection.flows", float64(r.Reflection.Flows))
+	positive("udp_reflection.sources", r.Reflection.Sources)
 	positive("syn_flood.syns", float64(r.SYNFlood.SYNs))
 	if r.SYNFlood.HalfOpen < 0 {
 		bad("flows.rules.syn_flood.half_open", "must not be negative, got %d", r.SYNFlood.HalfOpen)

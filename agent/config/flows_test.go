@@ -46,8 +46,9 @@ func TestFlowKeys(t *testing.T) {
 		Interval: DefaultFlowInterval, TopN: DefaultFlowTopN, Rules: FlowRules{
 			KeepFiringFor: DefaultFlowKeepFiringFor,
 			HighFlowCount: HighFlowCountRule{ActiveFlows: DefaultHighFlowActive, NewFlowsPerSecond: DefaultHighFlowNewPerSec,
-				MinActive: DefaultHighFlowMinActive, MinScore: DefaultMinScoreFlows},
-			PortScan:     PortScanRule{DstPorts: DefaultScanDstPorts, DstAddrs: DefaultScanDstAddrs},
+				MinActive: DefaultHighFlowMinActive, MinScore: DefaultMinScoreFlows, MinRatio: DefaultHighFlowMinRatio},
+			PortScan:     PortScanRule{DstPorts: DefaultScanDstPorts, DstAddrs: DefaultScanDstAddrs, Unanswered: DefaultScanUnanswered},
+			Reflection:   ReflectionRule{Flows: DefaultReflectionFlows, Sources: DefaultReflectionSources},
 			SYNFlood:     SYNFloodRule{SYNs: DefaultSYNFloodSYNs, HalfOpen: DefaultSYNFloodHalfOpen},
 			TrafficSpike: TrafficSpikeRule{MinScore: DefaultMinScoreFlows, MinBytesPerSecond: DefaultSpikeMinBytes},
 			CaptureDrops: CaptureDropsRule{Drops: DefaultCaptureDrops},
@@ -77,17 +78,23 @@ func equalFlows(a, b Flows) bool {
 		a.Rules.HighFlowCount.NewFlowsPerSecond == b.Rules.HighFlowCount.NewFlowsPerSecond &&
 		On(a.Rules.HighFlowCount.Anomaly) == On(b.Rules.HighFlowCount.Anomaly) &&
 		a.Rules.HighFlowCount.MinActive == b.Rules.HighFlowCount.MinActive &&
-		a.Rules.HighFlowCount.MinScore == b.Rules.HighFlowCount.MinScore &&
+		a.Rules.HighFlowCount.MinScore == b.Rules.HighFlowCount.MinScore && a.Rules.HighFlowCount.MinRatio == b.Rules.HighFlowCount.MinRatio &&
 		a.Rules.PortScan.DstPorts == b.Rules.PortScan.DstPorts && a.Rules.PortScan.DstAddrs == b.Rules.PortScan.DstAddrs &&
 		a.Rules.SYNFlood == b.Rules.SYNFlood && a.Rules.TrafficSpike.MinScore == b.Rules.TrafficSpike.MinScore &&
 		a.Rules.TrafficSpike.MinBytesPerSecond == b.Rules.TrafficSpike.MinBytesPerSecond &&
-		a.Rules.CaptureDrops.Drops == b.Rules.CaptureDrops.Drops
+		a.Rules.CaptureDrops.Drops == b.Rules.CaptureDrops.Drops &&
+		a.Rules.PortScan.Unanswered == b.Rules.PortScan.Unanswered && a.Rules.Reflection.Flows == b.Rules.Reflection.Flows &&
+		a.Rules.Reflection.Sources == b.Rules.Reflection.Sources
 }
 
 // One fixture per rule of the flows section, with its exact message.
 func TestInvalidFlows(t *testing.T) {
 	tests := map[string]string{
 		"invalid-capture-duplicate.yaml": `:8: flows.pcap_files[1]: capture point "trace.pcap" already named by flows.pcap_files[0] (issues of both would share a device)`,
+		"invalid-active-timeout.yaml":    `:7: flows.active_timeout: must not be shorter than idle_timeout (1m0s), got 10s`,
+		"invalid-unanswered.yaml":        `:7: flows.rules.port_scan.unanswered: must be in (0, 1], got 1.5`,
+		"invalid-reflection.yaml":        `:7: flows.rules.udp_reflection.sources: must be positive, got -3 (to turn the rule off, set enabled: false)`,
+		"invalid-min-ratio.yaml":         `:7: flows.rules.high_flow_count.min_ratio: must be at least 1, got 0.5`,
 		"invalid-half-open.yaml":         `:7: flows.rules.syn_flood.half_open: must not be negative, got -1`,
 		"invalid-idle-timeout.yaml":      `:6: flows.idle_timeout: must be positive, got 0s (absent: the flow table's default)`,
 		"invalid-interface-name.yaml":    `:5: flows.interfaces[1]: bad interface name "very-long-interface-name": 1-15 characters, no whitespace, "/" or ":"`,
@@ -105,7 +112,7 @@ func TestInvalidFlows(t *testing.T) {
 		"invalid-snaplen.yaml":           `:6: flows.snaplen: must be between 64 and 65535, got 32`,
 		"invalid-threshold.yaml":         `:7: flows.rules.port_scan.dst_ports: must be positive, got 0 (to turn the rule off, set enabled: false)`,
 		"invalid-top-n.yaml":             `:6: flows.top_n: must be between 1 and 1000, got 0`,
-		"invalid-unknown-key.yaml":       `:7: flows.rules.port_scan.ports: unknown key (known: enabled, dst_ports, dst_addrs)`,
+		"invalid-unknown-key.yaml":       `:7: flows.rules.port_scan.ports: unknown key (known: enabled, dst_ports, dst_addrs, unanswered)`,
 		"invalid-target-is-capture.yaml": `:4: targets[0].name: "edge-1:eth1" is the device of the capture point at flows.interfaces[0]; rename the target`,
 	}
 	files, err := filepath.Glob("testdata/flows/invalid-*.yaml")

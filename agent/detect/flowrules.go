@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,29 +15,42 @@ import (
 
 // Issue kinds raised by the flow rules. Their device is the capture point
 // (the agent names it "<agent id>:<interface or pcap file>"); their object
-// is the source (port_scan) or destination (syn_flood) address, or "" for
-// the capture point as a whole.
+// is the source (port_scan) or destination (syn_flood, udp_reflection)
+// address, or "" for the capture point as a whole.
 const (
 	KindHighFlowCount = "high_flow_count"
 	KindPortScan      = "port_scan"
 	KindSYNFlood      = "syn_flood"
 	KindTrafficSpike  = "traffic_spike"
 	KindCaptureDrops  = "capture_drops"
+	KindReflection    = "udp_reflection"
 )
 
 // Defaults of the flow rules. Counts are per interval of the capture point
 // (flow.FeatureConfig.Interval, 10s by default).
 const (
-	DefaultFlowKeepFiringFor   = time.Minute
-	DefaultHighFlowActive      = 100000
-	DefaultHighFlowNewPerSec   = 10000
-	DefaultHighFlowMinActive   = 1000
+	DefaultFlowKeepFiringFor = time.Minute
+	DefaultHighFlowActive    = 1 << 19 // half the flow table's default capacity
+	DefaultHighFlowNewPerSec = 10000
+	DefaultHighFlowMinActive = 1000
+	// DefaultHighFlowMinRatio: an anomalous flow count is news when it
+	// reaches one and a half times the usual. A busy edge's flow count is
+	// so steady that its model's band is a few percent wide: a bump of 5%
+	// scores as an anomaly and is nothing an operator acts on.
+	DefaultHighFlowMinRatio    = 1.5
 	DefaultScanDstPorts        = 100
 	DefaultScanDstAddrs        = 200
 	DefaultSYNFloodSYNs        = 100
 	DefaultSYNFloodHalfOpen    = 100
 	DefaultSpikeMinBytesPerSec = 125000 // 1 Mbit/s
 	DefaultCaptureDrops        = 100
+	DefaultScanUnanswered      = 0.5
+	DefaultReflectionFlows     = 1000
+	DefaultReflectionSources   = 20
+	// DefaultUpdateGrowth: a firing flow issue is UPDATED when its main
+	// figure (probes, half-open SYNs, reflected flows) reaches this factor
+	// of the figure it last announced, or falls below its inverse.
+	DefaultUpdateGrowth = 1.5
 )
 
 // FlowOptions tune the flow rules. Zero values mean the defaults; where 0
@@ -51,12 +65,24 @@ type FlowOptions struct {
 	SYNFlood      SYNFloodOptions
 	TrafficSpike  TrafficSpikeOptions
 	CaptureDrops  CaptureDropsOptions
+	Reflection    ReflectionOptions
+}
+
+// ReflectionOptions: udp_reflection opens for a destination that received
+// Flows flows from the well-known ports of UDP services that answer more
+// than they are asked (DNS, NTP, SNMP, SSDP, CLDAP, memcached, chargen),
+// from Sources distinct sources, in one interval, without having asked.
+type ReflectionOptions struct {
+	Disabled bool
+	Flows    uint64
+	Sources  float64
 }
 
 // HighFlowCountOptions: high_flow_count opens when the flows in the table
 // reach ActiveFlows, new flows per second reach NewFlowsPerSecond, or
 // (unless NoAnomaly) the active flows score MinScore or more above the
-// capture point's own history while at least MinActive.
+// capture point's own history, reach MinRatio times the expected count
+// and at least MinActive.
 type HighFlowCountOptions struct {
 	Disabled          bool
 	ActiveFlows       int
@@ -64,20 +90,24 @@ type HighFlowCountOptions struct {
 	NoAnomaly         bool
 	MinActive         int
 	MinScore          float64 // 0: DefaultMinScore
+	MinRatio          float64 // of the active flows to the expected; 0: DefaultHighFlowMinRatio
 }
 
 // PortScanOptions: port_scan opens for a source that opened flows to
 // DstPorts distinct destination ports (a vertical scan) or DstAddrs
-// distinct destination addresses (a sweep) in one interval.
+// distinct destination addresses (a sweep) in one interval, of which the
+// share Unanswered or more got no answer (refused or silent; see
+// flow.EvEstablished).
 type PortScanOptions struct {
 	Disabled           bool
 	DstPorts, DstAddrs float64
+	Unanswered         float64 // 0: DefaultScanUnanswered
 }
 
 // SYNFloodOptions: syn_flood opens for a destination sent SYNs flows opened
-// by a bare SYN in one interval while the capture point holds HalfOpen
-// half-open TCP flows, unless one source scanning the destination's ports
-// explains them (that is port_scan).
+// by a bare SYN in one interval, of which HalfOpen and at least half did
+// not complete their handshake; the SYNs of sources scanning the
+// destination are not counted (that is port_scan).
 type SYNFloodOptions struct {
 	Disabled bool
 	SYNs     uint64
@@ -118,6 +148,9 @@ func (o *FlowOptions) defaults() {
 	if h.MinScore <= 0 {
 		h.MinScore = DefaultMinScore
 	}
+	if h.MinRatio <= 0 {
+		h.MinRatio = DefaultHighFlowMinRatio
+	}
 	if o.PortScan.DstPorts <= 0 {
 		o.PortScan.DstPorts = DefaultScanDstPorts
 	}
@@ -139,6 +172,15 @@ func (o *FlowOptions) defaults() {
 	if o.CaptureDrops.Drops == 0 {
 		o.CaptureDrops.Drops = DefaultCaptureDrops
 	}
+	if o.PortScan.Unanswered <= 0 {
+		o.PortScan.Unanswered = DefaultScanUnanswered
+	}
+	if o.Reflection.Flows == 0 {
+		o.Reflection.Flows = DefaultReflectionFlows
+	}
+	if o.Reflection.Sources <= 0 {
+		o.Reflection.Sources = DefaultReflectionSources
+	}
 }
 
 // flowDevice is what the flow rules remember of one capture point.
@@ -157,6 +199,8 @@ type flowCond struct {
 	sev          Severity
 	summary      string
 	attrs        map[string]string
+	figure       float64 // main figure of the evidence
+	announced    float64 // the figure last opened or updated with
 }
 
 // flowHit is a condition found true in one interval.
@@ -165,6 +209,7 @@ type flowHit struct {
 	sev          Severity
 	summary      string
 	attrs        map[string]string
+	figure       float64 // its main figure, 0: none
 }
 
 // ObserveFlows runs the rules on one closed interval of a capture point:
@@ -196,11 +241,15 @@ func (e *Engine) ObserveFlows(device string, s *flow.Snapshot) []Change {
 	if !o.HighFlowCount.Disabled {
 		hits = e.highFlowCount(hits, device, s)
 	}
+	scans := e.scanners(s)
 	if !o.PortScan.Disabled {
-		hits = e.portScan(hits, device, s)
+		hits = e.portScan(hits, device, s, scans)
 	}
 	if !o.SYNFlood.Disabled {
-		hits = e.synFlood(hits, device, s)
+		hits = e.synFlood(hits, device, s, scans)
+	}
+	if !o.Reflection.Disabled {
+		hits = e.reflection(hits, device, s)
 	}
 	if !o.TrafficSpike.Disabled {
 		hits = e.trafficSpike(hits, device, s)
@@ -225,12 +274,13 @@ func (e *Engine) ObserveFlows(device string, s *flow.Snapshot) []Change {
 		fc := fd.conds[fp]
 		h := now[fp]
 		if h != nil {
-			fc.sev, fc.summary, fc.attrs = h.sev, h.summary, h.attrs
+			fc.sev, fc.summary, fc.attrs, fc.figure = h.sev, h.summary, h.attrs, h.figure
 		}
 		started, stopped := fc.step(h != nil, at, 0, o.KeepFiringFor)
 		is := d.open[fp]
 		switch {
 		case started:
+			fc.announced = fc.figure
 			e.open(&ch, d, fc.kind, device, fc.object, fc.sev, at, at, fc.summary, withSince(fc.attrs, fc.activeSince))
 		case stopped && is != nil:
 			is.Attributes = carried(is, withSince(fc.attrs, is.FirstSeen)) // step cleared activeSince
@@ -239,8 +289,15 @@ func (e *Engine) ObserveFlows(device string, s *flow.Snapshot) []Change {
 		case fc.firing && is != nil && h != nil:
 			is.LastSeen = at
 			is.Attributes = carried(is, withSince(fc.attrs, fc.activeSince))
-			if fc.sev != is.Severity {
+			// Figures that moved far from the announced ones are news: a
+			// growing flood says how big it is now.
+			if fc.announced == 0 { // an issue carried over from an earlier run
+				fc.announced = fc.figure
+			}
+			moved := fc.announced > 0 && (fc.figure >= DefaultUpdateGrowth*fc.announced || fc.figure*DefaultUpdateGrowth <= fc.announced)
+			if fc.sev != is.Severity || moved {
 				is.Severity, is.Summary = fc.sev, fc.summary
+				fc.announced = fc.figure
 				ch.update(d, is, at)
 			}
 		}
@@ -372,7 +429,7 @@ func (e *Engine) highFlowCount(hits []flowHit, device string, s *flow.Snapshot) 
 		fd := e.flows[device]
 		fp := Fingerprint(KindHighFlowCount, device, "")
 		held := fd.conds[fp] != nil && fd.conds[fp].firing
-		if scored && !res.Learning && s.Active >= o.MinActive && res.Deviation > 0 &&
+		if scored && !res.Learning && s.Active >= o.MinActive && res.Deviation > 0 && active >= o.MinRatio*res.Expected &&
 			(res.Score >= o.MinScore || (held && res.Deviation >= DefaultMinDeviation)) {
 			reasons = append(reasons, "anomaly")
 		}
@@ -401,11 +458,30 @@ func (e *Engine) highFlowCount(hits []flowHit, device string, s *flow.Snapshot) 
 			formatValue(newPerSec), strings.Join(reasons, ", "))})
 }
 
-func (e *Engine) portScan(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
+// scanner is a source judged a scanner in one interval.
+type scanner struct {
+	f     *flow.FanOut
+	shape string
+}
+
+// scanners are the sources of the interval that probe: many distinct ports
+// (vertical) or addresses (sweep), most of them unanswered. A busy client
+// (a proxy, a NAT gateway, a page load from a CDN) reaches hundreds of
+// addresses too, but its connections are answered: a scan is judged by
+// its failures, not by its reach alone.
+func (e *Engine) scanners(s *flow.Snapshot) []scanner {
 	o := e.opts.Flows.PortScan
-	for _, f := range s.FanOut {
+	var out []scanner
+	for i := range s.FanOut {
+		f := &s.FanOut[i]
 		vertical, sweep := f.DstPorts >= o.DstPorts, f.DstAddrs >= o.DstAddrs
 		if !vertical && !sweep {
+			continue
+		}
+		// Half of the flows unanswered (refused, or no reply at all): a
+		// busy client sees a few percent fail. Seen counts from when the
+		// source entered the top list, so the ratio is over the same flows.
+		if f.Seen == 0 || float64(f.Unanswered()) < o.Unanswered*float64(f.Seen) {
 			continue
 		}
 		shape := "vertical"
@@ -415,66 +491,178 @@ func (e *Engine) portScan(hits []flowHit, device string, s *flow.Snapshot) []flo
 		case sweep:
 			shape = "sweep"
 		}
+		out = append(out, scanner{f: f, shape: shape})
+	}
+	return out
+}
+
+// targets names what a scanner probed: its one target, or the range of a
+// sweep.
+func targets(f *flow.FanOut) string {
+	t := f.Target.String()
+	if f.DstAddrs >= 1.5 && f.DstLo != f.DstHi {
+		t = fmt.Sprintf("%s-%s", f.DstLo, f.DstHi)
+	}
+	if f.DstPorts < 1.5 && f.Port != 0 {
+		t += " port " + strconv.Itoa(int(f.Port))
+	}
+	return t
+}
+
+func (e *Engine) portScan(hits []flowHit, device string, s *flow.Snapshot, scans []scanner) []flowHit {
+	o := e.opts.Flows.PortScan
+	for _, sc := range scans {
+		f := sc.f
 		a := intervalAttrs(s)
 		a["src"] = f.Src.String()
 		a["flows"] = strconv.FormatUint(f.Flows, 10)
 		a["flows_error"] = strconv.FormatUint(f.Error, 10)
+		a["probes"] = strconv.FormatUint(f.Seen, 10)
+		a["unanswered"] = strconv.FormatUint(f.Unanswered(), 10)
+		a["syns"] = strconv.FormatUint(f.SYNs, 10)
 		a["dst_ports"] = formatValue(f.DstPorts)
 		a["dst_addrs"] = formatValue(f.DstAddrs)
+		a["target"] = targets(f)
+		if f.DstPorts < 1.5 && f.Port != 0 {
+			a["dst_port"] = strconv.Itoa(int(f.Port))
+		}
+		if f.DstAddrs < 1.5 {
+			a["dst"] = f.Target.String()
+		} else {
+			a["dst_first"], a["dst_last"] = f.DstLo.String(), f.DstHi.String()
+		}
 		a["threshold_dst_ports"] = formatFloat(o.DstPorts)
 		a["threshold_dst_addrs"] = formatFloat(o.DstAddrs)
-		a["shape"] = shape
+		a["threshold_unanswered"] = formatFloat(o.Unanswered)
+		a["shape"] = sc.shape
 		a["top_sources"] = topSources(s, 5)
 		sev := escalate(escalate(SeverityWarning, f.DstPorts, o.DstPorts), f.DstAddrs, o.DstAddrs)
 		hits = append(hits, flowHit{kind: KindPortScan, object: f.Src.String(), sev: sev, attrs: a,
-			summary: fmt.Sprintf("port scan (%s) from %s on %s: %s on %s in %s",
-				shape, f.Src, device, count(f.DstPorts, "destination port"), count(f.DstAddrs, "address"), span(s))})
+			figure: float64(f.Seen),
+			summary: fmt.Sprintf("port scan (%s) from %s on %s: %s on %s (%s), %d of %d probes unanswered in %s",
+				sc.shape, f.Src, device, count(f.DstPorts, "destination port"), count(f.DstAddrs, "address"), targets(f),
+				f.Unanswered(), f.Seen, span(s))})
 	}
 	return hits
 }
 
-func (e *Engine) synFlood(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
+// synFlood judges each destination on its own: SYNs that did not complete
+// their handshake in the interval (a busy server completes nearly all of
+// its own, however many), less those of the scanners probing it (that is
+// port_scan).
+func (e *Engine) synFlood(hits []flowHit, device string, s *flow.Snapshot, scans []scanner) []flowHit {
 	o := e.opts.Flows.SYNFlood
-	if o.HalfOpen > 0 && s.HalfOpen < o.HalfOpen {
-		return hits
-	}
-	for _, f := range s.FanIn {
-		if f.SYNs < o.SYNs || scanExplains(s, f) {
+	for i := range s.FanIn {
+		f := &s.FanIn[i]
+		halfOpen, syns := f.HalfOpen(), f.SYNs
+		var scanSYNs uint64
+		var scanSrcs []string
+		for _, sc := range scans {
+			if sc.f.Target == f.Dst {
+				scanSYNs += sc.f.SYNs
+				scanSrcs = append(scanSrcs, sc.f.Src.String())
+			}
+		}
+		syns -= min(scanSYNs, syns)
+		halfOpen -= min(scanSYNs, halfOpen)
+		sources := max(f.Sources-float64(len(scanSrcs)), 0)
+		if syns < o.SYNs || (o.HalfOpen > 0 && halfOpen < uint64(o.HalfOpen)) || 2*halfOpen < syns {
 			continue
 		}
 		a := intervalAttrs(s)
 		a["dst"] = f.Dst.String()
-		a["syns"] = strconv.FormatUint(f.SYNs, 10)
-		a["syns_per_second"] = formatValue(float64(f.SYNs) / intervalSeconds(s))
+		if f.Port != 0 {
+			a["dst_port"] = strconv.Itoa(int(f.Port))
+		}
+		a["syns"] = strconv.FormatUint(syns, 10)
+		a["syns_per_second"] = formatValue(float64(syns) / intervalSeconds(s))
 		a["flows"] = strconv.FormatUint(f.Flows, 10)
-		a["sources"] = formatValue(f.Sources)
-		a["half_open"] = strconv.Itoa(s.HalfOpen)
+		a["sources"] = formatValue(sources)
+		a["half_open"] = strconv.FormatUint(halfOpen, 10)
+		a["handshakes_completed"] = strconv.FormatUint(f.SYNsAnswer, 10)
+		a["half_open_capture"] = strconv.Itoa(s.HalfOpen)
 		a["threshold_syns"] = strconv.FormatUint(o.SYNs, 10)
 		a["threshold_half_open"] = strconv.Itoa(max(o.HalfOpen, 0))
-		a["top_sources"] = topSources(s, 5)
-		sev := escalate(SeverityMajor, float64(f.SYNs), float64(o.SYNs))
-		hits = append(hits, flowHit{kind: KindSYNFlood, object: f.Dst.String(), sev: sev, attrs: a,
-			summary: fmt.Sprintf("SYN flood to %s on %s: %s from %s in %s, %s",
-				f.Dst, device, count(float64(f.SYNs), "bare SYN"), count(f.Sources, "source"), span(s), count(float64(s.HalfOpen), "half-open flow"))})
+		if len(scanSrcs) > 0 {
+			a["excluded_scanners"] = strings.Join(scanSrcs, ",")
+			a["excluded_scan_syns"] = strconv.FormatUint(scanSYNs, 10)
+		}
+		a["top_sources"] = floodSources(s, f, scans)
+		sev := escalate(SeverityMajor, float64(halfOpen), float64(o.SYNs))
+		hits = append(hits, flowHit{kind: KindSYNFlood, object: f.Dst.String(), sev: sev, attrs: a, figure: float64(halfOpen),
+			summary: fmt.Sprintf("SYN flood to %s on %s: %s, %d never completed, from %s in %s",
+				dstPort(f.Dst, f.Port), device, count(float64(syns), "bare SYN"), halfOpen, count(sources, "source"), span(s))})
 	}
 	return hits
 }
 
-// scanExplains reports whether the SYNs to a destination are one source
-// probing its ports: a single source, and a source in the fan-out list
-// that opened flows to at least half as many distinct ports as there were
-// SYNs. That is a port scan, not a flood (a flood from one source hits few
-// ports).
-func scanExplains(s *flow.Snapshot, f flow.FanIn) bool {
-	if f.Sources >= 1.5 {
-		return false
+func dstPort(a netip.Addr, port uint16) string {
+	if port == 0 {
+		return a.String()
 	}
-	for _, o := range s.FanOut {
-		if o.DstPorts >= 0.5*float64(f.SYNs) {
-			return true
+	return netip.AddrPortFrom(a, port).String()
+}
+
+// floodSources lists the sources that sent most of their flows to dst,
+// scanners left out; a spoofed flood has none above one flow, and says so
+// with its majority source.
+func floodSources(s *flow.Snapshot, f *flow.FanIn, scans []scanner) string {
+	var b strings.Builder
+	n := 0
+outer:
+	for i := range s.FanOut {
+		o := &s.FanOut[i]
+		if o.Target != f.Dst || o.Seen < 2 || n == 5 {
+			continue
 		}
+		for _, sc := range scans {
+			if sc.f.Src == o.Src {
+				continue outer
+			}
+		}
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (%d flows, %d SYNs)", o.Src, o.Seen, o.SYNs)
+		n++
 	}
-	return false
+	if n == 0 {
+		return fmt.Sprintf("none above one flow (%s distinct, likely spoofed)", formatValue(f.Sources))
+	}
+	return b.String()
+}
+
+// reflection: a destination that receives many flows it never asked for
+// from well-known UDP service ports (DNS, NTP, SNMP, SSDP, memcached,
+// CLDAP, chargen) of many sources: a reflected, amplified flood.
+func (e *Engine) reflection(hits []flowHit, device string, s *flow.Snapshot) []flowHit {
+	o := e.opts.Flows.Reflection
+	for i := range s.FanIn {
+		f := &s.FanIn[i]
+		if f.Reflected < o.Flows || f.Sources < o.Sources {
+			continue
+		}
+		a := intervalAttrs(s)
+		a["dst"] = f.Dst.String()
+		a["reflected_flows"] = strconv.FormatUint(f.Reflected, 10)
+		a["reflected_bytes"] = strconv.FormatUint(f.ReflectedBytes, 10)
+		a["reflected_bytes_per_second"] = formatValue(float64(f.ReflectedBytes) / intervalSeconds(s))
+		a["src_port"] = strconv.Itoa(int(f.ReflectPort))
+		a["sources"] = formatValue(f.Sources)
+		a["flows"] = strconv.FormatUint(f.Flows, 10)
+		a["threshold_flows"] = strconv.FormatUint(o.Flows, 10)
+		a["threshold_sources"] = formatFloat(o.Sources)
+		sev := escalate(SeverityMajor, float64(f.Reflected), float64(o.Flows))
+		hits = append(hits, flowHit{kind: KindReflection, object: f.Dst.String(), sev: sev, attrs: a, figure: float64(f.Reflected),
+			summary: fmt.Sprintf("UDP reflection flood to %s on %s: %s from UDP port %d of %s, %s, in %s",
+				f.Dst, device, count(float64(f.Reflected), "unsolicited response"), f.ReflectPort, count(f.Sources, "source"),
+				formatBytes(f.ReflectedBytes), span(s))})
+	}
+	return hits
+}
+
+func formatBytes(b uint64) string {
+	return strconv.FormatFloat(float64(b)/1e6, 'f', 1, 64) + " MB"
 }
 
 func (e *Engine) trafficSpike(hits []flowHit, device string, s *flow.Snapshot) []flowHit {

@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/gopacket/layers"
 	"github.com/netaiops/netaiops/collector/flow"
 	"github.com/netaiops/netaiops/collector/flow/synth"
 )
@@ -107,8 +109,8 @@ func TestPortScanSweepAndKeepFiring(t *testing.T) {
 	sweeper := addr("10.0.0.66")
 	sweep := func(addrs float64) func(*flow.Snapshot) {
 		return func(s *flow.Snapshot) {
-			s.FanOut = []flow.FanOut{{Src: sweeper, Flows: uint64(addrs), DstAddrs: addrs, DstPorts: 1},
-				{Src: addr("10.0.0.7"), Flows: 3, DstAddrs: 2, DstPorts: 2}}
+			s.FanOut = []flow.FanOut{{Src: sweeper, Flows: uint64(addrs), DstAddrs: addrs, DstPorts: 1, Seen: uint64(addrs), Answered: 2},
+				{Src: addr("10.0.0.7"), Flows: 3, DstAddrs: 2, DstPorts: 2, Seen: 3, Answered: 3}}
 		}
 	}
 	if c := e.ObserveFlows(capDev, snap(0, sweep(59))); len(c) != 0 {
@@ -152,8 +154,9 @@ func TestSYNFlood(t *testing.T) {
 	flood := func(syns uint64, halfOpen int, sources float64) func(*flow.Snapshot) {
 		return func(s *flow.Snapshot) {
 			s.HalfOpen = halfOpen
-			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: sources}}
-			s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 1, DstAddrs: 1, DstPorts: 1}}
+			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: sources, Seen: syns,
+				SYNsAnswer: syns - min(syns, uint64(halfOpen)), Port: 443}}
+			s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 1, DstAddrs: 1, DstPorts: 1, Seen: 1, Target: victim}}
 		}
 	}
 	e := New("edge-1", Options{})
@@ -167,24 +170,26 @@ func TestSYNFlood(t *testing.T) {
 	if len(c) != 1 || c[0].Issue.Kind != KindSYNFlood || c[0].Issue.Object != "192.0.2.80" || c[0].Issue.Severity != SeverityCritical {
 		t.Fatalf("changes %v", c)
 	}
-	if a := c[0].Issue.Attributes; a["syns"] != "2000" || a["syns_per_second"] != "200" || a["half_open"] != "2500" ||
-		a["sources"] != "1900" || a["threshold_half_open"] != "100" {
+	if a := c[0].Issue.Attributes; a["syns"] != "2000" || a["syns_per_second"] != "200" || a["half_open"] != "2000" ||
+		a["sources"] != "1900" || a["threshold_half_open"] != "100" || a["dst_port"] != "443" ||
+		a["top_sources"] != "none above one flow (1900 distinct, likely spoofed)" {
 		t.Errorf("evidence %v", a)
 	}
 
 	// One source probing many ports of the destination is a scan, not a flood.
 	e = New("edge-1", Options{Flows: FlowOptions{SYNFlood: SYNFloodOptions{HalfOpen: -1}}})
 	scan := func(s *flow.Snapshot) {
-		s.FanIn = []flow.FanIn{{Dst: victim, Flows: 300, SYNs: 300, Sources: 1}}
-		s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 300, DstAddrs: 1, DstPorts: 290}}
+		s.FanIn = []flow.FanIn{{Dst: victim, Flows: 300, SYNs: 300, Sources: 1, Seen: 300}}
+		s.FanOut = []flow.FanOut{{Src: addr("203.0.113.9"), Flows: 300, DstAddrs: 1, DstPorts: 290, Seen: 300, SYNs: 300, Target: victim}}
 	}
 	c = e.ObserveFlows(capDev, snap(0, scan))
 	onlyKinds(t, c, KindPortScan)
 	if len(c) != 1 {
 		t.Fatalf("scan: %v", c)
 	}
-	// One source flooding one port is a flood (no half-open minimum here).
-	c = e.ObserveFlows(capDev, snap(1, flood(300, 0, 1)))
+	// One source flooding one port with SYNs it never completes is a
+	// flood (no half-open minimum here; half of them unanswered is).
+	c = e.ObserveFlows(capDev, snap(1, flood(300, 300, 1)))
 	if len(find(c, KindSYNFlood, "192.0.2.80")) != 1 {
 		t.Fatalf("single-source flood: %v", c)
 	}
@@ -312,5 +317,170 @@ func TestFlowSamplesReachMetricRules(t *testing.T) {
 	c := e.ObserveFlows(capDev, snap(0, nil)) // 1000 packets in 10s
 	if len(c) != 1 || c[0].Issue.Kind != "busy_capture" || c[0].Issue.Device != capDev || c[0].Issue.Object != `{capture="eth1"}` {
 		t.Fatalf("changes %v", c)
+	}
+}
+
+// meterRun feeds frames (one per millisecond from t0) through a real meter
+// and engine and returns the changes, the capture ended after the last.
+func meterRun(t *testing.T, e *Engine, frames []synth.Frame) []Change {
+	t.Helper()
+	const dev = "edge-1:unit"
+	var all []Change
+	var last time.Time
+	m := flow.NewMeter(flow.MeterConfig{Name: "unit"}, layers.LinkTypeEthernet, slog.New(slog.DiscardHandler), func(s *flow.Snapshot) {
+		all = append(all, e.ObserveFlows(dev, s)...)
+		last = s.End
+	})
+	t0 := at(0).UnixNano()
+	buf := make([]byte, 0, 256)
+	for i := range frames {
+		out, wire := synth.Append(buf[:0], &frames[i])
+		m.Packet(out, t0+int64(i)*int64(time.Millisecond), wire)
+	}
+	m.Finish()
+	return append(all, e.EndCapture(dev, last)...)
+}
+
+// A SYN flood on a port while a scanner probes the same host: the flood
+// names the port, counts neither the scanner's SYNs nor the clients'
+// completed handshakes as half-open, and does not list the scanner among
+// its sources; the scanner is a port_scan naming its target.
+func TestSYNFloodEvidenceWithConcurrentScan(t *testing.T) {
+	victim, scanner, client := addr("192.0.2.80"), addr("198.51.100.9"), addr("203.0.113.5")
+	rng := rand.New(rand.NewPCG(3, 4))
+	var fs []synth.Frame
+	for i := range 2000 {
+		if i < 300 { // the scan, interleaved
+			fs = append(fs, synth.Frame{Src: scanner, Dst: victim, Proto: 6, SrcPort: 40000, DstPort: uint16(1000 + i), TCPFlags: 0x02},
+				synth.Frame{Src: victim, Dst: scanner, Proto: 6, SrcPort: uint16(1000 + i), DstPort: 40000, TCPFlags: 0x14})
+		}
+		if i < 50 { // clients that complete their handshakes
+			p := uint16(30000 + i)
+			fs = append(fs, synth.Frame{Src: client, Dst: victim, Proto: 6, SrcPort: p, DstPort: 80, TCPFlags: 0x02},
+				synth.Frame{Src: victim, Dst: client, Proto: 6, SrcPort: 80, DstPort: p, TCPFlags: 0x12},
+				synth.Frame{Src: client, Dst: victim, Proto: 6, SrcPort: p, DstPort: 80, TCPFlags: 0x10})
+		}
+		src := netip.AddrFrom4([4]byte{100, byte(rng.IntN(256)), byte(rng.IntN(256)), byte(1 + rng.IntN(254))})
+		fs = append(fs, synth.Frame{Src: src, Dst: victim, Proto: 6, SrcPort: uint16(1024 + i), DstPort: 80, TCPFlags: 0x02},
+			synth.Frame{Src: victim, Dst: src, Proto: 6, SrcPort: 80, DstPort: uint16(1024 + i), TCPFlags: 0x12})
+	}
+	all := meterRun(t, New("edge-1", Options{}), fs)
+	onlyKinds(t, all, KindPortScan, KindSYNFlood)
+	flood := find(all, KindSYNFlood, victim.String())
+	if len(flood) != 2 || flood[0].Type != Opened {
+		t.Fatalf("syn_flood changes: %s", describeIssues(all))
+	}
+	a := flood[0].Issue.Attributes
+	if a["dst_port"] != "80" || a["syns"] != "2050" || a["half_open"] != "2000" || a["handshakes_completed"] != "50" ||
+		a["excluded_scanners"] != scanner.String() || a["excluded_scan_syns"] != "300" ||
+		strings.Contains(a["top_sources"], scanner.String()) || !strings.Contains(flood[0].Issue.Summary, "192.0.2.80:80") {
+		t.Errorf("syn_flood evidence %s %v", flood[0].Issue.Summary, a)
+	}
+	scan := find(all, KindPortScan, scanner.String())
+	if len(scan) != 2 || scan[0].Issue.Attributes["target"] != victim.String() || scan[0].Issue.Attributes["unanswered"] != "300" ||
+		!strings.Contains(scan[0].Issue.Summary, "(192.0.2.80)") {
+		t.Errorf("port_scan: %s", describeIssues(scan))
+	}
+	if len(find(all, KindPortScan, client.String())) != 0 {
+		t.Errorf("the clients were taken for a scanner")
+	}
+}
+
+// A flood that keeps growing is UPDATED with its new figures once they
+// move by half again; small moves are not news.
+func TestSYNFloodGrowingUpdates(t *testing.T) {
+	victim := addr("192.0.2.80")
+	flood := func(syns uint64) func(*flow.Snapshot) {
+		return func(s *flow.Snapshot) {
+			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: float64(syns), Seen: syns, Port: 443}}
+		}
+	}
+	e := New("edge-1", Options{})
+	c := e.ObserveFlows(capDev, snap(0, flood(200)))
+	if len(c) != 1 || c[0].Type != Opened || !strings.Contains(c[0].Issue.Summary, "200 bare SYNs") {
+		t.Fatalf("open: %s", describeIssues(c))
+	}
+	if c := e.ObserveFlows(capDev, snap(1, flood(250))); len(c) != 0 {
+		t.Fatalf("a small move announced: %s", describeIssues(c))
+	}
+	c = e.ObserveFlows(capDev, snap(2, flood(900)))
+	if len(c) != 1 || c[0].Type != Updated || !strings.Contains(c[0].Issue.Summary, "900 bare SYNs") ||
+		c[0].Issue.Attributes["syns"] != "900" || c[0].Issue.Severity != SeverityMajor {
+		t.Fatalf("growth: %s", describeIssues(c))
+	}
+	c = e.ObserveFlows(capDev, snap(3, flood(1000)))
+	if len(c) != 1 || c[0].Type != Updated || c[0].Issue.Severity != SeverityCritical {
+		t.Fatalf("escalation: %s", describeIssues(c))
+	}
+	if c := e.ObserveFlows(capDev, snap(4, flood(1100))); len(c) != 0 {
+		t.Fatalf("same again: %s", describeIssues(c))
+	}
+}
+
+// A UDP scan of 101 ports, alone in its interval, is reported: small
+// distinct sets are counted exactly (a sketch read 93 against 100).
+func TestUDPScan101Ports(t *testing.T) {
+	scanner, target := addr("198.51.100.7"), addr("192.0.2.7")
+	var fs []synth.Frame
+	for p := range 101 {
+		fs = append(fs, synth.Frame{Src: scanner, Dst: target, Proto: 17, SrcPort: 50000, DstPort: uint16(7000 + p), Payload: 8},
+			synth.Frame{Src: target, Dst: scanner, Proto: 1, ICMPType: 3, ICMPCode: 3, Payload: 36})
+	}
+	all := meterRun(t, New("edge-1", Options{}), fs)
+	scan := find(all, KindPortScan, scanner.String())
+	if len(scan) != 2 || scan[0].Type != Opened || scan[0].Issue.Attributes["dst_ports"] != "101" ||
+		scan[0].Issue.Attributes["target"] != target.String() {
+		t.Fatalf("changes: %s", describeIssues(all))
+	}
+}
+
+// A flood carried over from an earlier run continues silently at the
+// figure it had, and is UPDATED when it grows past it by half.
+func TestSYNFloodRestoredThenGrows(t *testing.T) {
+	victim := addr("192.0.2.80")
+	flood := func(syns uint64) func(*flow.Snapshot) {
+		return func(s *flow.Snapshot) {
+			s.FanIn = []flow.FanIn{{Dst: victim, Flows: syns, SYNs: syns, Sources: float64(syns), Seen: syns, Port: 443}}
+		}
+	}
+	e := New("edge-1", Options{})
+	if c := e.ObserveFlows(capDev, snap(0, flood(300))); len(c) != 1 || c[0].Type != Opened {
+		t.Fatalf("open: %s", describeIssues(c))
+	}
+	e = restart(e, Options{}, at(2))
+	if c := e.ObserveFlows(capDev, snap(3, flood(350))); len(c) != 0 {
+		t.Fatalf("after the restart: %s", describeIssues(c))
+	}
+	c := e.ObserveFlows(capDev, snap(4, flood(600)))
+	if len(c) != 1 || c[0].Type != Updated || c[0].Issue.Attributes["syns"] != "600" {
+		t.Fatalf("growth after the restart: %s", describeIssues(c))
+	}
+}
+
+// A busy edge's flow count is steady: after learning it, a bump of a few
+// percent is no high_flow_count, however well it scores; one and a half
+// times the usual count is.
+func TestHighFlowCountAnomalyNeedsARealRise(t *testing.T) {
+	learnt := func() *Engine {
+		e := New("edge-1", Options{})
+		r := rand.New(rand.NewPCG(5, 6))
+		for i := range 300 {
+			a := 90000 + r.IntN(400)
+			if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { s.Active = a })); len(c) != 0 {
+				t.Fatalf("baseline interval %d: %v", i, describeIssues(c))
+			}
+		}
+		return e
+	}
+	e := learnt()
+	for i := 300; i < 303; i++ {
+		if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { s.Active = 96000 })); len(c) != 0 {
+			t.Fatalf("a 6%% bump: %v", describeIssues(c))
+		}
+	}
+	e = learnt()
+	c := e.ObserveFlows(capDev, snap(300, func(s *flow.Snapshot) { s.Active = 140000 }))
+	if len(c) != 1 || c[0].Issue.Kind != KindHighFlowCount || c[0].Issue.Attributes["reason"] != "anomaly" {
+		t.Fatalf("one and a half times the usual: %v", describeIssues(c))
 	}
 }

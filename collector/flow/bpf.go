@@ -3,6 +3,8 @@ package flow
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -29,6 +31,10 @@ import (
 //	[src|dst] net CIDR
 //	[tcp|udp] [src|dst] port N
 //	[tcp|udp] [src|dst] portrange N-M
+//	ether [src|dst|host] MAC | ether proto N
+//	greater N | less N         (frame length >= N, <= N)
+//	PROTO[OFF] or PROTO[OFF:SIZE], optionally & MASK or | MASK, then
+//	  = != > < >= <= VALUE     (PROTO: ether ip ip6 tcp udp icmp; SIZE 1 2 4)
 //	not X | X and Y | X or Y | ( X )   (also !, &&, ||)
 //
 // Semantics follow libpcap for untagged frames: IPv4 ports are read only
@@ -69,11 +75,41 @@ func CompileFilter(expr string, snaplen int) ([]bpf.RawInstruction, error) {
 	return raw, nil
 }
 
+// tokenize splits an expression into words and operators. A ':' is an
+// operator only inside brackets (tcp[2:2]); elsewhere it belongs to an IPv6
+// or MAC address.
 func tokenize(s string) []string {
-	for _, op := range []string{"(", ")", "&&", "||", "!"} {
-		s = strings.ReplaceAll(s, op, " "+op+" ")
+	var toks []string
+	depth := 0
+	word := -1
+	flush := func(i int) {
+		if word >= 0 {
+			toks = append(toks, s[word:i])
+			word = -1
+		}
 	}
-	toks := strings.Fields(s)
+	for i := 0; i < len(s); i++ {
+		if op := operatorAt(s[i:], depth > 0); op != "" {
+			flush(i)
+			switch op {
+			case "[":
+				depth++
+			case "]":
+				depth--
+			}
+			toks = append(toks, op)
+			i += len(op) - 1
+			continue
+		}
+		if s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r' {
+			flush(i)
+			continue
+		}
+		if word < 0 {
+			word = i
+		}
+	}
+	flush(len(s))
 	for i, t := range toks {
 		switch t {
 		case "&&":
@@ -82,9 +118,28 @@ func tokenize(s string) []string {
 			toks[i] = "or"
 		case "!":
 			toks[i] = "not"
+		case "==":
+			toks[i] = "="
 		}
 	}
 	return toks
+}
+
+func operatorAt(s string, inBrackets bool) string {
+	for _, op := range []string{"&&", "||", "!=", "==", ">=", "<="} {
+		if strings.HasPrefix(s, op) {
+			return op
+		}
+	}
+	switch s[0] {
+	case '(', ')', '!', '&', '|', '[', ']', '=', '>', '<':
+		return s[:1]
+	case ':':
+		if inBrackets {
+			return ":"
+		}
+	}
+	return ""
 }
 
 type nodeKind int
@@ -97,6 +152,9 @@ const (
 	nProto // IP protocol in IPv4 and/or IPv6
 	nHost  // address or prefix
 	nPort  // port range
+	nLen   // packet length compared with lo
+	nMAC   // Ethernet address
+	nBytes // bytes of a header compared with a value
 )
 
 const (
@@ -114,6 +172,16 @@ type node struct {
 	prefix netip.Prefix
 	dir    int
 	lo, hi uint16
+	// nLen: rel, value. nMAC: mac, dir. nBytes: layer, off, size, op and
+	// mask (mask 0: none), rel, value.
+	mac   [6]byte
+	layer string
+	off   uint32
+	size  int
+	op    string
+	mask  uint32
+	rel   string
+	value uint32
 }
 
 type filterParser struct {
@@ -195,7 +263,12 @@ func (p *filterParser) parseUnary() (*node, error) {
 
 func (p *filterParser) parsePrimitive() (*node, error) {
 	t := p.next()
+	if p.peek() == "[" {
+		return p.parseBytes(t)
+	}
 	switch t {
+	case "ether":
+		return p.parseEther()
 	case "ip", "ip6":
 		fam, ether := 4, uint16(0x0800)
 		if t == "ip6" {
@@ -235,8 +308,18 @@ func (p *filterParser) parsePrimitive() (*node, error) {
 	case "src", "dst", "host", "net", "port", "portrange":
 		p.pos--
 		return p.parseDirected(-1)
-	case "vlan", "mpls", "ether", "len", "less", "greater", "gateway", "broadcast", "multicast":
-		return nil, fmt.Errorf("%q is not supported (supported: ip ip6 arp tcp udp icmp icmp6 proto host net port portrange src dst and or not)", t)
+	case "greater", "less":
+		n, err := p.number(1 << 30)
+		if err != nil {
+			return nil, err
+		}
+		rel := ">="
+		if t == "less" {
+			rel = "<="
+		}
+		return &node{kind: nLen, rel: rel, value: uint32(n)}, nil
+	case "vlan", "mpls", "len", "gateway", "broadcast", "multicast":
+		return nil, fmt.Errorf("%q is not supported (supported: ip ip6 arp tcp udp icmp icmp6 proto host net port portrange src dst ether greater less PROTO[OFF:SIZE] and or not)", t)
 	}
 	return nil, fmt.Errorf("unknown primitive %q", t)
 }
@@ -300,10 +383,94 @@ func (p *filterParser) parseDirected(proto int) (*node, error) {
 
 func (p *filterParser) number(limit int) (int, error) {
 	t := p.next()
-	n, err := strconv.Atoi(t)
-	if err != nil || n < 0 || n > limit {
+	n, err := strconv.ParseInt(t, 0, 64) // decimal, 0x hex, 0 octal as in libpcap
+	if err != nil || n < 0 || n > int64(limit) || strings.Contains(t, "_") {
 		return 0, fmt.Errorf("%q: want a number from 0 to %d", t, limit)
 	}
+	return int(n), nil
+}
+
+// parseEther parses the rest of ether [src|dst|host] MAC or ether proto N.
+func (p *filterParser) parseEther() (*node, error) {
+	dir := dirAny
+	switch p.next() {
+	case "src":
+		dir = dirSrc
+	case "dst":
+		dir = dirDst
+	case "host":
+	case "proto":
+		n, err := p.number(65535)
+		if err != nil {
+			return nil, err
+		}
+		if n <= 1500 {
+			return nil, fmt.Errorf("ether proto %d: want an EtherType above 1500 (802.3 lengths are not supported)", n)
+		}
+		return &node{kind: nEther, ether: uint16(n)}, nil
+	default:
+		p.pos--
+		return nil, fmt.Errorf("ether %q: want src, dst, host or proto", p.next())
+	}
+	if dir != dirAny && p.peek() == "host" {
+		p.next()
+	}
+	v := p.next()
+	hw, err := net.ParseMAC(v)
+	if err != nil || len(hw) != 6 {
+		return nil, fmt.Errorf("ether address %q: want six bytes like 02:00:5e:10:00:01", v)
+	}
+	n := &node{kind: nMAC, dir: dir}
+	copy(n.mac[:], hw)
+	return n, nil
+}
+
+// parseBytes parses LAYER [OFF(:SIZE)] [& MASK | \| MASK] REL VALUE, the
+// byte-offset comparison of pcap-filter(7) with constant operands.
+func (p *filterParser) parseBytes(layer string) (*node, error) {
+	switch layer {
+	case "ether", "ip", "ip6", "tcp", "udp", "icmp":
+	default:
+		return nil, fmt.Errorf("%q[...]: want ether, ip, ip6, tcp, udp or icmp", layer)
+	}
+	p.next() // [
+	off, err := p.number(65535)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{kind: nBytes, layer: layer, off: uint32(off), size: 1}
+	if p.peek() == ":" {
+		p.next()
+		sz := p.next()
+		switch sz {
+		case "1", "2", "4":
+			n.size = int(sz[0] - '0')
+		default:
+			return nil, fmt.Errorf("%s[%d:%s]: size must be 1, 2 or 4", layer, off, sz)
+		}
+	}
+	if p.next() != "]" {
+		return nil, fmt.Errorf("%s[%d: missing ]", layer, off)
+	}
+	if op := p.peek(); op == "&" || op == "|" {
+		p.next()
+		m, err := p.number(math.MaxUint32)
+		if err != nil {
+			return nil, err
+		}
+		n.op, n.mask = op, uint32(m)
+	}
+	switch rel := p.next(); rel {
+	case "=", "!=", ">", "<", ">=", "<=":
+		n.rel = rel
+	default:
+		return nil, fmt.Errorf("%s[%d] %q: want a comparison (=, !=, >, <, >=, <=)", layer, off, rel)
+	}
+	v, err := p.number(math.MaxUint32)
+	if err != nil {
+		return nil, err
+	}
+	n.value = uint32(v)
 	return n, nil
 }
 
@@ -410,6 +577,13 @@ func (c *codegen) gen(n *node, t, f int) error {
 		}
 	case nHost:
 		return c.genHost(n, t, f)
+	case nLen:
+		c.emit(bpf.LoadExtension{Num: bpf.ExtLen})
+		c.compare(n.rel, n.value, t, f)
+	case nMAC:
+		c.genMAC(n, t, f)
+	case nBytes:
+		c.genBytes(n, t, f)
 	case nPort:
 		return c.genPort(n, t, f)
 	}
@@ -549,4 +723,90 @@ func (c *codegen) genPort(n *node, t, f int) error {
 	c.place(ports6)
 	both(bpf.LoadAbsolute{Off: offV6L4, Size: 2}, bpf.LoadAbsolute{Off: offV6L4 + 2, Size: 2})
 	return nil
+}
+
+// compare jumps to t when A rel v holds, else to f.
+func (c *codegen) compare(rel string, v uint32, t, f int) {
+	switch rel {
+	case "=":
+		c.jump(bpf.JumpEqual, v, t, f)
+	case "!=":
+		c.jump(bpf.JumpEqual, v, f, t)
+	case ">":
+		c.jump(bpf.JumpGreaterThan, v, t, f)
+	case ">=":
+		c.jump(bpf.JumpGreaterOrEqual, v, t, f)
+	case "<":
+		c.jump(bpf.JumpGreaterOrEqual, v, f, t)
+	case "<=":
+		c.jump(bpf.JumpGreaterThan, v, f, t)
+	}
+}
+
+func (c *codegen) genMAC(n *node, t, f int) {
+	hi := uint32(binary.BigEndian.Uint16(n.mac[:2]))
+	lo := binary.BigEndian.Uint32(n.mac[2:])
+	one := func(off uint32, tt, ff int) {
+		nx := c.label()
+		c.emit(bpf.LoadAbsolute{Off: off + 2, Size: 4})
+		c.jump(bpf.JumpEqual, lo, nx, ff)
+		c.place(nx)
+		c.emit(bpf.LoadAbsolute{Off: off, Size: 2})
+		c.jump(bpf.JumpEqual, hi, tt, ff)
+	}
+	switch n.dir {
+	case dirSrc:
+		one(6, t, f)
+	case dirDst:
+		one(0, t, f)
+	default:
+		m := c.label()
+		one(6, t, m)
+		c.place(m)
+		one(0, t, f)
+	}
+}
+
+// genBytes loads the bytes as libpcap does: ether from the frame's start,
+// ip and ip6 from their header after an EtherType check, and tcp, udp and
+// icmp from the transport header of unfragmented IPv4 (or first fragments)
+// only.
+func (c *codegen) genBytes(n *node, t, f int) {
+	var load bpf.Instruction
+	switch n.layer {
+	case "ether":
+		load = bpf.LoadAbsolute{Off: n.off, Size: n.size}
+	case "ip", "ip6":
+		ether := uint32(0x0800)
+		if n.layer == "ip6" {
+			ether = 0x86dd
+		}
+		c.emit(bpf.LoadAbsolute{Off: offEther, Size: 2})
+		ok := c.label()
+		c.jump(bpf.JumpEqual, ether, ok, f)
+		c.place(ok)
+		load = bpf.LoadAbsolute{Off: offIP + n.off, Size: n.size}
+	default:
+		proto := map[string]uint32{"tcp": 6, "udp": 17, "icmp": 1}[n.layer]
+		v4, isProto, unfrag := c.label(), c.label(), c.label()
+		c.emit(bpf.LoadAbsolute{Off: offEther, Size: 2})
+		c.jump(bpf.JumpEqual, 0x0800, v4, f)
+		c.place(v4)
+		c.emit(bpf.LoadAbsolute{Off: offV4Proto, Size: 1})
+		c.jump(bpf.JumpEqual, proto, isProto, f)
+		c.place(isProto)
+		c.emit(bpf.LoadAbsolute{Off: offV4Frag, Size: 2})
+		c.jump(bpf.JumpBitsSet, 0x1fff, f, unfrag)
+		c.place(unfrag)
+		c.emit(bpf.LoadMemShift{Off: offIP})
+		load = bpf.LoadIndirect{Off: offIP + n.off, Size: n.size}
+	}
+	c.emit(load)
+	switch n.op {
+	case "&":
+		c.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: n.mask})
+	case "|":
+		c.emit(bpf.ALUOpConstant{Op: bpf.ALUOpOr, Val: n.mask})
+	}
+	c.compare(n.rel, n.value, t, f)
 }

@@ -36,6 +36,11 @@ var filterFrames = func() map[string][]byte {
 		"v6 icmp6":      frame(synth.Frame{Src: v6a, Dst: netip.MustParseAddr("fe80::1"), Proto: 58, ICMPType: 128}),
 		"vlan v4 tcp":   frame(synth.Frame{VLANs: []uint16{5}, Src: v4a, Dst: v4b, Proto: 6, SrcPort: 1, DstPort: 80}),
 		"arp":           arp,
+		"v4 tcp synack mac": func() []byte {
+			b := frame(synth.Frame{Src: v4b, Dst: v4a, Proto: 6, SrcPort: 80, DstPort: 40000, TCPFlags: 0x12, Payload: 200})
+			copy(b[0:12], []byte{0x02, 0, 0x5e, 0x10, 0, 0x07, 0x02, 0, 0x5e, 0x10, 0, 0x08})
+			return b
+		}(),
 	}
 }()
 
@@ -47,6 +52,13 @@ var filterExprs = []string{
 	"net 198.18.0.0/15", "dst net 198.19.0.0/16", "src net fd00::/8", "net fe80::/10",
 	"not tcp", "tcp and not port 22", "(udp or icmp) and host 198.18.0.2", "!ip && !ip6",
 	"tcp dst portrange 1-1024 or icmp", "udp or (tcp and dst port 443)",
+	"greater 100", "less 80", "greater 60 and less 100",
+	"ether src 02:00:00:00:00:01", "ether dst 02:00:5e:10:00:07", "ether host 02:00:5e:10:00:08",
+	"ether src host 02:00:5e:10:00:08", "ether proto 0x86dd", "ether proto 2054",
+	"tcp[13] & 2 != 0", "tcp[13]&0x12=0x12", "tcp[13] & 0x12 == 2", "udp[0:2] = 53", "udp[2:2] == 53",
+	"ip[0] & 0xf != 5", "ip[9] = 47", "ip6[6] = 17", "icmp[0] = 8", "tcp[0:2] > 1024", "tcp[0:2] <= 22",
+	"ether[12:2] = 0x8100", "ip[6:2] & 0x1fff != 0", "tcp[12] | 0x0f >= 0x5f", "ip[16:4] < 3323068418",
+	"tcp[13] & 2 != 0 and not tcp[13] & 16 != 0", "tcp[2:2] >= 1000 or udp[0:2] < 1000",
 }
 
 func runFilter(t *testing.T, raw []bpf.RawInstruction, data []byte) bool {
@@ -68,15 +80,18 @@ func runFilter(t *testing.T, raw []bpf.RawInstruction, data []byte) bool {
 
 func TestCompileFilterHandChecked(t *testing.T) {
 	want := map[string][]string{ // expression -> frames it accepts
-		"tcp port 80":              {"v4 tcp"},
-		"udp dst port 53":          {"v4 udp", "v6 udp"},
-		"port 53":                  {"v4 udp", "v6 udp", "v4 frag first"},
-		"icmp6":                    {"v6 icmp6"},
-		"src host 198.18.0.2":      {"v4 udp"},
-		"dst host fd00::2":         {"v6 tcp"},
-		"net 198.18.0.0/15":        {"v4 tcp", "v4 tcp opts", "v4 udp", "v4 icmp", "v4 gre", "v4 frag first", "v4 frag later"},
-		"tcp and not port 22":      {"v4 tcp", "v6 tcp"},
-		"tcp src portrange 1-1024": {"v4 tcp opts"},
+		"tcp port 80":                 {"v4 tcp", "v4 tcp synack mac"},
+		"udp dst port 53":             {"v4 udp", "v6 udp"},
+		"port 53":                     {"v4 udp", "v6 udp", "v4 frag first"},
+		"icmp6":                       {"v6 icmp6"},
+		"src host 198.18.0.2":         {"v4 udp", "v4 tcp synack mac"},
+		"dst host fd00::2":            {"v6 tcp"},
+		"net 198.18.0.0/15":           {"v4 tcp", "v4 tcp opts", "v4 udp", "v4 icmp", "v4 gre", "v4 frag first", "v4 frag later", "v4 tcp synack mac"},
+		"tcp and not port 22":         {"v4 tcp", "v6 tcp", "v4 tcp synack mac"},
+		"tcp[13] & 2 != 0":            {"v4 tcp", "v4 tcp synack mac"},
+		"tcp[13] & 0x12 == 2":         {"v4 tcp"},
+		"ether src 02:00:5e:10:00:08": {"v4 tcp synack mac"},
+		"tcp src portrange 1-1024":    {"v4 tcp opts", "v4 tcp synack mac"},
 	}
 	for expr, accepted := range want {
 		raw, err := CompileFilter(expr, 128)
@@ -150,16 +165,24 @@ func TestCompileFilterMatchesTcpdump(t *testing.T) {
 
 func TestCompileFilterErrors(t *testing.T) {
 	for expr, want := range map[string]string{
-		"vlan 5":           `"vlan" is not supported`,
-		"tcp and":          "expression ends early",
-		"(tcp":             "missing )",
-		"port 70000":       "want a number from 0 to 65535",
-		"host 1.2.3.0/24":  "use net for a prefix",
-		"host nothere":     `host "nothere"`,
-		"portrange 9-1":    "want LOW-HIGH",
-		"tcp host 1.2.3.4": `unexpected "host"`,
-		"frobnicate":       `unknown primitive "frobnicate"`,
-		"tcp udp":          `unexpected "udp"`,
+		"vlan 5":            `"vlan" is not supported`,
+		"tcp[13":            "missing ]",
+		"tcp[1:3] = 0":      "size must be 1, 2 or 4",
+		"tcp[13] & 2":       "want a comparison",
+		"arp[0] = 1":        `want ether, ip, ip6, tcp, udp or icmp`,
+		"ether 02:00":       `ether "02:00": want src, dst, host or proto`,
+		"ether src 1.2.3.4": "ether address",
+		"ether proto 100":   "802.3 lengths are not supported",
+		"greater big":       "want a number",
+		"tcp and":           "expression ends early",
+		"(tcp":              "missing )",
+		"port 70000":        "want a number from 0 to 65535",
+		"host 1.2.3.0/24":   "use net for a prefix",
+		"host nothere":      `host "nothere"`,
+		"portrange 9-1":     "want LOW-HIGH",
+		"tcp host 1.2.3.4":  `unexpected "host"`,
+		"frobnicate":        `unknown primitive "frobnicate"`,
+		"tcp udp":           `unexpected "udp"`,
 	} {
 		_, err := CompileFilter(expr, 0)
 		if err == nil || !strings.Contains(err.Error(), want) {

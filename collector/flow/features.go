@@ -38,7 +38,8 @@ type Talker struct {
 	Error          uint64
 }
 
-// FanOut is a source ranked by the flows it initiated in the interval, with
+// FanOut is a source ranked by the flows it initiated in the interval (the
+// TopN heaviest, then up to TopN more with the most unanswered flows), with
 // the distinct destinations and destination ports of those flows: a port
 // scan shows as many ports on few addresses, a sweep as many addresses.
 // Flows is a count-min estimate (never below the truth, above it by more
@@ -46,26 +47,70 @@ type Talker struct {
 // estimates (p=8: ±6.5% above 640, nearly exact below) over the flows since
 // the source entered the top list, so a source that entered late is
 // undercounted, never over.
+//
+// The rest is counted exactly from when the source entered the list (Seen
+// flows): how many of them opened with a bare SYN, how many were answered
+// (a completed handshake, a reply; see EvEstablished), the destination
+// most of them went to (Target, with a Boyer-Moore majority vote: it is
+// the majority whenever there is one) and the lowest and highest
+// destination address (the range a sweep covered).
 type FanOut struct {
 	Src      netip.Addr
 	Flows    uint64
 	Error    uint64
 	DstAddrs float64
 	DstPorts float64
+
+	Seen       uint64
+	SYNs       uint64
+	Answered   uint64
+	Target     netip.Addr
+	Port       uint16 // the destination port most flows went to (majority vote)
+	DstLo      netip.Addr
+	DstHi      netip.Addr
+	SYNsAnswer uint64 // SYN-opened flows whose handshake completed
 }
 
-// FanIn is a destination ranked by the flows opened towards it, with the
+// Unanswered is how many of the Seen flows were not answered (yet: a flow
+// answered in the next interval counts as answered there).
+func (f *FanOut) Unanswered() uint64 { return f.Seen - min(f.Answered, f.Seen) }
+
+// FanIn is a destination ranked by the flows opened towards it (the TopN
+// heaviest, then up to TopN more with the most half-open and reflected
+// flows), with the
 // distinct sources of those flows and how many began with a bare SYN: a
 // (D)DoS shows as many sources, a SYN flood as many SYNs. Flows and Error
 // as in FanOut; Sources and SYNs count from when the destination entered
 // the top list.
+//
+// Counted exactly from when the destination entered the list: SYNsAnswer,
+// how many of the SYN-opened flows completed their handshake, Answered,
+// how many flows were answered at all, and Source, the initiator most of
+// them came from (a majority vote, as FanOut.Target).
 type FanIn struct {
 	Dst     netip.Addr
 	Flows   uint64
 	Error   uint64
 	Sources float64
 	SYNs    uint64
+
+	Seen       uint64
+	Answered   uint64
+	SYNsAnswer uint64
+	Source     netip.Addr
+	Port       uint16 // the destination port most flows went to (majority vote)
+
+	// Reflected flows came, unasked, from a UDP service port that answers
+	// small requests with big responses (DNS, NTP, ...; ReflectPort is the
+	// latest); ReflectedBytes are their first packets' bytes.
+	Reflected      uint64
+	ReflectedBytes uint64
+	ReflectPort    uint16
 }
+
+// HalfOpen is how many of the SYNs did not complete their handshake in the
+// interval.
+func (f *FanIn) HalfOpen() uint64 { return f.SYNs - min(f.SYNsAnswer, f.SYNs) }
 
 // Snapshot is the summary of one interval at one capture point: what the
 // per-interval samples say, plus the evidence behind them for rules.
@@ -126,9 +171,8 @@ func NewFeatures(cfg FeatureConfig) *Features {
 	}
 }
 
-// Observe accounts one decoded packet; isNew and fromInitiator come from
-// Table.Update.
-func (f *Features) Observe(m *Meta, wireLen int, isNew, fromInitiator bool) {
+// Observe accounts one decoded packet; ev comes from Table.Observe.
+func (f *Features) Observe(m *Meta, wireLen int, ev Event) {
 	f.packets++
 	f.bytes += uint64(wireLen)
 	src := addrKeyOf(&m.Src, m.Family)
@@ -139,28 +183,81 @@ func (f *Features) Observe(m *Meta, wireLen int, isNew, fromInitiator bool) {
 			f.talkers.aux[c] = uint64(ep)
 		}
 	}
-	if !isNew {
+	if ev&(EvNew|EvEstablished) == 0 {
 		return
 	}
-	// A new flow: the initiator is the packet's source unless the first
-	// packet came from the responder (a SYN-ACK whose SYN was missed).
+	// The initiator is the packet's source unless the packet came from the
+	// responder (a reply, or a SYN-ACK whose SYN was missed).
 	dst := addrKeyOf(&m.Dst, m.Family)
 	dh := dst.hash()
-	dport := m.DstPort
-	if !fromInitiator {
-		src, dst, sh, dh, dport = dst, src, dh, sh, m.SrcPort
+	sport, dport := m.SrcPort, m.DstPort
+	if ev&EvFromInitiator == 0 {
+		src, dst, sh, dh, sport, dport = dst, src, dh, sh, dport, sport
 	}
+	if ev&EvNew == 0 {
+		f.answered(&src, sh, &dst, dh, m.Proto == 6 && ev&EvFromInitiator != 0)
+		return
+	}
+	syn := ev&EvSYN != 0
 	f.newFlows++
 	f.src.add(sh)
 	f.dst.add(dh)
 	if c, ok := f.fanOut.set(&src, sh, uint64(f.outCM.add(fmix64(sh)))); ok {
 		f.fanOut.hllA[c].add(dh)
 		f.fanOut.hllB[c].add(uint64(dport) | uint64(m.Proto)<<16)
+		x := &f.fanOut.ext[c]
+		x.flows++
+		if syn {
+			x.syns++
+		}
+		x.vote(&dst)
+		x.votePort(dport)
 	}
 	if c, ok := f.fanIn.set(&dst, dh, uint64(f.inCM.add(fmix64(dh)))); ok {
 		f.fanIn.hllA[c].add(sh)
-		if m.Proto == 6 && m.TCPFlags&0x12 == 0x02 {
+		x := &f.fanIn.ext[c]
+		x.flows++
+		if syn {
 			f.fanIn.aux[c]++
+			x.syns++
+		}
+		x.vote(&src)
+		x.votePort(dport)
+		if m.Proto == 17 && reflector(sport) {
+			x.refl++
+			x.reflB += uint64(wireLen)
+			x.reflPort = sport
+		}
+	}
+	if ev&EvEstablished != 0 { // answered by its first packet: not TCP
+		f.answered(&src, sh, &dst, dh, false)
+	}
+}
+
+// reflector reports whether a UDP port is a service's that answers a small
+// request with a big response, the ports reflection floods come from: chargen,
+// DNS, NTP, SNMP, CLDAP, SSDP, memcached, WS-Discovery.
+func reflector(port uint16) bool {
+	switch port {
+	case 19, 53, 123, 161, 389, 1900, 11211, 3702:
+		return true
+	}
+	return false
+}
+
+// answered counts a flow of initiator src to dst that was answered; handshake
+// says it began with a bare SYN and its handshake completed.
+func (f *Features) answered(src *addrKey, sh uint64, dst *addrKey, dh uint64, handshake bool) {
+	if c := f.fanOut.find(src, sh); c >= 0 {
+		f.fanOut.ext[c].answered++
+		if handshake {
+			f.fanOut.ext[c].synAns++
+		}
+	}
+	if c := f.fanIn.find(dst, dh); c >= 0 {
+		f.fanIn.ext[c].answered++
+		if handshake {
+			f.fanIn.ext[c].synAns++
 		}
 	}
 }
@@ -183,13 +280,28 @@ func (f *Features) Snapshot(capture string, start, end time.Time, tab TableStats
 			Bytes: f.talkers.count[c], Packets: f.talkers.aux[c], Error: cmErr})
 	}
 	flowErr := uint64(float64(f.newFlows) * math.E / cmWidth)
-	for _, c := range f.fanOut.top(f.cfg.TopN) {
+	// The heaviest sources by new flows, then the ones with the most
+	// unanswered flows among the rest held: a scan of a hundred ports is
+	// light next to a busy proxy, and must not fall off the list.
+	for _, c := range f.fanOut.topBy(f.cfg.TopN, func(c int32) uint64 { x := &f.fanOut.ext[c]; return x.flows - min(x.answered, x.flows) }) {
+		x := &f.fanOut.ext[c]
 		s.FanOut = append(s.FanOut, FanOut{Src: f.fanOut.keys[c].Addr(), Flows: f.fanOut.count[c],
-			Error: flowErr, DstAddrs: f.fanOut.hllA[c].estimate(), DstPorts: f.fanOut.hllB[c].estimate()})
+			// A flow has one destination: the flows seen bound the sketch.
+			Error: flowErr, DstAddrs: min(f.fanOut.hllA[c].estimate(), float64(x.flows)),
+			DstPorts: min(f.fanOut.hllB[c].estimate(), float64(x.flows)),
+			Seen:     x.flows, SYNs: x.syns, Answered: x.answered, SYNsAnswer: x.synAns,
+			Target: x.peer.Addr(), Port: x.port, DstLo: x.lo.Addr(), DstHi: x.hi.Addr()})
 	}
-	for _, c := range f.fanIn.top(f.cfg.TopN) {
+	// Likewise destinations, then the most half-open or reflected.
+	for _, c := range f.fanIn.topBy(f.cfg.TopN, func(c int32) uint64 {
+		x := &f.fanIn.ext[c]
+		return x.syns - min(x.synAns, x.syns) + x.refl
+	}) {
+		x := &f.fanIn.ext[c]
 		s.FanIn = append(s.FanIn, FanIn{Dst: f.fanIn.keys[c].Addr(), Flows: f.fanIn.count[c],
-			Error: flowErr, Sources: f.fanIn.hllA[c].estimate(), SYNs: f.fanIn.aux[c]})
+			Error: flowErr, Sources: min(f.fanIn.hllA[c].estimate(), float64(x.flows)), SYNs: f.fanIn.aux[c],
+			Seen: x.flows, Answered: x.answered, SYNsAnswer: x.synAns, Source: x.peer.Addr(), Port: x.port,
+			Reflected: x.refl, ReflectedBytes: x.reflB, ReflectPort: x.reflPort})
 	}
 	f.newFlows, f.packets, f.bytes = 0, 0, 0
 	f.src.reset()

@@ -17,8 +17,7 @@ func TestFeaturesScanFloodTalkers(t *testing.T) {
 	ts := 100 * sec
 	feed := func(m Meta, n int) {
 		ts += 1e6
-		isNew, fromInit := tab.Update(&m, ts, n)
-		f.Observe(&m, n, isNew, fromInit)
+		f.Observe(&m, n, tab.Observe(&m, ts, n))
 	}
 	scanner, victim, server := byte(66), byte(10), byte(20)
 	for p := range 500 { // vertical scan
@@ -123,5 +122,74 @@ func TestSpaceSavingKeepsHeavyHitters(t *testing.T) {
 		if s.count[c]-s.err[c] > 12500 || s.count[c] < 12500 {
 			t.Errorf("key %d count %d err %d, true 12500", key[15], s.count[c], s.err[c])
 		}
+	}
+}
+
+// Distinct counts are exact while small (a sketch of 256 registers read
+// 93 for 101 ports) and the sketch's estimate past the exact limit.
+func TestDistinctExactThenSketch(t *testing.T) {
+	d := newDistinct(8)
+	for i := range 1000 {
+		d.add(uint64(i) | 17<<16)
+		switch n := i + 1; {
+		case n <= distinctExact:
+			if got := d.estimate(); got != float64(n) {
+				t.Fatalf("after %d values: %v", n, got)
+			}
+		case n == 1000:
+			if got := d.estimate(); !within(got, 1000, 0.15) {
+				t.Errorf("after 1000 values: %v", got)
+			}
+		default:
+			if got := d.estimate(); got <= distinctExact {
+				t.Fatalf("after %d values: %v, below the exact limit", n, got)
+			}
+		}
+	}
+	d.add(5 | 17<<16) // a repeat
+	d.reset()
+	d.add(1)
+	d.add(1)
+	if got := d.estimate(); got != 1 {
+		t.Errorf("after reset: %v", got)
+	}
+}
+
+// Which flows are answered: a completed handshake (even seen one way), a
+// UDP reply; not a refused SYN, a spoofed SYN whose SYN-ACK is never
+// acknowledged, or a UDP probe without reply.
+func TestTableAnsweredEvents(t *testing.T) {
+	tab := NewTable(TableConfig{})
+	ts := 10 * sec
+	ev := func(m Meta) Event { ts += 1e6; return tab.Observe(&m, ts, 60) }
+	if e := ev(meta4(1, 2, 40000, 80, 6, 0x02)); e != EvNew|EvFromInitiator|EvSYN {
+		t.Errorf("SYN: %b", e)
+	}
+	if e := ev(meta4(2, 1, 80, 40000, 6, 0x12)); e != 0 {
+		t.Errorf("SYN-ACK: %b", e)
+	}
+	if e := ev(meta4(1, 2, 40000, 80, 6, 0x10)); e != EvFromInitiator|EvEstablished {
+		t.Errorf("ACK: %b", e)
+	}
+	if e := ev(meta4(2, 1, 80, 40000, 6, 0x18)); e != 0 {
+		t.Errorf("data after the handshake: %b", e)
+	}
+	ev(meta4(3, 2, 40001, 22, 6, 0x02))
+	if e := ev(meta4(2, 3, 22, 40001, 6, 0x14)); e&EvEstablished != 0 {
+		t.Errorf("refused: %b", e)
+	}
+	ev(meta4(4, 2, 40002, 443, 6, 0x02)) // spoofed: SYN-ACK, never an ACK
+	if e := ev(meta4(2, 4, 443, 40002, 6, 0x12)); e&EvEstablished != 0 {
+		t.Errorf("SYN-ACK to a spoofed SYN: %b", e)
+	}
+	ev(meta4(5, 2, 5353, 53, 17, 0))
+	if e := ev(meta4(2, 5, 53, 5353, 17, 0)); e != EvEstablished {
+		t.Errorf("DNS answer: %b", e)
+	}
+	if e := ev(meta4(2, 5, 53, 5353, 17, 0)); e != 0 {
+		t.Errorf("second answer: %b", e)
+	}
+	if e := ev(meta4(6, 2, 5000, 161, 17, 0)); e != EvNew|EvFromInitiator {
+		t.Errorf("UDP probe: %b", e)
 	}
 }

@@ -79,8 +79,7 @@ func (mt *Meter) packet(data []byte, ts int64, wireLen int, vlan uint16) {
 	if vlan != 0 && mt.m.VLAN == 0 {
 		mt.m.VLAN = vlan // tag stripped by the NIC or kernel, reported aside
 	}
-	isNew, fromInit := mt.tab.Update(&mt.m, ts, wireLen)
-	mt.feat.Observe(&mt.m, wireLen, isNew, fromInit)
+	mt.feat.Observe(&mt.m, wireLen, mt.tab.Observe(&mt.m, ts, wireLen))
 }
 
 // roll closes the current interval (and, after a silence, one empty

@@ -83,6 +83,61 @@ func (h *hll) estimate() float64 {
 	return e
 }
 
+// distinct counts distinct values exactly while they are few, and with a
+// HyperLogLog past that: a scan of 101 ports reads 101, not a sketch's
+// 93 against a threshold of 100. The exact part holds up to distinctExact
+// 32-bit fingerprints of the values in an open-addressing set (two values
+// share a fingerprint with probability under 1e-5 at the limit); the
+// sketch sees every value from the start, so it takes over seamlessly.
+type distinct struct {
+	n   int // values in the exact set; distinctExact+1 once it overflowed
+	set [distinctSlots]uint32
+	hll hll
+}
+
+const (
+	distinctSlots = 256
+	distinctExact = 192 // 3/4 load
+)
+
+func newDistinct(p uint8) distinct { return distinct{hll: newHLL(p)} }
+
+func (d *distinct) add(x uint64) {
+	d.hll.add(x)
+	if d.n > distinctExact {
+		return
+	}
+	x = fmix64(x ^ 0x5851f42d4c957f2d) // independent of the register choice
+	fp := uint32(x>>32) | 1
+	for i := uint32(x) & (distinctSlots - 1); ; i = (i + 1) & (distinctSlots - 1) {
+		switch d.set[i] {
+		case fp:
+			return
+		case 0:
+			d.set[i] = fp
+			d.n++
+			return
+		}
+	}
+}
+
+func (d *distinct) reset() {
+	if d.n > 0 {
+		clear(d.set[:])
+		d.n = 0
+	}
+	d.hll.reset()
+}
+
+// estimate is the exact count up to distinctExact, the sketch's past it
+// (never below the exact limit it passed).
+func (d *distinct) estimate() float64 {
+	if d.n <= distinctExact {
+		return float64(d.n)
+	}
+	return max(d.hll.estimate(), distinctExact+1)
+}
+
 // spaceSaving finds the heaviest keys of a weighted stream in k counters
 // (Metwally et al.): any key heavier than total/k is guaranteed to be held,
 // and a held key's count overestimates its true weight by at most its err.
@@ -99,8 +154,63 @@ type spaceSaving struct {
 	mask  uint64
 	// Extra per-counter state for fan-out and fan-in; reset when a counter
 	// changes hands.
-	hllA, hllB []hll
+	hllA, hllB []distinct
 	aux        []uint64
+	ext        []counterExt
+}
+
+// counterExt is what fan-out and fan-in add to a counter, counted exactly
+// from when its key entered the list.
+type counterExt struct {
+	flows    uint64  // new flows
+	syns     uint64  // of them opened by a bare SYN
+	answered uint64  // flows answered (Event EvEstablished)
+	synAns   uint64  // SYN-opened flows whose handshake completed
+	peer     addrKey // majority peer (Boyer-Moore vote)
+	votes    uint64
+	lo, hi   addrKey // lowest and highest peer
+	port     uint16  // majority destination port (vote)
+	pvotes   uint64
+	refl     uint64 // flows opened from a UDP reflector port (fan-in)
+	reflB    uint64 // bytes of their first packets
+	reflPort uint16 // the reflector port of the latest
+}
+
+func (x *counterExt) votePort(p uint16) {
+	switch {
+	case x.pvotes == 0:
+		x.port, x.pvotes = p, 1
+	case x.port == p:
+		x.pvotes++
+	default:
+		x.pvotes--
+	}
+}
+
+func (x *counterExt) vote(peer *addrKey) {
+	switch {
+	case x.votes == 0:
+		x.peer, x.votes = *peer, 1
+	case x.peer == *peer:
+		x.votes++
+	default:
+		x.votes--
+	}
+	if x.flows == 1 || bytesLess(peer, &x.lo) {
+		x.lo = *peer
+	}
+	if x.flows == 1 || bytesLess(&x.hi, peer) {
+		x.hi = *peer
+	}
+}
+
+func bytesLess(a, b *addrKey) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
 }
 
 func newSpaceSaving(k int, hllP uint8, withB bool) *spaceSaving {
@@ -119,14 +229,15 @@ func newSpaceSaving(k int, hllP uint8, withB bool) *spaceSaving {
 		mask:  uint64(size - 1),
 	}
 	if hllP > 0 {
-		s.hllA = make([]hll, k)
+		s.ext = make([]counterExt, k)
+		s.hllA = make([]distinct, k)
 		for i := range s.hllA {
-			s.hllA[i] = newHLL(hllP)
+			s.hllA[i] = newDistinct(hllP)
 		}
 		if withB {
-			s.hllB = make([]hll, k)
+			s.hllB = make([]distinct, k)
 			for i := range s.hllB {
-				s.hllB[i] = newHLL(hllP)
+				s.hllB[i] = newDistinct(hllP)
 			}
 		}
 	}
@@ -141,6 +252,32 @@ func (s *spaceSaving) reset() {
 	}
 	for i := range s.hllB {
 		s.hllB[i].reset()
+	}
+	clear(s.ext)
+}
+
+// find returns the counter holding key (hash h), or -1.
+func (s *spaceSaving) find(key *addrKey, h uint64) int32 {
+	for i := h & s.mask; ; i = (i + 1) & s.mask {
+		c := s.index[i]
+		if c == 0 {
+			return -1
+		}
+		if s.keys[c-1] == *key {
+			return c - 1
+		}
+	}
+}
+
+// changed clears the per-key state of counter c, which got a new key.
+func (s *spaceSaving) changed(c int32) {
+	s.aux[c] = 0
+	if s.hllA != nil {
+		s.hllA[c].reset()
+		s.ext[c] = counterExt{}
+	}
+	if s.hllB != nil {
+		s.hllB[c].reset()
 	}
 }
 
@@ -176,13 +313,7 @@ func (s *spaceSaving) add(key *addrKey, h uint64, w uint64) int32 {
 	s.keys[c] = *key
 	s.err[c] = s.count[c]
 	s.count[c] += w
-	s.aux[c] = 0
-	if s.hllA != nil {
-		s.hllA[c].reset()
-	}
-	if s.hllB != nil {
-		s.hllB[c].reset()
-	}
+	s.changed(c)
 	j := h & s.mask
 	for s.index[j] != 0 {
 		j = (j + 1) & s.mask
@@ -299,13 +430,8 @@ func (s *spaceSaving) set(key *addrKey, h uint64, v uint64) (int32, bool) {
 	c := s.heap[0]
 	s.unindex(&s.keys[c])
 	s.keys[c] = *key
-	s.count[c], s.err[c], s.aux[c] = v, 0, 0
-	if s.hllA != nil {
-		s.hllA[c].reset()
-	}
-	if s.hllB != nil {
-		s.hllB[c].reset()
-	}
+	s.count[c], s.err[c] = v, 0
+	s.changed(c)
 	j := h & s.mask
 	for s.index[j] != 0 {
 		j = (j + 1) & s.mask
@@ -367,4 +493,24 @@ func (s *spaceSaving) top(n int) []int32 {
 		idx = idx[:n]
 	}
 	return idx
+}
+
+// topBy is top(n), then up to n more of the other counters ranked by
+// score, those scoring 0 left out.
+func (s *spaceSaving) topBy(n int, score func(int32) uint64) []int32 {
+	all := s.top(len(s.keys))
+	if len(all) <= n {
+		return all
+	}
+	rest := all[n:]
+	for i := 1; i < len(rest); i++ {
+		for j := i; j > 0 && score(rest[j]) > score(rest[j-1]); j-- {
+			rest[j], rest[j-1] = rest[j-1], rest[j]
+		}
+	}
+	k := 0
+	for k < len(rest) && k < n && score(rest[k]) > 0 {
+		k++
+	}
+	return all[:n+k]
 }

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"encoding/binary"
+	"hash/maphash"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -37,9 +38,11 @@ func KeyOf(m *Meta) (k Key, fromA bool) {
 }
 
 // Hash mixes the key into 64 bits (three 128-bit multiply-folds over its
-// five words).
-// It is computed once per packet; the table keeps the low 32 bits.
-func (k *Key) Hash() uint64 {
+// five words) under seed. It is computed once per packet; the table keeps
+// the low 32 bits. Each table draws its seed at random: with a fixed one,
+// keys crafted to share a home slot (12 000 crafted SYNs made packets 36
+// times slower) pile into one probe chain.
+func (k *Key) Hash(seed uint64) uint64 {
 	const (
 		m1 = 0xa0761d6478bd642f
 		m2 = 0xe7037ed1a0b428db
@@ -51,7 +54,7 @@ func (k *Key) Hash() uint64 {
 	b0 := binary.LittleEndian.Uint64(k.B[:8])
 	b1 := binary.LittleEndian.Uint64(k.B[8:])
 	w := uint64(k.PortA) | uint64(k.PortB)<<16 | uint64(k.VLAN)<<32 | uint64(k.Proto)<<48 | uint64(k.Family)<<56
-	h := mix(a0^m1, a1^m2)
+	h := mix(a0^m1^seed, a1^m2^seed)
 	h = mix(h^b0, b1^m3)
 	// The last fold of a full 128-bit product already spreads every input
 	// bit over the low 32 the table uses; no finaliser needed.
@@ -167,9 +170,10 @@ const (
 	stHalfOpen = 1 << iota
 	stFinA
 	stFinB
-	stEnded  // FIN both ways or RST
-	stLinked // in a wheel list; entries in the table are, except while their slot runs
-	stFree   // on the free list
+	stEnded    // FIN both ways or RST
+	stLinked   // in a wheel list; entries in the table are, except while their slot runs
+	stFree     // on the free list
+	stAnswered // EvEstablished reported, or never will be (a refused handshake)
 )
 
 // A flow is split in two parts kept in parallel arrays, neither holding
@@ -225,6 +229,14 @@ type Table struct {
 	now     int64
 	stats   TableStats
 	rec     Record
+	seed    uint64 // of the key hash, random per table
+}
+
+// newSeed draws a hash seed from the runtime's random source.
+func newSeed() uint64 {
+	var h maphash.Hash
+	h.SetSeed(maphash.MakeSeed())
+	return h.Sum64()
 }
 
 // NewTable builds a table with room for cfg.MaxFlows flows; the index is
@@ -244,6 +256,7 @@ func NewTable(cfg TableConfig) *Table {
 		idleNs: int64(cfg.IdleTimeout),
 		actNs:  int64(cfg.ActiveTimeout),
 		endNs:  int64(cfg.TCPEndTimeout),
+		seed:   newSeed(),
 	}
 	span := (max(t.idleNs, t.endNs)+t.tickNs-1)/t.tickNs + 2
 	w := int64(1)
@@ -295,17 +308,42 @@ func (t *Table) Advance(ts int64) {
 	}
 }
 
+// Event says what one packet did to its flow (Table.Observe).
+type Event uint8
+
+const (
+	// EvNew: the packet created the flow.
+	EvNew Event = 1 << iota
+	// EvFromInitiator: the packet travels from the flow's initiator.
+	EvFromInitiator
+	// EvEstablished: with this packet the flow was answered, once per
+	// flow. A TCP flow that began with a bare SYN is answered when the
+	// initiator acknowledges (the handshake completed; seen even when only
+	// one direction is captured); any other flow when the responder first
+	// sends something other than a RST. A refused probe (RST), a spoofed
+	// SYN and an unanswered UDP probe are never answered.
+	EvEstablished
+	// EvSYN: the packet created the flow with a bare SYN.
+	EvSYN
+)
+
 // Update accounts one packet of wireLen bytes at ts (Unix ns) to its flow,
 // creating the flow if needed, and expires flows whose time has come. It
 // reports whether the flow is new and whether the packet travels from the
 // flow's initiator.
 func (t *Table) Update(m *Meta, ts int64, wireLen int) (isNew, fromInitiator bool) {
+	ev := t.Observe(m, ts, wireLen)
+	return ev&EvNew != 0, ev&EvFromInitiator != 0
+}
+
+// Observe is Update, reporting everything the packet did to its flow.
+func (t *Table) Observe(m *Meta, ts int64, wireLen int) Event {
 	k, fromA := KeyOf(m)
-	h := k.Hash()
+	h := k.Hash(t.seed)
 	return t.update(&k, uint32(h), fromA, m.TCPFlags, ts, wireLen)
 }
 
-func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wireLen int) (isNew, fromInitiator bool) {
+func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wireLen int) (ev Event) {
 	if ts > t.now {
 		t.now = ts
 		if tick := ts / t.tickNs; tick > t.curTick {
@@ -363,17 +401,24 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 		if k.Proto == 6 && flags&0x12 == 0x02 {
 			e.state = stHalfOpen
 			t.stats.HalfOpen++
+			ev |= EvSYN
 		}
 		t.index[i] = tag | uint32(idx+1)
 		t.stats.Active++
 		t.stats.Created++
-		isNew = true
-		t.schedule(idx, e)
+		ev |= EvNew
 	}
 	dir := 1
 	if fromA == e.initA {
 		dir = 0
-		fromInitiator = true
+		ev |= EvFromInitiator
+	}
+	if e.pkts == [2]uint16{} && ev&EvNew == 0 && t.empty(idx, e) {
+		t.cold[idx].first = ts // the first packet after an active timeout's record
+	}
+	if e.state&(stAnswered|stHalfOpen) == 0 && dir == 1 && flags&0x04 == 0 {
+		e.state |= stAnswered
+		ev |= EvEstablished
 	}
 	if e.pkts[dir]++; e.pkts[dir] == 0 {
 		t.cold[idx].pktsHi[dir]++
@@ -387,17 +432,25 @@ func (t *Table) update(k *Key, h uint32, fromA bool, flags uint8, ts int64, wire
 	if ts > e.last {
 		e.last = ts
 	}
-	if k.Proto == 6 && flags != 0 {
-		t.tcpState(idx, e, dir, flags)
+	if ev&EvNew != 0 {
+		t.schedule(idx, e) // counted first: a flow with packets has an active deadline
 	}
-	return isNew, fromInitiator
+	if k.Proto == 6 && flags != 0 {
+		ev |= t.tcpState(idx, e, dir, flags)
+	}
+	return ev
 }
 
-func (t *Table) tcpState(idx int32, e *hot, dir int, flags uint8) {
+func (t *Table) tcpState(idx int32, e *hot, dir int, flags uint8) (ev Event) {
 	const fin, rst, ack = 0x01, 0x04, 0x10
 	if e.state&stHalfOpen != 0 && ((dir == 0 && flags&ack != 0) || flags&rst != 0) {
 		e.state &^= stHalfOpen
 		t.stats.HalfOpen--
+		// A handshake completed; a RST ends the flow unanswered.
+		e.state |= stAnswered
+		if flags&rst == 0 {
+			ev = EvEstablished
+		}
 	}
 	if flags&fin != 0 {
 		e.state |= stFinA << dir
@@ -409,11 +462,12 @@ func (t *Table) tcpState(idx int32, e *hot, dir int, flags uint8) {
 		t.unlink(idx, e)
 		t.schedule(idx, e)
 	}
+	return ev
 }
 
 // hashOf is the hash of entry idx, recomputed from its key: cheaper to
 // recompute on the rare paths (grow, removal) than to store per flow.
-func (t *Table) hashOf(idx uint32) uint32 { return uint32(t.hot[idx].key.Hash()) }
+func (t *Table) hashOf(idx uint32) uint32 { return uint32(t.hot[idx].key.Hash(t.seed)) }
 
 // grow doubles the index.
 func (t *Table) grow() {
@@ -450,10 +504,19 @@ func (t *Table) deadline(idx int32, e *hot) (int64, EndReason) {
 		idle, why = t.endNs, EndTCP
 	}
 	d := e.last + idle
-	if a := t.cold[idx].first + t.actNs; a < d {
+	// The active timeout cuts long flows into records; a flow silent since
+	// its last record has nothing to cut and ends when idle, however short
+	// the active timeout.
+	if a := t.cold[idx].first + t.actNs; a < d && !t.empty(idx, e) {
 		return a, EndActive
 	}
 	return d, why
+}
+
+// empty reports whether the flow counted no packet since its last record
+// (an active timeout restarted it).
+func (t *Table) empty(idx int32, e *hot) bool {
+	return e.pkts == [2]uint16{} && t.cold[idx].pktsHi == [2]uint32{}
 }
 
 // schedule puts the entry in the wheel slot of its deadline, or of the
@@ -535,7 +598,9 @@ func (t *Table) runSlot(s int64, now int64) {
 // end reports the flow, removes it from index and wheel and frees the entry.
 // An active-timeout end restarts the flow's counters instead of removing it.
 func (t *Table) end(idx int32, e *hot, why EndReason) {
-	t.report(idx, e, why)
+	if !t.empty(idx, e) {
+		t.report(idx, e, why) // an empty flow was reported whole already
+	}
 	c := &t.cold[idx]
 	if why == EndActive {
 		t.stats.EndedActive++

@@ -270,3 +270,110 @@ func TestTableCounterCarries(t *testing.T) {
 		t.Errorf("after restart: %+v", r)
 	}
 }
+
+// An active timeout shorter than the idle timeout: a silent flow is cut
+// once, with its packets, then idle-expires; it is never re-exported with
+// zero counts every tick. Packets after a cut start the next record at
+// their own time.
+func TestTableActiveTimeoutBelowIdle(t *testing.T) {
+	var ended []Record
+	tab := NewTable(TableConfig{IdleTimeout: 30 * time.Second, ActiveTimeout: 5 * time.Second,
+		OnEnd: func(r *Record) { ended = append(ended, *r) }})
+	t0 := 100 * sec
+	quiet := meta4(1, 2, 1000, 53, 17, 0)
+	talky := meta4(3, 4, 1000, 5000, 17, 0)
+	tab.Update(&quiet, t0, 100)
+	tab.Update(&quiet, t0+sec, 100)
+	tab.Update(&talky, t0, 100)
+	tab.Update(&talky, t0+7*sec, 100) // after its first cut at +5s
+	for i := int64(8); i <= 60; i++ {
+		tab.Advance(t0 + i*sec)
+	}
+	for _, r := range ended {
+		if r.Packets == [2]uint64{} {
+			t.Errorf("record with zero counts: %+v", r)
+		}
+	}
+	var q, k []Record
+	for _, r := range ended {
+		if r.Key.Proto == 17 && r.Key.PortA == 53 || r.Key.PortB == 53 {
+			q = append(q, r)
+		} else {
+			k = append(k, r)
+		}
+	}
+	if len(q) != 1 || q[0].End != EndActive || q[0].Packets[0] != 2 {
+		t.Errorf("quiet flow records %+v", q)
+	}
+	if len(k) != 2 || k[0].End != EndActive || k[0].Packets[0] != 1 || k[1].End != EndActive || k[1].Packets[0] != 1 ||
+		k[1].First != t0+7*sec {
+		t.Errorf("talky flow records %+v", k)
+	}
+	if tab.Len() != 0 {
+		t.Errorf("%d flows left after they went idle", tab.Len())
+	}
+	if st := tab.Stats(); st.EndedIdle != 2 || st.EndedActive != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// probeLengths are the longest and the mean distance of the table's flows
+// from their home slot in the index.
+func probeLengths(t *Table) (longest int, mean float64) {
+	total, n := 0, 0
+	for i, s := range t.index {
+		if s == 0 {
+			continue
+		}
+		home := t.hashOf(s&^t.tagMask-1) & t.mask
+		d := int((uint32(i) - home) & t.mask)
+		longest = max(longest, d)
+		total += d
+		n++
+	}
+	return longest, float64(total) / float64(max(n, 1))
+}
+
+// Keys crafted to share a home slot under a known hash seed (here 0, what
+// a fixed-constant hash gives every table) pile into one probe chain of a
+// table with that seed; a table's own random seed spreads them.
+func TestTableHashFloodResistance(t *testing.T) {
+	const n, slots = 2000, 4096 // the index holds 2000 flows in 4096 slots
+	var crafted []Meta
+	m := meta4(1, 2, 0, 80, 6, 0x02)
+	for p := uint32(0); len(crafted) < n; p++ {
+		m.Src[2], m.Src[3] = byte(p>>24), byte(p>>16)
+		m.SrcPort = uint16(p)
+		k, _ := KeyOf(&m)
+		if k.Hash(0)&(slots-1) == 0 {
+			crafted = append(crafted, m)
+		}
+	}
+	fill := func(tab *Table) (int, float64, time.Duration) {
+		start := time.Now()
+		for i := range crafted {
+			tab.Update(&crafted[i], sec+int64(i), 60)
+		}
+		el := time.Since(start)
+		if tab.Len() != n || len(tab.index) != slots {
+			t.Fatalf("table holds %d flows in %d slots", tab.Len(), len(tab.index))
+		}
+		l, mean := probeLengths(tab)
+		return l, mean, el
+	}
+	fixed := NewTable(TableConfig{})
+	fixed.seed = 0
+	fl, fm, ft := fill(fixed)
+	seeded := NewTable(TableConfig{})
+	sl, sm, st := fill(seeded)
+	t.Logf("fixed seed: longest probe %d, mean %.1f, %s; random seed: longest %d, mean %.2f, %s", fl, fm, ft, sl, sm, st)
+	if fl < n/2 {
+		t.Fatalf("the crafted keys do not collide under seed 0 (longest probe %d): the test proves nothing", fl)
+	}
+	if sl > 64 || sm > 2 {
+		t.Errorf("random seed: longest probe %d, mean %.2f; want at most 64 and 2", sl, sm)
+	}
+	if NewTable(TableConfig{}).seed == seeded.seed {
+		t.Errorf("two tables drew the same seed")
+	}
+}

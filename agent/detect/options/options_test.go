@@ -80,9 +80,10 @@ func TestFlowOptions(t *testing.T) {
 	want := detect.FlowOptions{
 		KeepFiringFor: 2 * time.Minute,
 		HighFlowCount: detect.HighFlowCountOptions{ActiveFlows: 5000, NewFlowsPerSecond: 300, NoAnomaly: true,
-			MinActive: config.DefaultHighFlowMinActive, MinScore: config.DefaultMinScoreFlows},
-		PortScan:     detect.PortScanOptions{DstPorts: 30, DstAddrs: 50},
+			MinActive: config.DefaultHighFlowMinActive, MinScore: config.DefaultMinScoreFlows, MinRatio: config.DefaultHighFlowMinRatio},
+		PortScan:     detect.PortScanOptions{DstPorts: 30, DstAddrs: 50, Unanswered: config.DefaultScanUnanswered},
 		SYNFlood:     detect.SYNFloodOptions{SYNs: 40, HalfOpen: -1},
+		Reflection:   detect.ReflectionOptions{Flows: config.DefaultReflectionFlows, Sources: config.DefaultReflectionSources},
 		TrafficSpike: detect.TrafficSpikeOptions{Disabled: true, MinScore: config.DefaultMinScoreFlows, MinBytesPerSecond: config.DefaultSpikeMinBytes},
 		CaptureDrops: detect.CaptureDropsOptions{Drops: 1},
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -17,14 +18,24 @@ type WriteStats struct {
 	Captured int64 // bytes written as packet data
 }
 
+// Generator is a source of frames in time order: Mix, Enterprise.
+type Generator interface {
+	Next(buf []byte) (out []byte, ts time.Time, wireLen int, ok bool)
+}
+
 // Write writes the mix to w as pcap (microsecond timestamps, the format
 // every tool reads) or, with ng, as pcapng.
 func Write(w io.Writer, cfg MixConfig, ng bool) (WriteStats, error) {
+	return WriteFrom(w, NewMix(cfg), cfg.Snaplen, ng)
+}
+
+// WriteFrom writes what g generates to w, as Write does.
+func WriteFrom(w io.Writer, g Generator, snaplen int, ng bool) (WriteStats, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	var st WriteStats
 	var write func(ci gopacket.CaptureInfo, data []byte) error
 	var ngw *pcapgo.NgWriter
-	snap := uint32(cfg.Snaplen)
+	snap := uint32(snaplen)
 	if snap == 0 {
 		snap = 65535
 	}
@@ -42,10 +53,9 @@ func Write(w io.Writer, cfg MixConfig, ng bool) (WriteStats, error) {
 		}
 		write = pw.WritePacket
 	}
-	m := NewMix(cfg)
 	buf := make([]byte, 0, 2048)
 	for {
-		out, ts, wire, ok := m.Next(buf[:0])
+		out, ts, wire, ok := g.Next(buf[:0])
 		if !ok {
 			break
 		}
