@@ -461,10 +461,12 @@ func TestSYNFloodRestoredThenGrows(t *testing.T) {
 // percent is no high_flow_count, however well it scores; one and a half
 // times the usual count is.
 func TestHighFlowCountAnomalyNeedsARealRise(t *testing.T) {
+	// Past the anomaly scorer's 12.5 h warm-up at 10 s intervals.
+	const learnIntervals = 5000
 	learnt := func() *Engine {
 		e := New("edge-1", Options{})
 		r := rand.New(rand.NewPCG(5, 6))
-		for i := range 300 {
+		for i := range learnIntervals {
 			a := 90000 + r.IntN(400)
 			if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { s.Active = a })); len(c) != 0 {
 				t.Fatalf("baseline interval %d: %v", i, describeIssues(c))
@@ -473,13 +475,13 @@ func TestHighFlowCountAnomalyNeedsARealRise(t *testing.T) {
 		return e
 	}
 	e := learnt()
-	for i := 300; i < 303; i++ {
+	for i := learnIntervals; i < learnIntervals+3; i++ {
 		if c := e.ObserveFlows(capDev, snap(i, func(s *flow.Snapshot) { s.Active = 96000 })); len(c) != 0 {
 			t.Fatalf("a 6%% bump: %v", describeIssues(c))
 		}
 	}
 	e = learnt()
-	c := e.ObserveFlows(capDev, snap(300, func(s *flow.Snapshot) { s.Active = 140000 }))
+	c := e.ObserveFlows(capDev, snap(learnIntervals, func(s *flow.Snapshot) { s.Active = 140000 }))
 	if len(c) != 1 || c[0].Issue.Kind != KindHighFlowCount || c[0].Issue.Attributes["reason"] != "anomaly" {
 		t.Fatalf("one and a half times the usual: %v", describeIssues(c))
 	}
