@@ -155,7 +155,7 @@ func loadFile(path string) (fileConfig, error) {
 	if err := n.Decode(&fc); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) && len(te.Errors) > 0 {
-			return fc, fmt.Errorf("%s: %s", path, strings.TrimPrefix(te.Errors[0], "line "))
+			return fc, fmt.Errorf("%s:%s", path, strings.TrimPrefix(te.Errors[0], "line "))
 		}
 		return fc, fmt.Errorf("%s: %w", path, err)
 	}
