@@ -136,6 +136,10 @@ func describe(err error, haveToken bool) (int, string) {
 	case codes.NotFound:
 		return exitNotFound, fmt.Sprintf("%s: NotFound: %s", oe.op, msg)
 	case codes.Unavailable:
+		if !strings.Contains(msg, "connection error") && !strings.Contains(msg, "transport") {
+			// The controller answered: something behind it is unavailable.
+			return exitUnavailable, fmt.Sprintf("%s: Unavailable: %s", oe.op, msg)
+		}
 		hint := "check --address or NETAIOPS_ADDRESS"
 		switch {
 		case strings.Contains(msg, "first record does not look like a TLS handshake"):

@@ -419,11 +419,16 @@ func normalizeYAML(doc string) (string, error) {
 		return "", nil
 	}
 	redact(&root)
-	out, err := yaml.Marshal(&root)
-	if err != nil {
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&root); err != nil {
 		return "", err
 	}
-	return string(out), nil
+	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
 
 // isSecretKey follows the controller's rule for what it redacts.
