@@ -96,12 +96,12 @@ func writeYAML(w io.Writer, v any) error {
 	if err := yaml.Unmarshal(b, &generic); err != nil {
 		return err
 	}
-	out, err := yaml.Marshal(generic)
-	if err != nil {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(generic); err != nil {
 		return err
 	}
-	_, err = w.Write(out)
-	return err
+	return enc.Close()
 }
 
 // ago renders t relative to now: "just now", "45s ago", "12m ago",
