@@ -39,6 +39,7 @@ type issueView struct {
 	Acknowledged   bool              `json:"acknowledged"`
 	AcknowledgedBy string            `json:"acknowledged_by,omitempty"`
 	AcknowledgedAt *time.Time        `json:"acknowledged_at,omitempty"`
+	AckComment     string            `json:"acknowledged_comment,omitempty"`
 	UpdateTime     *time.Time        `json:"update_time,omitempty"`
 	Attributes     map[string]string `json:"attributes,omitempty"`
 }
@@ -119,7 +120,7 @@ func toIssueView(is *netaiopsv1.Issue) issueView {
 		Object: is.GetObject(), Fingerprint: is.GetFingerprint(), CausedBy: is.GetCausedBy(),
 		FirstSeen: tsPtr(is.GetFirstSeen()), LastSeen: tsPtr(is.GetLastSeen()), ResolvedAt: tsPtr(is.GetResolvedAt()),
 		Acknowledged: is.GetAcknowledged(), AcknowledgedBy: is.GetAcknowledgedBy(), AcknowledgedAt: tsPtr(is.GetAcknowledgedAt()),
-		UpdateTime: tsPtr(is.GetUpdateTime()), Attributes: is.GetAttributes(),
+		AckComment: is.GetAcknowledgedComment(), UpdateTime: tsPtr(is.GetUpdateTime()), Attributes: is.GetAttributes(),
 	}
 }
 
@@ -338,6 +339,7 @@ func (a *app) issuesGet(args []string) error {
 	field("Resolved", when(is.GetResolvedAt()))
 	if is.GetAcknowledged() {
 		field("Acknowledged", fmt.Sprintf("by %s %s", is.GetAcknowledgedBy(), when(is.GetAcknowledgedAt())))
+		field("Comment", is.GetAcknowledgedComment())
 	}
 	if attrs := is.GetAttributes(); len(attrs) > 0 {
 		fmt.Fprintln(w, "\nEvidence:")
@@ -371,11 +373,19 @@ func (a *app) issuesGet(args []string) error {
 	if is.GetAcknowledged() {
 		at := tsTime(is.GetAcknowledgedAt())
 		rows = append(rows, []cell{{text: at.UTC().Format(time.RFC3339)}, {text: ago(at, now)}, {text: "-"},
-			{text: "acknowledged", color: colGreen}, {text: ""}, {text: ""}, {text: "by " + is.GetAcknowledgedBy()}})
+			{text: "acknowledged", color: colGreen}, {text: ""}, {text: ""}, {text: ackText(is)}})
 		slices.SortStableFunc(rows, func(x, y []cell) int { return cmp.Compare(x[0].text, y[0].text) })
 	}
 	a.tableTo(w, []string{"TIME", "AGE", "SEQ", "EVENT", "SEVERITY", "STATE", "SUMMARY"}, rows)
 	return nil
+}
+
+func ackText(is *netaiopsv1.Issue) string {
+	s := "by " + is.GetAcknowledgedBy()
+	if c := is.GetAcknowledgedComment(); c != "" {
+		s += ": " + c
+	}
+	return s
 }
 
 func (a *app) tableTo(w io.Writer, header []string, rows [][]cell) {
@@ -388,6 +398,7 @@ func (a *app) tableTo(w io.Writer, header []string, rows [][]cell) {
 func (a *app) issuesAck(args []string) error {
 	fs := a.newFlagSet("issues ack")
 	by := fs.String("by", "", "who acknowledges when the controller runs without tokens (default $USER); with a token, the token's name")
+	comment := fs.String("comment", "", "why, or what is being done (kept with the acknowledgement)")
 	rest, err := a.parse(fs, args, false)
 	if err != nil {
 		return err
@@ -408,7 +419,7 @@ func (a *app) issuesAck(args []string) error {
 	}
 	defer c.conn.Close()
 	ctx, cancel := a.callCtx()
-	resp, err := c.issues.AcknowledgeIssue(ctx, &netaiopsv1.AcknowledgeIssueRequest{Id: id, By: *by})
+	resp, err := c.issues.AcknowledgeIssue(ctx, &netaiopsv1.AcknowledgeIssueRequest{Id: id, By: *by, Comment: *comment})
 	cancel()
 	if err != nil {
 		return a.callErr("acknowledge issue "+id, err)
@@ -417,7 +428,11 @@ func (a *app) issuesAck(args []string) error {
 	if done, err := a.emit(toIssueView(is)); done {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "issue %s acknowledged by %s %s\n", is.GetId(), is.GetAcknowledgedBy(), ago(tsTime(is.GetAcknowledgedAt()), time.Now()))
+	line := fmt.Sprintf("issue %s acknowledged by %s %s", is.GetId(), is.GetAcknowledgedBy(), ago(tsTime(is.GetAcknowledgedAt()), time.Now()))
+	if c := is.GetAcknowledgedComment(); c != "" {
+		line += ": " + c
+	}
+	fmt.Fprintln(a.stdout, line)
 	return nil
 }
 
@@ -570,9 +585,14 @@ func (a *app) printChange(m *netaiopsv1.WatchIssuesResponse, now time.Time) erro
 	case netaiopsv1.IssueEventType_ISSUE_EVENT_TYPE_RESOLVED:
 		typCol = colGreen
 	}
+	summary := is.GetSummary()
+	if typ == "acked" {
+		typCol = colGreen
+		summary += " (acknowledged " + ackText(is) + ")"
+	}
 	_, err := fmt.Fprintf(a.stdout, "%s  %s  %s  %s  %s  %s  %s\n", now.Format("15:04:05"),
 		a.paint(fmt.Sprintf("%-8s", typ), typCol),
 		a.paint(fmt.Sprintf("%-8s", severityName(is.GetSeverity())), severityColor(is.GetSeverity())),
-		is.GetKind(), is.GetDevice(), is.GetId(), is.GetSummary())
+		is.GetKind(), is.GetDevice(), is.GetId(), summary)
 	return err
 }

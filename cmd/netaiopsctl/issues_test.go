@@ -109,8 +109,8 @@ func TestIssuesListGetAck(t *testing.T) {
 	}
 
 	// Acknowledge, then see it everywhere.
-	code, out, _ = ctl(t, env, "--insecure", "issues", "ack", "i-crit", "--by", "alice")
-	if code != exitOK || !strings.Contains(out, "acknowledged by alice") {
+	code, out, _ = ctl(t, env, "--insecure", "issues", "ack", "i-crit", "--by", "alice", "--comment", "carrier ticket 4711")
+	if code != exitOK || !strings.Contains(out, "acknowledged by alice just now: carrier ticket 4711") {
 		t.Errorf("issues ack: exit %d %q", code, out)
 	}
 	_, out, _ = ctl(t, env, "--insecure", "issues", "get", "i-crit", "-o", "json")
@@ -121,12 +121,12 @@ func TestIssuesListGetAck(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatal(err)
 	}
-	if !got.Issue.Acknowledged || got.Issue.AcknowledgedBy != "alice" || len(got.Events) != 2 ||
+	if !got.Issue.Acknowledged || got.Issue.AcknowledgedBy != "alice" || got.Issue.AckComment != "carrier ticket 4711" || len(got.Events) != 2 ||
 		got.Events[0].Type != "opened" || got.Events[1].Type != "updated" || got.Events[1].Attributes["consecutive_failures"] != "5" {
 		t.Errorf("issues get after ack = %+v", got)
 	}
 	_, out, _ = ctl(t, env, "--insecure", "issues", "get", "i-crit")
-	if !strings.Contains(out, "acknowledged") || !strings.Contains(out, "by alice") {
+	if !strings.Contains(out, "Comment:       carrier ticket 4711") || !strings.Contains(out, "by alice: carrier ticket 4711") {
 		t.Errorf("timeline lacks the acknowledgement:\n%s", out)
 	}
 

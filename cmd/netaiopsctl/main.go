@@ -78,7 +78,7 @@ Commands:
   issues list      list issues, most severe first (default: open ones)
   issues get ID    one issue: evidence and the timeline of its events
   issues watch     print one line per issue change, live (Ctrl-C ends)
-  issues ack ID    acknowledge an issue
+  issues ack ID    acknowledge an issue (--comment TEXT)
   agents list      agents: connected, version, last seen, configuration applied or refused
   config list      every stored configuration
   config get       the configuration stored for --agent ID or --label k=v

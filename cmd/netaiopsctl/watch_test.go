@@ -78,6 +78,10 @@ func TestWatchResumes(t *testing.T) {
 	ag.event(opened, testIssue("i-other", "interface_down", "edge-sw9", sevMajor, now, "filtered out"), now)
 	ag.event(updated, testIssue("i-a", "interface_down", "core-sw1", sevCrit, now, "ge-0/0/1 down 5m"), now.Add(time.Minute))
 	waitFor(t, &out, "ge-0/0/1 down 5m", 1)
+	if code, _, _ := ctl(t, nil, "--insecure", "--address", addr, "issues", "ack", "i-a", "--by", "bob", "--comment", "on it"); code != exitOK {
+		t.Fatalf("issues ack: exit %d", code)
+	}
+	waitFor(t, &out, "(acknowledged by bob: on it)", 1)
 
 	// Restart: the watch breaks, retries, and resumes after i-a's update.
 	ag.stop()
@@ -116,8 +120,7 @@ func TestWatchResumes(t *testing.T) {
 	}
 	// i-a may show opened more than once only if the first send raced the
 	// subscription; every later change exactly once.
-	if want := "updated:i-a opened:i-b resolved:i-b"; !strings.HasSuffix(strings.Join(kinds, " "), want) || strings.Count(got, "ge-0/0/1 down 5m") != 1 {
+	if want := "updated:i-a acked:i-a opened:i-b resolved:i-b"; !strings.HasSuffix(strings.Join(kinds, " "), want) || strings.Count(strings.Join(kinds, " "), "updated:i-a") != 1 {
 		t.Errorf("watch lines %v, want them to end with %s, each once", kinds, want)
 	}
 }
-

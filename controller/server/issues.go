@@ -71,7 +71,7 @@ func (i *issueService) AcknowledgeIssue(ctx context.Context, req *netaiopsv1.Ack
 		return nil, status.Error(codes.InvalidArgument, "by: required (who acknowledges)")
 	}
 	// The store publishes the change to watchers.
-	is, _, err := i.s.store.Acknowledge(ctx, req.GetId(), by)
+	is, _, err := i.s.store.AcknowledgeWithComment(ctx, req.GetId(), by, req.GetComment())
 	if err != nil {
 		return nil, i.s.toStatus("acknowledge issue", err)
 	}

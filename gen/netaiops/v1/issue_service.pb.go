@@ -412,7 +412,11 @@ type AcknowledgeIssueRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Who acknowledges (free text, e.g. an operator's name).
-	By            string `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	By string `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	// Why, or what is being done (free text, at most 1024 bytes); kept with
+	// the acknowledgement. An issue acknowledged already keeps its first
+	// acknowledgement and comment.
+	Comment       string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -457,6 +461,13 @@ func (x *AcknowledgeIssueRequest) GetId() string {
 func (x *AcknowledgeIssueRequest) GetBy() string {
 	if x != nil {
 		return x.By
+	}
+	return ""
+}
+
+func (x *AcknowledgeIssueRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
 	}
 	return ""
 }
@@ -653,10 +664,11 @@ const file_netaiops_v1_issue_service_proto_rawDesc = "" +
 	"\x13WatchIssuesResponse\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.netaiops.v1.IssueEventTypeR\x04type\x12(\n" +
 	"\x05issue\x18\x02 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\x12\x1a\n" +
-	"\bposition\x18\x03 \x01(\x04R\bposition\"9\n" +
+	"\bposition\x18\x03 \x01(\x04R\bposition\"S\n" +
 	"\x17AcknowledgeIssueRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
-	"\x02by\x18\x02 \x01(\tR\x02by\"D\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\"D\n" +
 	"\x18AcknowledgeIssueResponse\x12(\n" +
 	"\x05issue\x18\x01 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\"o\n" +
 	"\x16ListIssueEventsRequest\x12\x19\n" +
