@@ -29,6 +29,11 @@ func TestAuthExitCodes(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "i-1") || !strings.Contains(out, "12m ago") {
 		t.Errorf("viewer list: exit %d %q", code, out)
 	}
+	// A viewer reads the timeline (ListIssueEvents) too.
+	code, out, _ = ctl(t, viewer, "--insecure", "issues", "get", "i-1")
+	if code != exitOK || !strings.Contains(out, "Timeline:") || !strings.Contains(out, "opened") {
+		t.Errorf("viewer get: exit %d %q", code, out)
+	}
 	code, _, errOut = ctl(t, viewer, "--insecure", "issues", "ack", "i-1")
 	if code != exitAuth || !strings.Contains(errOut, "PermissionDenied") || !strings.Contains(errOut, "role") {
 		t.Errorf("viewer ack: exit %d %q", code, errOut)
