@@ -34,6 +34,10 @@ func TestAuthExitCodes(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "Timeline:") || !strings.Contains(out, "opened") {
 		t.Errorf("viewer get: exit %d %q", code, out)
 	}
+	code, _, errOut = ctl(t, map[string]string{"NETAIOPS_ADDRESS": addr}, "--insecure", "issues", "watch")
+	if code != exitAuth || !strings.Contains(errOut, "no token") {
+		t.Errorf("watch without a token: exit %d %q", code, errOut)
+	}
 	code, _, errOut = ctl(t, viewer, "--insecure", "issues", "ack", "i-1")
 	if code != exitAuth || !strings.Contains(errOut, "PermissionDenied") || !strings.Contains(errOut, "role") {
 		t.Errorf("viewer ack: exit %d %q", code, errOut)
@@ -58,6 +62,11 @@ func TestUnavailable(t *testing.T) {
 	code, _, errOut := ctl(t, nil, "--insecure", "--address", dead, "--timeout", "3s", "agents", "list")
 	if code != exitUnavailable || !strings.Contains(errOut, "Unavailable") || !strings.Contains(errOut, dead) {
 		t.Errorf("nothing listening: exit %d %q", code, errOut)
+	}
+	// A watch that never starts is an error, not retried forever.
+	code, _, errOut = ctl(t, nil, "--insecure", "--address", dead, "issues", "watch")
+	if code != exitUnavailable || !strings.Contains(errOut, "watch issues: Unavailable") {
+		t.Errorf("watch with nothing listening: exit %d %q", code, errOut)
 	}
 	addr, _ := startController(t, "", "", false)
 	code, _, errOut = ctl(t, nil, "--address", addr, "--timeout", "3s", "agents", "list")

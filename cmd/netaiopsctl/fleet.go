@@ -516,7 +516,7 @@ func (a *app) poll(args []string) error {
 	r := resp.GetResult()
 	v := pollView{Agent: *agent, Target: r.GetTarget(), Time: tsPtr(r.GetTime()), Error: r.GetError(), Samples: []sampleView{}}
 	if r.GetDuration() != nil {
-		v.Duration = r.GetDuration().AsDuration().String()
+		v.Duration = r.GetDuration().AsDuration().Round(100 * time.Microsecond).String()
 	}
 	for _, s := range r.GetSamples() {
 		v.Samples = append(v.Samples, sampleView{Metric: s.GetMetric(), Labels: s.GetLabels(), Value: s.GetValue(), Kind: s.GetKind()})

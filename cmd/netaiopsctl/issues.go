@@ -474,6 +474,7 @@ func (a *app) issuesWatch(args []string) error {
 	defer c.conn.Close()
 	req := &netaiopsv1.WatchIssuesRequest{State: state, Kind: f.kind, Severity: sev, AgentId: f.agent, Device: f.device, ResumeAfter: *resume}
 	backoff := watchBackoffMin
+	everConnected := false
 	for {
 		pos, connected, err := a.watchOnce(c, req)
 		if pos > req.ResumeAfter {
@@ -483,7 +484,12 @@ func (a *app) issuesWatch(args []string) error {
 			return nil // Ctrl-C: a clean end
 		}
 		if connected {
-			backoff = watchBackoffMin
+			backoff, everConnected = watchBackoffMin, true
+		}
+		if !everConnected {
+			// A watch that never started (wrong address, TLS, token) is
+			// an error to report, not to retry.
+			return a.callErr("watch issues", err)
 		}
 		switch status.Code(err) {
 		case codes.Unavailable, codes.ResourceExhausted, codes.Internal, codes.Aborted:
@@ -492,11 +498,8 @@ func (a *app) issuesWatch(args []string) error {
 		default:
 			return a.callErr("watch issues", err)
 		}
-		if !connected && status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), "maximum") {
-			return a.callErr("watch issues", err) // refused by the watcher caps: retrying will not help soon
-		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		fmt.Fprintf(a.stderr, "netaiopsctl: watch interrupted (%s: %s); resuming after position %d in %s\n",
+		fmt.Fprintf(a.stderr, "netaiopsctl: watch interrupted (%s: %s); reconnecting to resume after position %d in %s\n",
 			status.Code(err), status.Convert(err).Message(), req.ResumeAfter, wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
 		select {

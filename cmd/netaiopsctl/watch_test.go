@@ -106,7 +106,7 @@ func TestWatchResumes(t *testing.T) {
 	}
 	got := out.String()
 	t.Logf("watch printed:\n%s\nstderr:\n%s", got, errOut.String())
-	if !strings.Contains(errOut.String(), "resuming after position") {
+	if !strings.Contains(errOut.String(), "reconnecting to resume after position") {
 		t.Errorf("the watch never resumed: %s", errOut.String())
 	}
 	if strings.Contains(got, "i-other") {
