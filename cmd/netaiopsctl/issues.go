@@ -168,6 +168,8 @@ func (a *app) issuesList(args []string) error {
 	fs.StringVar(&f.agent, "agent", "", "agent id")
 	fs.StringVar(&f.device, "device", "", "device name")
 	pageSize := fs.Int("page-size", 500, "issues per call")
+	var labels matcherFlags
+	fs.Var(&labels, "label", "agent label matcher: name=value, name!=value, name=~re, name!~re (repeatable)")
 	rest, err := a.parse(fs, args, false)
 	if err != nil {
 		return err
@@ -202,6 +204,19 @@ func (a *app) issuesList(args []string) error {
 			break
 		}
 		req.PageToken = resp.GetNextPageToken()
+	}
+	if len(labels) > 0 {
+		agents, err := a.agentLabels(c)
+		if err != nil {
+			return err
+		}
+		kept := all[:0]
+		for _, is := range all {
+			if labels.matchAll(agents[is.GetAgentId()]) {
+				kept = append(kept, is)
+			}
+		}
+		all = kept
 	}
 	// Most severe first; within a severity the newest first.
 	slices.SortStableFunc(all, func(x, y *netaiopsv1.Issue) int {
@@ -452,6 +467,8 @@ func (a *app) issuesWatch(args []string) error {
 	fs.StringVar(&f.agent, "agent", "", "agent id")
 	fs.StringVar(&f.device, "device", "", "device name")
 	resume := fs.Uint64("resume-after", 0, "start after this change position (0: from now)")
+	var labels matcherFlags
+	fs.Var(&labels, "label", "agent label matcher: name=value, name!=value, name=~re, name!~re (repeatable)")
 	rest, err := a.parse(fs, args, false)
 	if err != nil {
 		return err
@@ -473,10 +490,16 @@ func (a *app) issuesWatch(args []string) error {
 	}
 	defer c.conn.Close()
 	req := &netaiopsv1.WatchIssuesRequest{State: state, Kind: f.kind, Severity: sev, AgentId: f.agent, Device: f.device, ResumeAfter: *resume}
+	w := &watchLabels{a: a, c: c, matchers: labels}
+	if len(labels) > 0 {
+		if w.agents, err = a.agentLabels(c); err != nil {
+			return err
+		}
+	}
 	backoff := watchBackoffMin
 	everConnected := false
 	for {
-		pos, connected, err := a.watchOnce(c, req)
+		pos, connected, err := a.watchOnce(c, req, w)
 		if pos > req.ResumeAfter {
 			req.ResumeAfter = pos
 		}
@@ -515,7 +538,7 @@ func (a *app) issuesWatch(args []string) error {
 // watchOnce runs one WatchIssues stream until it ends; it returns the
 // position to resume after (0: none learned) and whether the stream got as
 // far as its headers.
-func (a *app) watchOnce(c *clients, req *netaiopsv1.WatchIssuesRequest) (pos uint64, connected bool, err error) {
+func (a *app) watchOnce(c *clients, req *netaiopsv1.WatchIssuesRequest, w *watchLabels) (pos uint64, connected bool, err error) {
 	stream, err := c.issues.WatchIssues(a.ctx, req)
 	if err != nil {
 		return 0, false, err
@@ -542,10 +565,42 @@ func (a *app) watchOnce(c *clients, req *netaiopsv1.WatchIssuesRequest) (pos uin
 		}
 		connected = true
 		pos = max(pos, m.GetPosition())
+		if !w.match(m.GetIssue().GetAgentId()) {
+			continue
+		}
 		if err := a.printChange(m, now()); err != nil {
 			return pos, connected, status.Error(codes.Canceled, err.Error())
 		}
 	}
+}
+
+// watchLabels filters watched changes by their agent's labels; an agent
+// not seen before (it connected after the watch began) makes it read the
+// agents again, at most once per agent id.
+type watchLabels struct {
+	a        *app
+	c        *clients
+	matchers matcherFlags
+	agents   map[string]map[string]string
+	reread   map[string]bool
+}
+
+func (w *watchLabels) match(agentID string) bool {
+	if len(w.matchers) == 0 {
+		return true
+	}
+	if _, ok := w.agents[agentID]; !ok && !w.reread[agentID] {
+		if w.reread == nil {
+			w.reread = map[string]bool{}
+		}
+		w.reread[agentID] = true
+		if agents, err := w.a.agentLabels(w.c); err == nil {
+			w.agents = agents
+		} else {
+			fmt.Fprintf(w.a.stderr, "netaiopsctl: %v\n", err)
+		}
+	}
+	return w.matchers.matchAll(w.agents[agentID])
 }
 
 func trailerPos(stream grpc.ClientStream) uint64 {

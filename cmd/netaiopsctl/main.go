@@ -75,7 +75,8 @@ Usage:
   netaiopsctl [global flags] COMMAND [flags]
 
 Commands:
-  issues list      list issues, most severe first (default: open ones)
+  issues list      list issues, most severe first (default: open ones); filters
+                   --state --kind --severity --agent --device --label name=value|!=|=~|!~
   issues get ID    one issue: evidence and the timeline of its events
   issues watch     print one line per issue change, live (Ctrl-C ends)
   issues ack ID    acknowledge an issue (--comment TEXT)

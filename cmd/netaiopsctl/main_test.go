@@ -105,6 +105,11 @@ type scriptedAgent struct {
 
 func startAgent(t *testing.T, addr, id, token string) *scriptedAgent {
 	t.Helper()
+	return startAgentLabels(t, addr, id, token, map[string]string{"site": "lab"})
+}
+
+func startAgentLabels(t *testing.T, addr, id, token string, labels map[string]string) *scriptedAgent {
+	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +125,7 @@ func startAgent(t *testing.T, addr, id, token string) *scriptedAgent {
 	a := &scriptedAgent{t: t, id: id, stream: stream, acks: make(chan uint64, 100), cancel: cancel, done: make(chan struct{})}
 	a.send(&netaiopsv1.ConnectRequest{Msg: &netaiopsv1.ConnectRequest_Hello{Hello: &netaiopsv1.Hello{
 		AgentId: id, LogId: "log-1", Version: "v9.9-test", Hostname: "edge-host",
-		Labels:  map[string]string{"site": "lab"},
+		Labels:  labels,
 		Targets: []*netaiopsv1.TargetInfo{{Name: "core-sw1", Address: "10.0.0.1:161", SnmpVersion: "2c"}},
 	}}})
 	m, err := stream.Recv()
