@@ -14,7 +14,7 @@ import (
 // value "".
 type matcher struct {
 	name, op, value string
-	re           *regexp.Regexp
+	re              *regexp.Regexp
 }
 
 func parseMatcher(s string) (matcher, error) {
