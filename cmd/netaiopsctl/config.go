@@ -35,6 +35,9 @@ func (e *usageError) Error() string { return e.msg }
 
 func usageErr(msg string) error { return &usageError{msg: msg} }
 
+// errHelp ends a command that printed its help: exit 0.
+var errHelp = errors.New("help printed")
+
 // newFlagSet returns a flag set with the global flags bound to a.g; the
 // current values are the defaults, so flags given before the command
 // survive a second flag set.
@@ -65,8 +68,17 @@ func (a *app) parse(fs *flag.FlagSet, args []string, stopAtFirst bool) ([]string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(a.stdout, usageText)
-				return nil, usageErr("")
+				if fs.Name() == "netaiopsctl" {
+					fmt.Fprint(a.stdout, usageText)
+				} else {
+					fmt.Fprintf(a.stdout, "Usage of netaiopsctl %s (global flags: netaiopsctl help):\n", fs.Name())
+					fs.VisitAll(func(f *flag.Flag) {
+						if !globalFlagNames[f.Name] {
+							fmt.Fprintf(a.stdout, "  --%s\t%s\n", f.Name, f.Usage)
+						}
+					})
+				}
+				return nil, errHelp
 			}
 			return nil, usageErr(fs.Name() + ": " + err.Error())
 		}

@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	a := &app{ctx: ctx, stdout: stdout, stderr: stderr, getenv: getenv, color: tty && getenv("NO_COLOR") == ""}
 	a.g.setFlags = map[string]bool{}
 	err := a.dispatch(args)
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	code, msg := describe(err, a.g.token != "")

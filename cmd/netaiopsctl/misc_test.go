@@ -66,3 +66,16 @@ func FuzzLoadFile(f *testing.F) {
 		}
 	})
 }
+
+// TestHelp: help goes to stdout with exit 0, also per command.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"issues", "list", "-h"}, {"poll", "--help"}} {
+		code, out, _ := ctl(t, nil, args...)
+		if code != exitOK || !strings.Contains(out, "Usage") {
+			t.Errorf("%v: exit %d %q", args, code, out)
+		}
+	}
+	if _, out, _ := ctl(t, nil, "issues", "list", "-h"); !strings.Contains(out, "--severity") || !strings.Contains(out, "--label") {
+		t.Errorf("issues list -h lacks its flags:\n%s", out)
+	}
+}
