@@ -157,5 +157,3 @@ func describe(err error, haveToken bool) (int, string) {
 	}
 	return exitError, fmt.Sprintf("%s: %s: %s", oe.op, st.Code(), msg)
 }
-
-func codeOf(err error) string { return status.Code(err).String() }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
@@ -375,7 +377,7 @@ func (a *app) configDiff(args []string) error {
 		if n, nerr := normalizeYAML(stored); nerr == nil {
 			stored = n
 		}
-	case codeOf(err) == "NotFound":
+	case status.Code(err) == codes.NotFound:
 	default:
 		return a.callErr("get config", err)
 	}

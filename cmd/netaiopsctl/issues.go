@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -127,6 +128,17 @@ func toIssueView(is *netaiopsv1.Issue) issueView {
 // issueFilter holds the filter flags of issues list and issues watch.
 type issueFilter struct {
 	state, kind, severity, agent, device string
+	labels                               matcherFlags
+}
+
+// register adds the filter flags to fs; state defaults to defState.
+func (f *issueFilter) register(fs *flag.FlagSet, defState string) {
+	fs.StringVar(&f.state, "state", defState, "open, resolved or all")
+	fs.StringVar(&f.kind, "kind", "", "issue kind, e.g. interface_down")
+	fs.StringVar(&f.severity, "severity", "", "info, warning, major or critical")
+	fs.StringVar(&f.agent, "agent", "", "agent id")
+	fs.StringVar(&f.device, "device", "", "device (target) name")
+	fs.Var(&f.labels, "label", "agent label matcher: name=value, name!=value, name=~re, name!~re (repeatable)")
 }
 
 func parseState(s string) (netaiopsv1.IssueState, error) {
@@ -162,14 +174,8 @@ func noArgs(cmd string, args []string) error {
 func (a *app) issuesList(args []string) error {
 	var f issueFilter
 	fs := a.newFlagSet("issues list")
-	fs.StringVar(&f.state, "state", "open", "open, resolved or all")
-	fs.StringVar(&f.kind, "kind", "", "issue kind")
-	fs.StringVar(&f.severity, "severity", "", "info, warning, major or critical")
-	fs.StringVar(&f.agent, "agent", "", "agent id")
-	fs.StringVar(&f.device, "device", "", "device name")
+	f.register(fs, "open")
 	pageSize := fs.Int("page-size", 500, "issues per call")
-	var labels matcherFlags
-	fs.Var(&labels, "label", "agent label matcher: name=value, name!=value, name=~re, name!~re (repeatable)")
 	rest, err := a.parse(fs, args, false)
 	if err != nil {
 		return err
@@ -205,7 +211,7 @@ func (a *app) issuesList(args []string) error {
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
-	if len(labels) > 0 {
+	if labels := f.labels; len(labels) > 0 {
 		agents, err := a.agentLabels(c)
 		if err != nil {
 			return err
@@ -391,7 +397,7 @@ func (a *app) issuesGet(args []string) error {
 			{text: "acknowledged", color: colGreen}, {text: ""}, {text: ""}, {text: ackText(is)}})
 		slices.SortStableFunc(rows, func(x, y []cell) int { return cmp.Compare(x[0].text, y[0].text) })
 	}
-	a.tableTo(w, []string{"TIME", "AGE", "SEQ", "EVENT", "SEVERITY", "STATE", "SUMMARY"}, rows)
+	a.table([]string{"TIME", "AGE", "SEQ", "EVENT", "SEVERITY", "STATE", "SUMMARY"}, rows)
 	return nil
 }
 
@@ -401,13 +407,6 @@ func ackText(is *netaiopsv1.Issue) string {
 		s += ": " + c
 	}
 	return s
-}
-
-func (a *app) tableTo(w io.Writer, header []string, rows [][]cell) {
-	old := a.stdout
-	a.stdout = w
-	a.table(header, rows)
-	a.stdout = old
 }
 
 func (a *app) issuesAck(args []string) error {
@@ -461,14 +460,8 @@ const (
 func (a *app) issuesWatch(args []string) error {
 	var f issueFilter
 	fs := a.newFlagSet("issues watch")
-	fs.StringVar(&f.state, "state", "all", "open, resolved or all")
-	fs.StringVar(&f.kind, "kind", "", "issue kind")
-	fs.StringVar(&f.severity, "severity", "", "info, warning, major or critical")
-	fs.StringVar(&f.agent, "agent", "", "agent id")
-	fs.StringVar(&f.device, "device", "", "device name")
+	f.register(fs, "all")
 	resume := fs.Uint64("resume-after", 0, "start after this change position (0: from now)")
-	var labels matcherFlags
-	fs.Var(&labels, "label", "agent label matcher: name=value, name!=value, name=~re, name!~re (repeatable)")
 	rest, err := a.parse(fs, args, false)
 	if err != nil {
 		return err
@@ -490,8 +483,8 @@ func (a *app) issuesWatch(args []string) error {
 	}
 	defer c.conn.Close()
 	req := &netaiopsv1.WatchIssuesRequest{State: state, Kind: f.kind, Severity: sev, AgentId: f.agent, Device: f.device, ResumeAfter: *resume}
-	w := &watchLabels{a: a, c: c, matchers: labels}
-	if len(labels) > 0 {
+	w := &watchLabels{a: a, c: c, matchers: f.labels}
+	if len(f.labels) > 0 {
 		if w.agents, err = a.agentLabels(c); err != nil {
 			return err
 		}
@@ -551,7 +544,6 @@ func (a *app) watchOnce(c *clients, req *netaiopsv1.WatchIssuesRequest, w *watch
 		pos, _ = strconv.ParseUint(v[0], 10, 64)
 		connected = true
 	}
-	now := time.Now
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -568,7 +560,7 @@ func (a *app) watchOnce(c *clients, req *netaiopsv1.WatchIssuesRequest, w *watch
 		if !w.match(m.GetIssue().GetAgentId()) {
 			continue
 		}
-		if err := a.printChange(m, now()); err != nil {
+		if err := a.printChange(m, time.Now()); err != nil {
 			return pos, connected, status.Error(codes.Canceled, err.Error())
 		}
 	}
