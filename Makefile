@@ -13,9 +13,9 @@ GRPCURL_VERSION := v1.9.4
 STATICCHECK_VERSION := v0.8.2
 
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/netaiops/netaiops/agent.Version=$(VERSION)
+LDFLAGS := -X github.com/netaiops/netaiops/agent.Version=$(VERSION) -X main.Version=$(VERSION)
 
-BINARIES := netaiops-controller netaiops-agent netaiops-snmpsim netaiops-eval
+BINARIES := netaiops-controller netaiops-agent netaiops-snmpsim netaiops-eval netaiopsctl
 
 .PHONY: all build generate checkgenerate lint fmt test test-short run tools deps clean
 
@@ -97,12 +97,13 @@ run: build $(TOOLS)/grpcurl
 	sleep 1; \
 	echo ""; \
 	echo "controller listening on 127.0.0.1:7443 (plaintext, loopback)"; \
-	echo "watch issues:  $(TOOLS)/grpcurl -plaintext 127.0.0.1:7443 netaiops.v1.IssueService/WatchIssues"; \
-	echo "list issues:   $(TOOLS)/grpcurl -plaintext 127.0.0.1:7443 netaiops.v1.IssueService/ListIssues"; \
-	echo "list agents:   $(TOOLS)/grpcurl -plaintext 127.0.0.1:7443 netaiops.v1.FleetService/ListAgents"; \
+	echo "list issues:   bin/netaiopsctl --insecure issues list"; \
+	echo "one issue:     bin/netaiopsctl --insecure issues get ID"; \
+	echo "list agents:   bin/netaiopsctl --insecure agents list"; \
+	echo "watching issues below (bin/netaiopsctl --insecure issues watch):"; \
 	echo ""; \
 	bin/netaiops-agent --config docs/examples/agent-demo.yaml & \
-	sleep 2; $(TOOLS)/grpcurl -plaintext 127.0.0.1:7443 netaiops.v1.IssueService/WatchIssues
+	sleep 2; bin/netaiopsctl --insecure --address 127.0.0.1:7443 issues watch
 
 clean:
 	rm -rf bin var

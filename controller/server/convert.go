@@ -44,6 +44,8 @@ func issueToProto(is store.Issue) *netaiopsv1.Issue {
 		AcknowledgedBy: is.AcknowledgedBy,
 		AcknowledgedAt: toTimestamp(is.AcknowledgedAt),
 		UpdateTime:     toTimestamp(is.UpdateTime),
+
+		AcknowledgedComment: is.AcknowledgedComment,
 	}
 }
 

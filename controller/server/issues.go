@@ -71,11 +71,28 @@ func (i *issueService) AcknowledgeIssue(ctx context.Context, req *netaiopsv1.Ack
 		return nil, status.Error(codes.InvalidArgument, "by: required (who acknowledges)")
 	}
 	// The store publishes the change to watchers.
-	is, _, err := i.s.store.Acknowledge(ctx, req.GetId(), by)
+	is, _, err := i.s.store.AcknowledgeWithComment(ctx, req.GetId(), by, req.GetComment())
 	if err != nil {
 		return nil, i.s.toStatus("acknowledge issue", err)
 	}
 	return &netaiopsv1.AcknowledgeIssueResponse{Issue: issueToProto(is)}, nil
+}
+
+// ListIssueEvents returns one issue's timeline, oldest first.
+func (i *issueService) ListIssueEvents(ctx context.Context, req *netaiopsv1.ListIssueEventsRequest) (*netaiopsv1.ListIssueEventsResponse, error) {
+	if req.GetIssueId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "issue_id: required")
+	}
+	evs, next, err := i.s.store.ListIssueEvents(ctx, req.GetIssueId(), int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, i.s.toStatus("list issue events", err)
+	}
+	resp := &netaiopsv1.ListIssueEventsResponse{Events: make([]*netaiopsv1.IssueEvent, 0, len(evs)), NextPageToken: next}
+	for _, ev := range evs {
+		resp.Events = append(resp.Events, &netaiopsv1.IssueEvent{Seq: ev.Seq, Type: netaiopsv1.IssueEventType(ev.Type),
+			Time: toTimestamp(ev.Time), Issue: issueToProto(ev.Issue)})
+	}
+	return resp, nil
 }
 
 // Watch stream tuning.

@@ -26,6 +26,7 @@ func Policy() map[string]auth.Need {
 		netaiopsv1.IssueService_GetIssue_FullMethodName:         viewer,
 		netaiopsv1.IssueService_WatchIssues_FullMethodName:      viewer,
 		netaiopsv1.IssueService_AcknowledgeIssue_FullMethodName: operator,
+		netaiopsv1.IssueService_ListIssueEvents_FullMethodName:  viewer,
 
 		netaiopsv1.FleetService_ListAgents_FullMethodName:   viewer,
 		netaiopsv1.FleetService_GetConfig_FullMethodName:    viewer,

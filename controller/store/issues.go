@@ -18,7 +18,7 @@ import (
 )
 
 const issueColumns = `id, agent_id, device, kind, severity, state, summary, first_seen, last_seen, resolved_at,
-	attributes, object, fingerprint, caused_by, acknowledged, acknowledged_by, acknowledged_at, update_time`
+	attributes, object, fingerprint, caused_by, acknowledged, acknowledged_by, acknowledged_at, update_time, acknowledged_comment`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -31,7 +31,7 @@ func scanIssue(r rowScanner) (Issue, error) {
 	)
 	err := r.Scan(&is.ID, &is.AgentID, &is.Device, &is.Kind, &is.Severity, &is.State, &is.Summary,
 		&firstSeen, &lastSeen, &resolvedAt, &attrs, &is.Object, &is.Fingerprint, &is.CausedBy,
-		&is.Acknowledged, &is.AcknowledgedBy, &ackAt, &update)
+		&is.Acknowledged, &is.AcknowledgedBy, &ackAt, &update, &is.AcknowledgedComment)
 	if err != nil {
 		return Issue{}, err
 	}
@@ -190,7 +190,7 @@ func (s *Store) ingest(ctx context.Context, tx *sql.Tx, now time.Time, agentID, 
 			change_pos = excluded.change_pos
 		WHERE issues.agent_id = excluded.agent_id
 			AND (issues.last_log_id <> excluded.last_log_id OR issues.last_seq < excluded.last_seq)
-		RETURNING device, kind, first_seen, object, fingerprint, acknowledged, acknowledged_by, acknowledged_at`)
+		RETURNING device, kind, first_seen, object, fingerprint, acknowledged, acknowledged_by, acknowledged_at, acknowledged_comment`)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("prepare issue upsert: %w", err)
 	}
@@ -297,12 +297,12 @@ type storedCols struct {
 	device, kind, object, fingerprint string
 	firstSeen                         int64
 	acknowledged                      bool
-	by                                string
+	by, comment                       string
 	at                                sql.NullInt64
 }
 
 func (c *storedCols) scan(r *sql.Row) error {
-	return r.Scan(&c.device, &c.kind, &c.firstSeen, &c.object, &c.fingerprint, &c.acknowledged, &c.by, &c.at)
+	return r.Scan(&c.device, &c.kind, &c.firstSeen, &c.object, &c.fingerprint, &c.acknowledged, &c.by, &c.at, &c.comment)
 }
 
 // stored is the issue as the upsert wrote it (what scanIssue would read
@@ -314,6 +314,7 @@ func (c storedCols) stored(is Issue, now time.Time) Issue {
 		is.FirstSeen = time.Unix(0, c.firstSeen).UTC()
 	}
 	is.Acknowledged, is.AcknowledgedBy, is.AcknowledgedAt = c.acknowledged, c.by, fromNanos(c.at)
+	is.AcknowledgedComment = c.comment
 	is.UpdateTime = time.Unix(0, now.UnixNano()).UTC()
 	is.LastSeen = fromNanos(nanos(is.LastSeen))
 	is.ResolvedAt = fromNanos(nanos(is.ResolvedAt))
@@ -491,12 +492,24 @@ func (s *Store) GetIssue(ctx context.Context, id string) (Issue, error) {
 // Acknowledge marks an issue as seen by an operator. Acknowledging an issue
 // already acknowledged changes nothing and reports changed false.
 func (s *Store) Acknowledge(ctx context.Context, id, by string) (is Issue, changed bool, err error) {
+	return s.AcknowledgeWithComment(ctx, id, by, "")
+}
+
+// MaxAckCommentBytes bounds the comment of an acknowledgement.
+const MaxAckCommentBytes = 1024
+
+// AcknowledgeWithComment is Acknowledge with the operator's comment, kept
+// with the acknowledgement.
+func (s *Store) AcknowledgeWithComment(ctx context.Context, id, by, comment string) (is Issue, changed bool, err error) {
+	if len(comment) > MaxAckCommentBytes {
+		return Issue{}, false, fmt.Errorf("acknowledge issue %q: %w", id, argErr("comment", fmt.Sprintf("%d bytes, more than %d", len(comment), MaxAckCommentBytes)))
+	}
 	var ch Change
 	err = s.write(ctx, func(tx *sql.Tx, now time.Time) ([]Change, error) {
 		is, err := scanIssue(tx.QueryRowContext(ctx, `UPDATE issues
-			SET acknowledged = 1, acknowledged_by = ?, acknowledged_at = ?, update_time = ?, change_type = ?
+			SET acknowledged = 1, acknowledged_by = ?, acknowledged_at = ?, update_time = ?, change_type = ?, acknowledged_comment = ?
 			WHERE id = ? AND acknowledged = 0
-			RETURNING `+issueColumns, by, now.UnixNano(), now.UnixNano(), int64(EventUpdated), id))
+			RETURNING `+issueColumns, by, now.UnixNano(), now.UnixNano(), int64(EventUpdated), comment, id))
 		if err != nil {
 			return nil, err
 		}
@@ -650,5 +663,5 @@ const MaxPageBytes = 2 << 20
 // plus room for the tags, lengths, enums and timestamps around it.
 func issueWireBytes(is Issue) int {
 	return limits.IssueBytes(is.Attributes, is.ID, is.AgentID, is.Device, is.Kind, is.Summary, is.Object,
-		is.Fingerprint, is.CausedBy, is.AcknowledgedBy) + 8*len(is.Attributes) + 256
+		is.Fingerprint, is.CausedBy, is.AcknowledgedBy, is.AcknowledgedComment) + 8*len(is.Attributes) + 256
 }

@@ -128,15 +128,17 @@ func TestMigrationResolvesDuplicateOpenIssues(t *testing.T) {
 	s := openTest(t, path)
 	mustConnect(t, s, "a1", "log-1")
 	s.Close()
-	// Roll the schema back to before the open-fingerprint migration and insert duplicates, as an old
-	// controller stored them.
+	// Roll the schema back to before the open-fingerprint migration (and
+	// the later ones) and insert duplicates, as an old controller stored
+	// them.
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
+		`ALTER TABLE issues DROP COLUMN acknowledged_comment`,
 		`DROP INDEX issues_open_fingerprint`,
-		`DELETE FROM schema_migrations WHERE name LIKE '%_open_fingerprint.sql'`,
+		`DELETE FROM schema_migrations WHERE version >= 4`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)

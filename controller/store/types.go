@@ -58,7 +58,9 @@ type Issue struct {
 	Acknowledged   bool              `json:"acknowledged,omitempty"`
 	AcknowledgedBy string            `json:"acknowledged_by,omitempty"`
 	AcknowledgedAt time.Time         `json:"acknowledged_at"`
-	UpdateTime     time.Time         `json:"update_time"`
+	// AcknowledgedComment is the operator's comment with the acknowledgement.
+	AcknowledgedComment string    `json:"acknowledged_comment,omitempty"`
+	UpdateTime          time.Time `json:"update_time"`
 }
 
 // Event is one numbered change of an issue, as an agent sent it: the whole

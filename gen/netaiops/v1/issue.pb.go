@@ -215,9 +215,11 @@ type Issue struct {
 	AcknowledgedBy string                 `protobuf:"bytes,16,opt,name=acknowledged_by,json=acknowledgedBy,proto3" json:"acknowledged_by,omitempty"`
 	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
 	// When the controller last stored a change to this issue.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The operator's comment given with the acknowledgement, if any.
+	AcknowledgedComment string `protobuf:"bytes,19,opt,name=acknowledged_comment,json=acknowledgedComment,proto3" json:"acknowledged_comment,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Issue) Reset() {
@@ -376,6 +378,13 @@ func (x *Issue) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Issue) GetAcknowledgedComment() string {
+	if x != nil {
+		return x.AcknowledgedComment
+	}
+	return ""
+}
+
 // IssueEvent is one change of an issue, numbered by the agent that made it.
 type IssueEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -452,7 +461,7 @@ var File_netaiops_v1_issue_proto protoreflect.FileDescriptor
 
 const file_netaiops_v1_issue_proto_rawDesc = "" +
 	"\n" +
-	"\x17netaiops/v1/issue.proto\x12\vnetaiops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x06\n" +
+	"\x17netaiops/v1/issue.proto\x12\vnetaiops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x06\n" +
 	"\x05Issue\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12\x16\n" +
@@ -477,7 +486,8 @@ const file_netaiops_v1_issue_proto_rawDesc = "" +
 	"\x0facknowledged_by\x18\x10 \x01(\tR\x0eacknowledgedBy\x12C\n" +
 	"\x0facknowledged_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\x12;\n" +
 	"\vupdate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a=\n" +
+	"updateTime\x121\n" +
+	"\x14acknowledged_comment\x18\x13 \x01(\tR\x13acknowledgedComment\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +

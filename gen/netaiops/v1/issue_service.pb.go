@@ -412,7 +412,11 @@ type AcknowledgeIssueRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Who acknowledges (free text, e.g. an operator's name).
-	By            string `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	By string `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	// Why, or what is being done (free text, at most 1024 bytes); kept with
+	// the acknowledgement. An issue acknowledged already keeps its first
+	// acknowledgement and comment.
+	Comment       string `protobuf:"bytes,3,opt,name=comment,proto3" json:"comment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,6 +465,13 @@ func (x *AcknowledgeIssueRequest) GetBy() string {
 	return ""
 }
 
+func (x *AcknowledgeIssueRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
 type AcknowledgeIssueResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Issue         *Issue                 `protobuf:"bytes,1,opt,name=issue,proto3" json:"issue,omitempty"`
@@ -505,6 +516,123 @@ func (x *AcknowledgeIssueResponse) GetIssue() *Issue {
 	return nil
 }
 
+type ListIssueEventsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	IssueId string                 `protobuf:"bytes,1,opt,name=issue_id,json=issueId,proto3" json:"issue_id,omitempty"`
+	// At most this many events (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From a previous response's next_page_token.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIssueEventsRequest) Reset() {
+	*x = ListIssueEventsRequest{}
+	mi := &file_netaiops_v1_issue_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIssueEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIssueEventsRequest) ProtoMessage() {}
+
+func (x *ListIssueEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_issue_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIssueEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListIssueEventsRequest) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_issue_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListIssueEventsRequest) GetIssueId() string {
+	if x != nil {
+		return x.IssueId
+	}
+	return ""
+}
+
+func (x *ListIssueEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListIssueEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListIssueEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Each event carries the issue as the agent sent it after the change
+	// (acknowledgement fields unset: they are the controller's).
+	Events []*IssueEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListIssueEventsResponse) Reset() {
+	*x = ListIssueEventsResponse{}
+	mi := &file_netaiops_v1_issue_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListIssueEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListIssueEventsResponse) ProtoMessage() {}
+
+func (x *ListIssueEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_netaiops_v1_issue_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListIssueEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListIssueEventsResponse) Descriptor() ([]byte, []int) {
+	return file_netaiops_v1_issue_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListIssueEventsResponse) GetEvents() []*IssueEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListIssueEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_netaiops_v1_issue_service_proto protoreflect.FileDescriptor
 
 const file_netaiops_v1_issue_service_proto_rawDesc = "" +
@@ -536,18 +664,28 @@ const file_netaiops_v1_issue_service_proto_rawDesc = "" +
 	"\x13WatchIssuesResponse\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.netaiops.v1.IssueEventTypeR\x04type\x12(\n" +
 	"\x05issue\x18\x02 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\x12\x1a\n" +
-	"\bposition\x18\x03 \x01(\x04R\bposition\"9\n" +
+	"\bposition\x18\x03 \x01(\x04R\bposition\"S\n" +
 	"\x17AcknowledgeIssueRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
-	"\x02by\x18\x02 \x01(\tR\x02by\"D\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12\x18\n" +
+	"\acomment\x18\x03 \x01(\tR\acomment\"D\n" +
 	"\x18AcknowledgeIssueResponse\x12(\n" +
-	"\x05issue\x18\x01 \x01(\v2\x12.netaiops.v1.IssueR\x05issue2\xdb\x02\n" +
+	"\x05issue\x18\x01 \x01(\v2\x12.netaiops.v1.IssueR\x05issue\"o\n" +
+	"\x16ListIssueEventsRequest\x12\x19\n" +
+	"\bissue_id\x18\x01 \x01(\tR\aissueId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"r\n" +
+	"\x17ListIssueEventsResponse\x12/\n" +
+	"\x06events\x18\x01 \x03(\v2\x17.netaiops.v1.IssueEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xb9\x03\n" +
 	"\fIssueService\x12M\n" +
 	"\n" +
 	"ListIssues\x12\x1e.netaiops.v1.ListIssuesRequest\x1a\x1f.netaiops.v1.ListIssuesResponse\x12G\n" +
 	"\bGetIssue\x12\x1c.netaiops.v1.GetIssueRequest\x1a\x1d.netaiops.v1.GetIssueResponse\x12R\n" +
 	"\vWatchIssues\x12\x1f.netaiops.v1.WatchIssuesRequest\x1a .netaiops.v1.WatchIssuesResponse0\x01\x12_\n" +
-	"\x10AcknowledgeIssue\x12$.netaiops.v1.AcknowledgeIssueRequest\x1a%.netaiops.v1.AcknowledgeIssueResponseB\xaa\x01\n" +
+	"\x10AcknowledgeIssue\x12$.netaiops.v1.AcknowledgeIssueRequest\x1a%.netaiops.v1.AcknowledgeIssueResponse\x12\\\n" +
+	"\x0fListIssueEvents\x12#.netaiops.v1.ListIssueEventsRequest\x1a$.netaiops.v1.ListIssueEventsResponseB\xaa\x01\n" +
 	"\x0fcom.netaiops.v1B\x11IssueServiceProtoP\x01Z7github.com/netaiops/netaiops/gen/netaiops/v1;netaiopsv1\xa2\x02\x03NXX\xaa\x02\vNetaiops.V1\xca\x02\vNetaiops\\V1\xe2\x02\x17Netaiops\\V1\\GPBMetadata\xea\x02\fNetaiops::V1b\x06proto3"
 
 var (
@@ -562,7 +700,7 @@ func file_netaiops_v1_issue_service_proto_rawDescGZIP() []byte {
 	return file_netaiops_v1_issue_service_proto_rawDescData
 }
 
-var file_netaiops_v1_issue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_netaiops_v1_issue_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_netaiops_v1_issue_service_proto_goTypes = []any{
 	(*ListIssuesRequest)(nil),        // 0: netaiops.v1.ListIssuesRequest
 	(*ListIssuesResponse)(nil),       // 1: netaiops.v1.ListIssuesResponse
@@ -572,34 +710,40 @@ var file_netaiops_v1_issue_service_proto_goTypes = []any{
 	(*WatchIssuesResponse)(nil),      // 5: netaiops.v1.WatchIssuesResponse
 	(*AcknowledgeIssueRequest)(nil),  // 6: netaiops.v1.AcknowledgeIssueRequest
 	(*AcknowledgeIssueResponse)(nil), // 7: netaiops.v1.AcknowledgeIssueResponse
-	(IssueState)(0),                  // 8: netaiops.v1.IssueState
-	(Severity)(0),                    // 9: netaiops.v1.Severity
-	(*Issue)(nil),                    // 10: netaiops.v1.Issue
-	(IssueEventType)(0),              // 11: netaiops.v1.IssueEventType
+	(*ListIssueEventsRequest)(nil),   // 8: netaiops.v1.ListIssueEventsRequest
+	(*ListIssueEventsResponse)(nil),  // 9: netaiops.v1.ListIssueEventsResponse
+	(IssueState)(0),                  // 10: netaiops.v1.IssueState
+	(Severity)(0),                    // 11: netaiops.v1.Severity
+	(*Issue)(nil),                    // 12: netaiops.v1.Issue
+	(IssueEventType)(0),              // 13: netaiops.v1.IssueEventType
+	(*IssueEvent)(nil),               // 14: netaiops.v1.IssueEvent
 }
 var file_netaiops_v1_issue_service_proto_depIdxs = []int32{
-	8,  // 0: netaiops.v1.ListIssuesRequest.state:type_name -> netaiops.v1.IssueState
-	9,  // 1: netaiops.v1.ListIssuesRequest.severity:type_name -> netaiops.v1.Severity
-	10, // 2: netaiops.v1.ListIssuesResponse.issues:type_name -> netaiops.v1.Issue
-	10, // 3: netaiops.v1.GetIssueResponse.issue:type_name -> netaiops.v1.Issue
-	8,  // 4: netaiops.v1.WatchIssuesRequest.state:type_name -> netaiops.v1.IssueState
-	9,  // 5: netaiops.v1.WatchIssuesRequest.severity:type_name -> netaiops.v1.Severity
-	11, // 6: netaiops.v1.WatchIssuesResponse.type:type_name -> netaiops.v1.IssueEventType
-	10, // 7: netaiops.v1.WatchIssuesResponse.issue:type_name -> netaiops.v1.Issue
-	10, // 8: netaiops.v1.AcknowledgeIssueResponse.issue:type_name -> netaiops.v1.Issue
-	0,  // 9: netaiops.v1.IssueService.ListIssues:input_type -> netaiops.v1.ListIssuesRequest
-	2,  // 10: netaiops.v1.IssueService.GetIssue:input_type -> netaiops.v1.GetIssueRequest
-	4,  // 11: netaiops.v1.IssueService.WatchIssues:input_type -> netaiops.v1.WatchIssuesRequest
-	6,  // 12: netaiops.v1.IssueService.AcknowledgeIssue:input_type -> netaiops.v1.AcknowledgeIssueRequest
-	1,  // 13: netaiops.v1.IssueService.ListIssues:output_type -> netaiops.v1.ListIssuesResponse
-	3,  // 14: netaiops.v1.IssueService.GetIssue:output_type -> netaiops.v1.GetIssueResponse
-	5,  // 15: netaiops.v1.IssueService.WatchIssues:output_type -> netaiops.v1.WatchIssuesResponse
-	7,  // 16: netaiops.v1.IssueService.AcknowledgeIssue:output_type -> netaiops.v1.AcknowledgeIssueResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 0: netaiops.v1.ListIssuesRequest.state:type_name -> netaiops.v1.IssueState
+	11, // 1: netaiops.v1.ListIssuesRequest.severity:type_name -> netaiops.v1.Severity
+	12, // 2: netaiops.v1.ListIssuesResponse.issues:type_name -> netaiops.v1.Issue
+	12, // 3: netaiops.v1.GetIssueResponse.issue:type_name -> netaiops.v1.Issue
+	10, // 4: netaiops.v1.WatchIssuesRequest.state:type_name -> netaiops.v1.IssueState
+	11, // 5: netaiops.v1.WatchIssuesRequest.severity:type_name -> netaiops.v1.Severity
+	13, // 6: netaiops.v1.WatchIssuesResponse.type:type_name -> netaiops.v1.IssueEventType
+	12, // 7: netaiops.v1.WatchIssuesResponse.issue:type_name -> netaiops.v1.Issue
+	12, // 8: netaiops.v1.AcknowledgeIssueResponse.issue:type_name -> netaiops.v1.Issue
+	14, // 9: netaiops.v1.ListIssueEventsResponse.events:type_name -> netaiops.v1.IssueEvent
+	0,  // 10: netaiops.v1.IssueService.ListIssues:input_type -> netaiops.v1.ListIssuesRequest
+	2,  // 11: netaiops.v1.IssueService.GetIssue:input_type -> netaiops.v1.GetIssueRequest
+	4,  // 12: netaiops.v1.IssueService.WatchIssues:input_type -> netaiops.v1.WatchIssuesRequest
+	6,  // 13: netaiops.v1.IssueService.AcknowledgeIssue:input_type -> netaiops.v1.AcknowledgeIssueRequest
+	8,  // 14: netaiops.v1.IssueService.ListIssueEvents:input_type -> netaiops.v1.ListIssueEventsRequest
+	1,  // 15: netaiops.v1.IssueService.ListIssues:output_type -> netaiops.v1.ListIssuesResponse
+	3,  // 16: netaiops.v1.IssueService.GetIssue:output_type -> netaiops.v1.GetIssueResponse
+	5,  // 17: netaiops.v1.IssueService.WatchIssues:output_type -> netaiops.v1.WatchIssuesResponse
+	7,  // 18: netaiops.v1.IssueService.AcknowledgeIssue:output_type -> netaiops.v1.AcknowledgeIssueResponse
+	9,  // 19: netaiops.v1.IssueService.ListIssueEvents:output_type -> netaiops.v1.ListIssueEventsResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_netaiops_v1_issue_service_proto_init() }
@@ -614,7 +758,7 @@ func file_netaiops_v1_issue_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_netaiops_v1_issue_service_proto_rawDesc), len(file_netaiops_v1_issue_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	IssueService_GetIssue_FullMethodName         = "/netaiops.v1.IssueService/GetIssue"
 	IssueService_WatchIssues_FullMethodName      = "/netaiops.v1.IssueService/WatchIssues"
 	IssueService_AcknowledgeIssue_FullMethodName = "/netaiops.v1.IssueService/AcknowledgeIssue"
+	IssueService_ListIssueEvents_FullMethodName  = "/netaiops.v1.IssueService/ListIssueEvents"
 )
 
 // IssueServiceClient is the client API for IssueService service.
@@ -44,6 +45,10 @@ type IssueServiceClient interface {
 	WatchIssues(ctx context.Context, in *WatchIssuesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchIssuesResponse], error)
 	// AcknowledgeIssue marks an issue as seen by an operator.
 	AcknowledgeIssue(ctx context.Context, in *AcknowledgeIssueRequest, opts ...grpc.CallOption) (*AcknowledgeIssueResponse, error)
+	// ListIssueEvents returns the timeline of one issue: every event the
+	// controller stored for it, oldest first (by event time, then arrival),
+	// paged. NotFound for an issue the controller does not know.
+	ListIssueEvents(ctx context.Context, in *ListIssueEventsRequest, opts ...grpc.CallOption) (*ListIssueEventsResponse, error)
 }
 
 type issueServiceClient struct {
@@ -103,6 +108,16 @@ func (c *issueServiceClient) AcknowledgeIssue(ctx context.Context, in *Acknowled
 	return out, nil
 }
 
+func (c *issueServiceClient) ListIssueEvents(ctx context.Context, in *ListIssueEventsRequest, opts ...grpc.CallOption) (*ListIssueEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIssueEventsResponse)
+	err := c.cc.Invoke(ctx, IssueService_ListIssueEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IssueServiceServer is the server API for IssueService service.
 // All implementations must embed UnimplementedIssueServiceServer
 // for forward compatibility.
@@ -122,6 +137,10 @@ type IssueServiceServer interface {
 	WatchIssues(*WatchIssuesRequest, grpc.ServerStreamingServer[WatchIssuesResponse]) error
 	// AcknowledgeIssue marks an issue as seen by an operator.
 	AcknowledgeIssue(context.Context, *AcknowledgeIssueRequest) (*AcknowledgeIssueResponse, error)
+	// ListIssueEvents returns the timeline of one issue: every event the
+	// controller stored for it, oldest first (by event time, then arrival),
+	// paged. NotFound for an issue the controller does not know.
+	ListIssueEvents(context.Context, *ListIssueEventsRequest) (*ListIssueEventsResponse, error)
 	mustEmbedUnimplementedIssueServiceServer()
 }
 
@@ -143,6 +162,9 @@ func (UnimplementedIssueServiceServer) WatchIssues(*WatchIssuesRequest, grpc.Ser
 }
 func (UnimplementedIssueServiceServer) AcknowledgeIssue(context.Context, *AcknowledgeIssueRequest) (*AcknowledgeIssueResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AcknowledgeIssue not implemented")
+}
+func (UnimplementedIssueServiceServer) ListIssueEvents(context.Context, *ListIssueEventsRequest) (*ListIssueEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIssueEvents not implemented")
 }
 func (UnimplementedIssueServiceServer) mustEmbedUnimplementedIssueServiceServer() {}
 func (UnimplementedIssueServiceServer) testEmbeddedByValue()                      {}
@@ -230,6 +252,24 @@ func _IssueService_AcknowledgeIssue_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IssueService_ListIssueEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIssueEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IssueServiceServer).ListIssueEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IssueService_ListIssueEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IssueServiceServer).ListIssueEvents(ctx, req.(*ListIssueEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IssueService_ServiceDesc is the grpc.ServiceDesc for IssueService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -248,6 +288,10 @@ var IssueService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AcknowledgeIssue",
 			Handler:    _IssueService_AcknowledgeIssue_Handler,
+		},
+		{
+			MethodName: "ListIssueEvents",
+			Handler:    _IssueService_ListIssueEvents_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
