@@ -217,6 +217,29 @@ func (a *app) configList(args []string) error {
 	return nil
 }
 
+// selectorCommand parses a command that takes only selector flags (config
+// get, config delete) and connects.
+func (a *app) selectorCommand(name string, args []string) (*netaiopsv1.ConfigSelector, *clients, error) {
+	fs := a.newFlagSet(name)
+	agent, labels := selectorFlags(fs)
+	rest, err := a.parse(fs, args, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := noArgs(name, rest); err != nil {
+		return nil, nil, err
+	}
+	sel, err := selector(name, *agent, labels)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := a.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sel, c, nil
+}
+
 func shortHash(h string) string {
 	if len(h) > 12 {
 		return h[:12]
@@ -225,20 +248,7 @@ func shortHash(h string) string {
 }
 
 func (a *app) configGet(args []string) error {
-	fs := a.newFlagSet("config get")
-	agent, labels := selectorFlags(fs)
-	rest, err := a.parse(fs, args, false)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("config get", rest); err != nil {
-		return err
-	}
-	sel, err := selector("config get", *agent, labels)
-	if err != nil {
-		return err
-	}
-	c, err := a.connect()
+	sel, c, err := a.selectorCommand("config get", args)
 	if err != nil {
 		return err
 	}
@@ -308,20 +318,7 @@ func (a *app) configSet(args []string) error {
 }
 
 func (a *app) configDelete(args []string) error {
-	fs := a.newFlagSet("config delete")
-	agent, labels := selectorFlags(fs)
-	rest, err := a.parse(fs, args, false)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("config delete", rest); err != nil {
-		return err
-	}
-	sel, err := selector("config delete", *agent, labels)
-	if err != nil {
-		return err
-	}
-	c, err := a.connect()
+	sel, c, err := a.selectorCommand("config delete", args)
 	if err != nil {
 		return err
 	}
