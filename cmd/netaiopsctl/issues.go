@@ -171,6 +171,16 @@ func noArgs(cmd string, args []string) error {
 	return nil
 }
 
+// enums parses the state and severity filters.
+func (f issueFilter) enums() (netaiopsv1.IssueState, netaiopsv1.Severity, error) {
+	state, err := parseState(f.state)
+	if err != nil {
+		return 0, 0, err
+	}
+	sev, err := parseSeverity(f.severity)
+	return state, sev, err
+}
+
 func (a *app) issuesList(args []string) error {
 	var f issueFilter
 	fs := a.newFlagSet("issues list")
@@ -183,11 +193,7 @@ func (a *app) issuesList(args []string) error {
 	if err := noArgs("issues list", rest); err != nil {
 		return err
 	}
-	state, err := parseState(f.state)
-	if err != nil {
-		return err
-	}
-	sev, err := parseSeverity(f.severity)
+	state, sev, err := f.enums()
 	if err != nil {
 		return err
 	}
@@ -469,11 +475,7 @@ func (a *app) issuesWatch(args []string) error {
 	if err := noArgs("issues watch", rest); err != nil {
 		return err
 	}
-	state, err := parseState(f.state)
-	if err != nil {
-		return err
-	}
-	sev, err := parseSeverity(f.severity)
+	state, sev, err := f.enums()
 	if err != nil {
 		return err
 	}
