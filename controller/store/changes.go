@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -218,27 +219,62 @@ func (s *Store) IngestGroup(ctx context.Context, reqs []IngestRequest, statuses 
 			out[i].Err = fmt.Errorf("ingest agent %s log %s: %w", r.AgentID, r.LogID, err)
 		}
 	}
-	err = s.write(ctx, func(tx *sql.Tx, now time.Time) ([]Change, error) {
+	// Batches almost never fail once validated, so the group first runs
+	// without a savepoint per batch (two statements each); when one does
+	// fail, the whole transaction is rolled back and the group runs again
+	// with savepoints, so that the failing batch is refused alone.
+	err = s.ingestGroup(ctx, reqs, statuses, out, false)
+	if errors.Is(err, errBatchFailed) {
+		err = s.ingestGroup(ctx, reqs, statuses, out, true)
+	}
+	if err != nil {
+		err = fmt.Errorf("ingest group of %d batches: %w", len(reqs), err)
+		for i := range out {
+			if out[i].Err == nil {
+				out[i] = IngestOutcome{Err: err}
+			}
+		}
+		return out, err
+	}
+	return out, nil
+}
+
+// errBatchFailed rolls back a group run without savepoints when one of its
+// batches fails.
+var errBatchFailed = errors.New("a batch of the group failed")
+
+// ingestGroup runs the group in one write transaction; with savepoints, a
+// failing batch is rolled back alone and its error goes to its outcome;
+// without, the first failure aborts the transaction with errBatchFailed.
+func (s *Store) ingestGroup(ctx context.Context, reqs []IngestRequest, statuses []AgentStatus, out []IngestOutcome, savepoints bool) error {
+	return s.write(ctx, func(tx *sql.Tx, now time.Time) ([]Change, error) {
 		var changes []Change
 		for i, r := range reqs {
 			if out[i].Err != nil {
 				continue
 			}
-			if _, err := s.exec(ctx, tx, `SAVEPOINT batch`); err != nil {
-				return nil, fmt.Errorf("savepoint: %w", err)
+			if savepoints {
+				if _, err := s.exec(ctx, tx, `SAVEPOINT batch`); err != nil {
+					return nil, fmt.Errorf("savepoint: %w", err)
+				}
 			}
 			res, err := s.ingest(ctx, tx, now, r.AgentID, r.LogID, r.Events)
-			if err != nil {
+			switch {
+			case err != nil && !savepoints:
+				return nil, errBatchFailed
+			case err != nil:
 				if _, rerr := s.exec(ctx, tx, `ROLLBACK TO batch`); rerr != nil {
 					return nil, fmt.Errorf("roll back batch of agent %s: %w (after %w)", r.AgentID, rerr, err)
 				}
 				out[i].Err = fmt.Errorf("ingest agent %s log %s: %w", r.AgentID, r.LogID, err)
-			} else {
+			default:
 				out[i].Result = res
 				changes = append(changes, res.Changed...)
 			}
-			if _, err := s.exec(ctx, tx, `RELEASE batch`); err != nil {
-				return nil, fmt.Errorf("release savepoint: %w", err)
+			if savepoints {
+				if _, err := s.exec(ctx, tx, `RELEASE batch`); err != nil {
+					return nil, fmt.Errorf("release savepoint: %w", err)
+				}
 			}
 		}
 		for _, st := range statuses {
@@ -252,14 +288,4 @@ func (s *Store) IngestGroup(ctx context.Context, reqs []IngestRequest, statuses 
 		}
 		return changes, nil
 	})
-	if err != nil {
-		err = fmt.Errorf("ingest group of %d batches: %w", len(reqs), err)
-		for i := range out {
-			if out[i].Err == nil {
-				out[i] = IngestOutcome{Err: err}
-			}
-		}
-		return out, err
-	}
-	return out, nil
 }
