@@ -157,3 +157,34 @@ func describe(err error, haveToken bool) (int, string) {
 	}
 	return exitError, fmt.Sprintf("%s: %s: %s", oe.op, st.Code(), msg)
 }
+
+// allPages fetches every page of a paged List call: fetch takes a page
+// token and returns that page's items and the next token ("" on the last).
+func allPages[T any](fetch func(token string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	token := ""
+	for {
+		items, next, err := fetch(token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		token = next
+	}
+}
+
+// listAgents returns every agent, all pages; what names the call in errors.
+func (a *app) listAgents(c *clients, what string) ([]*netaiopsv1.Agent, error) {
+	return allPages(func(token string) ([]*netaiopsv1.Agent, string, error) {
+		ctx, cancel := a.callCtx()
+		defer cancel()
+		resp, err := c.fleet.ListAgents(ctx, &netaiopsv1.ListAgentsRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			return nil, "", a.callErr(what, err)
+		}
+		return resp.GetAgents(), resp.GetNextPageToken(), nil
+	})
+}

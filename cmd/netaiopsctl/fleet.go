@@ -65,20 +65,9 @@ func (a *app) agentsList(args []string) error {
 		return err
 	}
 	defer c.conn.Close()
-	req := &netaiopsv1.ListAgentsRequest{PageSize: 1000}
-	var all []*netaiopsv1.Agent
-	for {
-		ctx, cancel := a.callCtx()
-		resp, err := c.fleet.ListAgents(ctx, req)
-		cancel()
-		if err != nil {
-			return a.callErr("list agents", err)
-		}
-		all = append(all, resp.GetAgents()...)
-		if resp.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = resp.GetNextPageToken()
+	all, err := a.listAgents(c, "list agents")
+	if err != nil {
+		return err
 	}
 	views := make([]agentView, 0, len(all))
 	for _, ag := range all {

@@ -202,20 +202,18 @@ func (a *app) issuesList(args []string) error {
 		return err
 	}
 	defer c.conn.Close()
-	req := &netaiopsv1.ListIssuesRequest{State: state, Kind: f.kind, Severity: sev, AgentId: f.agent, Device: f.device, PageSize: int32(*pageSize)}
-	var all []*netaiopsv1.Issue
-	for {
+	all, err := allPages(func(token string) ([]*netaiopsv1.Issue, string, error) {
 		ctx, cancel := a.callCtx()
-		resp, err := c.issues.ListIssues(ctx, req)
-		cancel()
+		defer cancel()
+		resp, err := c.issues.ListIssues(ctx, &netaiopsv1.ListIssuesRequest{State: state, Kind: f.kind, Severity: sev,
+			AgentId: f.agent, Device: f.device, PageSize: int32(*pageSize), PageToken: token})
 		if err != nil {
-			return a.callErr("list issues", err)
+			return nil, "", a.callErr("list issues", err)
 		}
-		all = append(all, resp.GetIssues()...)
-		if resp.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = resp.GetNextPageToken()
+		return resp.GetIssues(), resp.GetNextPageToken(), nil
+	})
+	if err != nil {
+		return err
 	}
 	if labels := f.labels; len(labels) > 0 {
 		agents, err := a.agentLabels(c)
@@ -311,20 +309,17 @@ func (a *app) issuesGet(args []string) error {
 		return a.callErr("get issue "+id, err)
 	}
 	is := resp.GetIssue()
-	var events []*netaiopsv1.IssueEvent
-	req := &netaiopsv1.ListIssueEventsRequest{IssueId: id, PageSize: 1000}
-	for {
+	events, err := allPages(func(token string) ([]*netaiopsv1.IssueEvent, string, error) {
 		ctx, cancel := a.callCtx()
-		er, err := c.issues.ListIssueEvents(ctx, req)
-		cancel()
+		defer cancel()
+		er, err := c.issues.ListIssueEvents(ctx, &netaiopsv1.ListIssueEventsRequest{IssueId: id, PageSize: 1000, PageToken: token})
 		if err != nil {
-			return a.callErr("list events of issue "+id, err)
+			return nil, "", a.callErr("list events of issue "+id, err)
 		}
-		events = append(events, er.GetEvents()...)
-		if er.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = er.GetNextPageToken()
+		return er.GetEvents(), er.GetNextPageToken(), nil
+	})
+	if err != nil {
+		return err
 	}
 	out := struct {
 		Issue  issueView   `json:"issue"`

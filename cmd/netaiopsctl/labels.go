@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-
-	netaiopsv1 "github.com/netaiops/netaiops/gen/netaiops/v1"
 )
 
 // matcher is one label matcher on an agent's labels, as in Prometheus and
@@ -81,21 +79,13 @@ func (f matcherFlags) matchAll(labels map[string]string) bool {
 
 // agentLabels returns every agent's labels, all pages.
 func (a *app) agentLabels(c *clients) (map[string]map[string]string, error) {
-	out := map[string]map[string]string{}
-	req := &netaiopsv1.ListAgentsRequest{PageSize: 1000}
-	for {
-		ctx, cancel := a.callCtx()
-		resp, err := c.fleet.ListAgents(ctx, req)
-		cancel()
-		if err != nil {
-			return nil, a.callErr("list agents (for --label)", err)
-		}
-		for _, ag := range resp.GetAgents() {
-			out[ag.GetId()] = ag.GetLabels()
-		}
-		if resp.GetNextPageToken() == "" {
-			return out, nil
-		}
-		req.PageToken = resp.GetNextPageToken()
+	agents, err := a.listAgents(c, "list agents (for --label)")
+	if err != nil {
+		return nil, err
 	}
+	out := make(map[string]map[string]string, len(agents))
+	for _, ag := range agents {
+		out[ag.GetId()] = ag.GetLabels()
+	}
+	return out, nil
 }
